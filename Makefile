@@ -1,0 +1,58 @@
+# The two commands of the README: `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: venv test unit integration lint format typecheck model demo serve bench clean
+
+venv: $(STAMP)
+
+# torch/torchvision are ranges in pyproject.toml; pip takes the wheels this machine has on disk.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[torch,aws,dev]'
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+# Served artifacts (TorchScript, ONNX, model.tar.gz) of the bundled default model.
+build/model/model.tar.gz: model/default/model.safetensors $(STAMP)
+	$(PY) -m model.build --checkpoint $< --out build/model
+
+model: build/model/model.tar.gz
+
+demo: build/model/model.tar.gz
+	$(PY) -m localstack.demo --model build/model/model.tar.gz
+
+serve: build/model/model.tar.gz
+	$(PY) -m model.serve --model build/model/model.tar.gz --port 8080
+
+bench: $(STAMP)
+	$(PY) bench/inference.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,183 @@
+"""Network definitions: torchvision backbones behind one gray-input, CAM-capable contract.
+
+Every network takes ``(N, 1, H, W)`` float input in [0, 1], expands it to three channels and applies
+its preprocessing preset's normalisation inside the graph, then ends in global average pooling and a
+single linear layer. That last property makes a class activation map (CAM) a linear function of the
+last convolutional features, so the exported graph can return it from the same forward pass.
+
+No side effects at import; nothing is downloaded unless ``pretrained="imagenet"`` is asked for.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import torch
+import torchvision
+from torch import nn
+
+from model import errors
+from model.labels import labels_for
+from model.preprocessing import Preset, get_preset
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    preset: str
+    num_features: int
+    imagenet_weights: str
+
+
+ARCHS: Final[dict[str, ArchSpec]] = {
+    s.name: s
+    for s in (
+        ArchSpec("resnet50", "xray-gray-224-v1", 2048, "ResNet50_Weights.IMAGENET1K_V2"),
+        ArchSpec("inception_v3", "xray-gray-299-v1", 2048, "Inception_V3_Weights.IMAGENET1K_V1"),
+        ArchSpec("resnet18", "xray-gray-224-v1", 512, "ResNet18_Weights.IMAGENET1K_V1"),
+        ArchSpec("mobilenet_v3_small", "xray-gray-224-v1", 576, "MobileNet_V3_Small_Weights.IMAGENET1K_V1"),
+    )
+}
+
+
+def get_arch(name: str) -> ArchSpec:
+    try:
+        return ARCHS[name]
+    except KeyError as exc:
+        raise ValueError(f"unknown arch {name!r}; expected one of {', '.join(ARCHS)}") from exc
+
+
+class _Backbone(nn.Module):
+    """Returns the last conv feature map and, for InceptionV3, the input of the auxiliary head."""
+
+    def __init__(self, body: nn.Module, head: nn.Module | None = None) -> None:
+        super().__init__()
+        self.body = body
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mid = self.body(x)
+        if self.head is None:
+            return mid, mid
+        return self.head(mid), mid
+
+
+class XrayNet(nn.Module):
+    def __init__(
+        self,
+        backbone: _Backbone,
+        num_features: int,
+        num_classes: int,
+        preset: Preset,
+        aux_head: nn.Module | None = None,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(num_features, num_classes)
+        self.aux_head = aux_head
+        self.register_buffer("mean", torch.tensor(preset.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(preset.std).view(1, 3, 1, 1), persistent=False)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (x.expand(-1, 3, -1, -1) - self.mean) / self.std
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats, _ = self.features(x)
+        return self.classifier(self.dropout(feats.mean(dim=(2, 3))))
+
+    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits plus auxiliary logits (InceptionV3 in training mode only)."""
+        feats, mid = self.features(x)
+        logits = self.classifier(self.dropout(feats.mean(dim=(2, 3))))
+        aux = self.aux_head(mid) if self.aux_head is not None and self.training else None
+        return logits, aux
+
+
+class ExportWrapper(nn.Module):
+    """The served graph: ``input0`` -> (``logits`` (N, K), ``cam`` (N, K, h, w)).
+
+    ``cam[n, k]`` is the classifier weight of class k applied to each spatial position of the last
+    feature map, so ``cam.mean((2, 3)) + bias == logits``.
+    """
+
+    def __init__(self, net: XrayNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, _ = self.net.features(x)
+        logits = self.net.classifier(feats.mean(dim=(2, 3)))
+        cam = torch.einsum("kc,nchw->nkhw", self.net.classifier.weight, feats)
+        return logits, cam
+
+
+def _torchvision_model(arch: ArchSpec, weights: str | None) -> nn.Module:
+    if arch.name == "inception_v3":
+        # transform_input stays off: the xray-gray-299 preset already scales to [-1, 1].
+        return torchvision.models.inception_v3(
+            weights=weights, aux_logits=True, transform_input=False, init_weights=weights is None
+        )
+    return torchvision.models.get_model(arch.name, weights=weights)
+
+
+def _load_imagenet(arch: ArchSpec) -> nn.Module:
+    try:
+        return _torchvision_model(arch, arch.imagenet_weights)
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        raise errors.PretrainedWeightsUnavailableError(
+            f"could not load ImageNet weights {arch.imagenet_weights} (offline?). Download the .pth file "
+            f"where there is network access and pass it with --pretrained PATH instead"
+        ) from exc
+
+
+def _split(arch: ArchSpec, net: nn.Module, num_classes: int) -> tuple[_Backbone, nn.Module | None]:
+    if arch.name.startswith("resnet"):
+        body = nn.Sequential(*list(net.children())[:-2])
+        return _Backbone(body), None
+    if arch.name == "mobilenet_v3_small":
+        return _Backbone(net.features), None
+    if arch.name == "inception_v3":
+        n = net
+        body = nn.Sequential(
+            n.Conv2d_1a_3x3, n.Conv2d_2a_3x3, n.Conv2d_2b_3x3, n.maxpool1, n.Conv2d_3b_1x1,
+            n.Conv2d_4a_3x3, n.maxpool2, n.Mixed_5b, n.Mixed_5c, n.Mixed_5d, n.Mixed_6a,
+            n.Mixed_6b, n.Mixed_6c, n.Mixed_6d, n.Mixed_6e,
+        )  # fmt: skip
+        head = nn.Sequential(n.Mixed_7a, n.Mixed_7b, n.Mixed_7c)
+        aux = n.AuxLogits
+        aux.fc = nn.Linear(aux.fc.in_features, num_classes)
+        return _Backbone(body, head), aux
+    raise ValueError(f"no backbone split for {arch.name}")
+
+
+def build_model(arch: str, task: str, pretrained: str = "none") -> XrayNet:
+    """Build an ``XrayNet``.
+
+    ``pretrained``: ``"none"`` (random init), ``"imagenet"`` (torchvision's weights API; needs network
+    or a warm torch hub cache) or a PATH to a torchvision ImageNet ``.pth`` state dict for the backbone.
+    """
+    spec = get_arch(arch)
+    num_classes = len(labels_for(task))
+    if pretrained == "none":
+        base = _torchvision_model(spec, None)
+    elif pretrained == "imagenet":
+        base = _load_imagenet(spec)
+    else:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise errors.PretrainedWeightsUnavailableError(
+                f"--pretrained {pretrained!r} is neither 'imagenet', 'none' nor an existing weights file"
+            )
+        base = _torchvision_model(spec, None)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, _ = base.load_state_dict(state, strict=False)
+        if [k for k in missing if not k.startswith(("fc.", "classifier.", "AuxLogits.fc"))]:
+            raise errors.PretrainedWeightsUnavailableError(f"{path} does not hold {arch} backbone weights")
+    backbone, aux = _split(spec, base, num_classes)
+    return XrayNet(backbone, spec.num_features, num_classes, get_preset(spec.preset), aux_head=aux)

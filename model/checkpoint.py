@@ -1,0 +1,39 @@
+"""Weights-only checkpoints (safetensors) that rebuild their model alone.
+
+The file stores the network's state dict and the ``ModelMetadata`` JSON in its header, so
+``load_checkpoint(path)`` needs nothing else: the bundled default model is one such file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, safe_open, save_file
+
+from model.architectures import XrayNet, build_model
+from model.metadata import ModelMetadata
+
+_META_KEY = "xray_metadata"
+
+
+def save_checkpoint(net: XrayNet, meta: ModelMetadata, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    save_file(state, str(path), metadata={_META_KEY: meta.to_json()})
+    return path
+
+
+def read_checkpoint_metadata(path: Path) -> ModelMetadata:
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+    if _META_KEY not in header:
+        raise ValueError(f"{path} is not a model checkpoint of this project (no {_META_KEY} header)")
+    return ModelMetadata.from_dict(json.loads(header[_META_KEY]))
+
+
+def load_checkpoint(path: Path) -> tuple[XrayNet, ModelMetadata]:
+    meta = read_checkpoint_metadata(path)
+    net = build_model(meta.arch, meta.task, pretrained="none")
+    net.load_state_dict(load_file(str(path)))
+    return net.eval(), meta

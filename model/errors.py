@@ -1,0 +1,89 @@
+"""Every exception the model package raises, in one tree.
+
+    XrayModelError
+     ├── InvalidRequestError            (4xx: the caller can fix it)
+     │    ├── UnsupportedContentTypeError   415
+     │    ├── PayloadTooLargeError          413
+     │    ├── MalformedRequestError         400  bad JSON / bad base64 / no instances
+     │    └── InvalidImageError             400  carries a machine-readable ``reason``
+     │         ├── EmptyImageError              reason "empty"
+     │         ├── NotAnImageError              reason "not_an_image"
+     │         ├── UnsupportedImageTypeError    reason "unsupported_type"
+     │         ├── TruncatedImageError          reason "truncated"
+     │         ├── DecompressionBombError       reason "decompression_bomb"
+     │         ├── ImageTooSmallError           reason "too_small"
+     │         └── ImageTooLargeError           reason "too_large"
+     └── ModelUnavailableError          (5xx: deployment problem)
+          ├── ArtifactNotFoundError
+          └── PretrainedWeightsUnavailableError
+
+``http_status`` on each class is the single mapping from error to HTTP status.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class XrayModelError(Exception):
+    http_status: ClassVar[int] = 500
+
+
+class InvalidRequestError(XrayModelError):
+    http_status: ClassVar[int] = 400
+
+
+class UnsupportedContentTypeError(InvalidRequestError):
+    http_status: ClassVar[int] = 415
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    http_status: ClassVar[int] = 413
+
+
+class MalformedRequestError(InvalidRequestError):
+    pass
+
+
+class InvalidImageError(InvalidRequestError):
+    reason: ClassVar[str] = "invalid_image"
+
+
+class EmptyImageError(InvalidImageError):
+    reason: ClassVar[str] = "empty"
+
+
+class NotAnImageError(InvalidImageError):
+    reason: ClassVar[str] = "not_an_image"
+
+
+class UnsupportedImageTypeError(InvalidImageError):
+    reason: ClassVar[str] = "unsupported_type"
+
+
+class TruncatedImageError(InvalidImageError):
+    reason: ClassVar[str] = "truncated"
+
+
+class DecompressionBombError(InvalidImageError):
+    reason: ClassVar[str] = "decompression_bomb"
+
+
+class ImageTooSmallError(InvalidImageError):
+    reason: ClassVar[str] = "too_small"
+
+
+class ImageTooLargeError(InvalidImageError):
+    reason: ClassVar[str] = "too_large"
+
+
+class ModelUnavailableError(XrayModelError):
+    http_status: ClassVar[int] = 503
+
+
+class ArtifactNotFoundError(ModelUnavailableError):
+    pass
+
+
+class PretrainedWeightsUnavailableError(ModelUnavailableError):
+    pass

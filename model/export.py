@@ -1,0 +1,68 @@
+"""Export a trained ``XrayNet`` into the served artifacts.
+
+- ``model.pt``: traced TorchScript of ``ExportWrapper`` (SageMaker PyTorch container and Neo).
+- ``model.onnx``: the same graph for ONNX Runtime, the fast torch-free CPU path.
+- ``metadata.json``: the model contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+import torch
+
+from model.architectures import ExportWrapper, XrayNet
+from model.metadata import INPUT_NAME, OUTPUT_NAMES, ModelMetadata
+
+TORCHSCRIPT_FILE: Final = "model.pt"
+ONNX_FILE: Final = "model.onnx"
+FORMATS: Final = ("torchscript", "onnx")
+
+
+def _example(meta: ModelMetadata) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(meta.input_shape, generator=generator)
+
+
+def export_torchscript(net: XrayNet, meta: ModelMetadata, out_dir: Path) -> Path:
+    wrapper = ExportWrapper(net).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, _example(meta), check_trace=False)
+    path = out_dir / TORCHSCRIPT_FILE
+    torch.jit.save(traced, str(path))
+    return path
+
+
+def export_onnx(net: XrayNet, meta: ModelMetadata, out_dir: Path) -> Path:
+    wrapper = ExportWrapper(net).eval()
+    path = out_dir / ONNX_FILE
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapper,
+            (_example(meta),),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return path
+
+
+def export_model(
+    net: XrayNet, meta: ModelMetadata, out_dir: Path, formats: Iterable[str] = FORMATS
+) -> dict[str, Path]:
+    """Write the requested artifacts and ``metadata.json`` into ``out_dir``; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net = net.eval()
+    exporters = {"torchscript": export_torchscript, "onnx": export_onnx}
+    written = {}
+    for fmt in formats:
+        if fmt not in exporters:
+            raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        written[fmt] = exporters[fmt](net, meta, out_dir)
+    written["metadata"] = meta.write(out_dir)
+    return written

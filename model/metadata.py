@@ -1,0 +1,56 @@
+"""The model contract that travels with every artifact as ``metadata.json``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+METADATA_FILE: Final = "metadata.json"
+INPUT_NAME: Final = "input0"
+OUTPUT_NAMES: Final = ("logits", "cam")
+
+
+@dataclass
+class ModelMetadata:
+    name: str
+    version: str
+    arch: str
+    task: str
+    labels: list[str]
+    input_size: int
+    preset: str
+    temperature: float = 1.0
+    input_name: str = INPUT_NAME
+    output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
+    training_data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def input_shape(self) -> list[int]:
+        """Batch-1 shape recorded for tracing and for SageMaker Neo's DataInputConfig."""
+        return [1, 1, self.input_size, self.input_size]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_shape"] = self.input_shape
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def read(cls, directory: Path) -> ModelMetadata:
+        return cls.from_dict(json.loads((directory / METADATA_FILE).read_text()))
+
+    def write(self, directory: Path) -> Path:
+        path = directory / METADATA_FILE
+        path.write_text(self.to_json() + "\n")
+        return path

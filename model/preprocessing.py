@@ -1,0 +1,156 @@
+"""Image decoding and the named, versioned preprocessing presets shared by training and serving.
+
+Only Pillow and NumPy are imported here, so the Lambdas (no torch) validate images with exactly
+the code the model is served with.
+
+Decoding is defensive: the format is taken from the magic bytes, never from a file name or a
+content type; the pixel count is checked from the header before any pixel is decoded; truncated
+files are errors, not grey padding. The image stays single-channel throughout: the network itself
+expands gray to three channels and applies the preset's normalisation (see ``model.architectures``),
+so no runtime can normalise differently from training.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps
+
+from model import errors
+
+# A real chest radiograph is at most ~4300 x 4300 px (18.5 Mpx); 64 Mpx leaves room for scans
+# while refusing e.g. a 30000 x 30000 PNG that would need 900 MB just to decode.
+MAX_PIXELS: Final = 64_000_000
+MIN_SIDE: Final = 32
+# The SageMaker runtime refuses larger bodies, so an image above this can never be served.
+MAX_IMAGE_BYTES: Final = 6_291_456
+
+PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC: Final = b"\xff\xd8\xff"
+
+_SIXTEEN_BIT_MODES: Final = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How raw bytes become the network input. Changing any field means a new version."""
+
+    name: str
+    version: int
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-v{self.version}"
+
+
+PRESETS: Final[dict[str, Preset]] = {
+    p.id: p
+    for p in (
+        Preset("xray-gray-224", 1, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        # InceptionV3's ImageNet weights expect inputs scaled to [-1, 1].
+        Preset("xray-gray-299", 1, 299, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    )
+}
+
+
+def get_preset(preset_id: str) -> Preset:
+    try:
+        return PRESETS[preset_id]
+    except KeyError as exc:
+        raise ValueError(f"unknown preprocessing preset {preset_id!r}; known: {sorted(PRESETS)}") from exc
+
+
+def sniff_format(data: bytes) -> str:
+    """Return ``"PNG"`` or ``"JPEG"`` from the magic bytes, or raise an ``InvalidImageError``."""
+    if not data:
+        raise errors.EmptyImageError("empty body: no image bytes")
+    if data.startswith(PNG_MAGIC):
+        return "PNG"
+    if data.startswith(JPEG_MAGIC):
+        return "JPEG"
+    raise errors.NotAnImageError("not a PNG or JPEG image (checked by content, not by name)")
+
+
+def open_checked(data: bytes) -> Image.Image:
+    """Open ``data`` lazily and check its size from the header, before any pixel is decoded."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
+    fmt = sniff_format(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[fmt])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise errors.DecompressionBombError("image declares too many pixels") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise errors.TruncatedImageError(f"{fmt} header is corrupt or truncated") from exc
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise errors.DecompressionBombError(
+            f"image declares {width}x{height} pixels; the limit is {MAX_PIXELS} pixels"
+        )
+    if min(width, height) < MIN_SIDE:
+        raise errors.ImageTooSmallError(f"image is {width}x{height}; each side must be >= {MIN_SIDE} px")
+    return image
+
+
+def _to_gray(image: Image.Image) -> Image.Image:
+    """Convert any decoded mode to 8-bit gray without clipping high bit depths."""
+    mode = image.mode
+    if mode == "L":
+        return image
+    if mode in _SIXTEEN_BIT_MODES:
+        # Pillow's convert("L") clips 16-bit values at 255 (a white image); scale the full range instead.
+        wide = np.asarray(image, dtype=np.uint32)
+        return Image.fromarray(((wide * 255 + 32767) // 65535).clip(0, 255).astype(np.uint8), "L")
+    if mode == "F":
+        floats = np.asarray(image, dtype=np.float32)
+        return Image.fromarray((floats.clip(0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "L")
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in {"LA", "RGBA", "PA", "La", "RGBa"}:
+        # Transparent areas become black, the background colour of a radiograph.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(background, rgba).convert("L")
+    if mode == "CMYK":
+        image = image.convert("RGB")
+    return image.convert("L")
+
+
+def decode_gray(data: bytes, size: int) -> npt.NDArray[np.uint8]:
+    """Decode PNG/JPEG bytes into a ``size`` x ``size`` uint8 gray array.
+
+    Raises a subclass of ``model.errors.InvalidImageError`` for anything that is not a usable image.
+    """
+    image = open_checked(data)
+    if image.format == "JPEG":
+        # DCT-domain downscaling and gray output straight from the decoder: ~5x faster on large JPEGs.
+        image.draft("L", (size, size))
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        gray = _to_gray(image)
+        resized = gray.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise errors.TruncatedImageError(f"{image.format} data is truncated or corrupt") from exc
+    except Image.DecompressionBombError as exc:
+        raise errors.DecompressionBombError("image declares too many pixels") from exc
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def to_batch(arrays: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+    """Stack gray uint8 images into the network input: float32 ``(N, 1, H, W)`` in [0, 1]."""
+    batch = np.stack(arrays).astype(np.float32)
+    batch *= np.float32(1.0 / 255.0)
+    return batch[:, None, :, :]

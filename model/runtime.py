@@ -1,0 +1,222 @@
+"""Load whichever served artifact a model directory holds and turn images into predictions.
+
+Backends, in order of preference:
+1. a SageMaker Neo-compiled model (when ``neopytorch`` imports and a compiled file is present);
+2. TorchScript on CUDA when a GPU is present;
+3. ONNX Runtime (the fast CPU path; torch is never imported);
+4. TorchScript on the CPU.
+``XRAY_BACKEND=neo|torchscript|onnx`` forces one.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from model import errors
+from model.metadata import ModelMetadata
+from model.preprocessing import decode_gray, to_batch
+
+logger = logging.getLogger(__name__)
+
+ONNX_FILE: Final = "model.onnx"
+TORCHSCRIPT_FILE: Final = "model.pt"
+# The compiled artifact's name has changed between Neo releases (compiled.pt, model_compiled.pt, ...).
+NEO_GLOBS: Final = ("*compiled*.pt", "*compiled*.pth", "*_neo*.pt", "*_neo*.pth")
+MAX_BATCH: Final = 16
+CAM_SIZE: Final = 64
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``(N, 1, S, S)`` -> (logits ``(N, K)``, cam ``(N, K, h, w)``)."""
+        ...
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        self._session = ort.InferenceSession(str(path), options, providers=providers)
+        self._input = self._session.get_inputs()[0].name
+
+    def run(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
+        logits, cam = self._session.run(None, {self._input: batch})
+        return np.asarray(logits, np.float32), np.asarray(cam, np.float32)
+
+
+class TorchScriptBackend:
+    name = "torchscript"
+
+    def __init__(self, path: Path, neo_model_dir: Path | None = None) -> None:
+        import torch
+
+        if neo_model_dir is not None:
+            import neopytorch  # type: ignore[import-not-found]
+
+            neopytorch.config(model_dir=str(neo_model_dir), neo_runtime=True)
+            self.name = "neo"
+        self._torch = torch
+        self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._module = torch.jit.load(str(path), map_location=self._device).eval()
+
+    def run(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
+        torch = self._torch
+        with torch.inference_mode():
+            logits, cam = self._module(torch.from_numpy(batch).to(self._device))
+        return logits.float().cpu().numpy(), cam.float().cpu().numpy()
+
+
+def _find_neo_artifact(model_dir: Path) -> Path | None:
+    for pattern in NEO_GLOBS:
+        found = sorted(model_dir.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def _cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def load_backend(model_dir: Path, prefer: str | None = None) -> Backend:
+    prefer = prefer or os.environ.get("XRAY_BACKEND") or None
+    neo = _find_neo_artifact(model_dir)
+    onnx = model_dir / ONNX_FILE
+    script = model_dir / TORCHSCRIPT_FILE
+    if prefer not in (None, "neo", "onnx", "torchscript"):
+        raise ValueError(f"XRAY_BACKEND={prefer!r}; expected neo, onnx or torchscript")
+    if neo is not None and prefer in (None, "neo") and importlib.util.find_spec("neopytorch") is not None:
+        return TorchScriptBackend(neo, neo_model_dir=model_dir)
+    if prefer == "neo":
+        raise errors.ArtifactNotFoundError(f"no Neo-compiled model (or no neopytorch) in {model_dir}")
+    if script.is_file() and (prefer == "torchscript" or (prefer is None and _cuda_available())):
+        return TorchScriptBackend(script)
+    if onnx.is_file() and prefer in (None, "onnx"):
+        return OnnxBackend(onnx)
+    if script.is_file() and prefer in (None, "torchscript"):
+        return TorchScriptBackend(script)
+    raise errors.ArtifactNotFoundError(f"no servable model ({ONNX_FILE}, {TORCHSCRIPT_FILE}) in {model_dir}")
+
+
+@dataclass
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+    explanation: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": self.label, "probabilities": self.probabilities}
+        if self.explanation is not None:
+            out["explanation"] = {"type": "cam", "format": "png", "b64": self.explanation}
+        return out
+
+
+@dataclass
+class InstanceError:
+    index: int
+    error: errors.InvalidRequestError
+
+    def to_dict(self) -> dict[str, Any]:
+        reason = getattr(self.error, "reason", "invalid_request")
+        return {"error": {"instance": self.index, "reason": reason, "message": str(self.error)}}
+
+
+@dataclass
+class PredictionResult:
+    items: list[Prediction | InstanceError] = field(default_factory=list)
+
+
+def softmax(logits: FloatArray, temperature: float) -> FloatArray:
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def cam_png(cam: FloatArray) -> str:
+    """Normalise one class map to 0..255 and return it as a base64 PNG of CAM_SIZE px."""
+    lo, hi = float(cam.min()), float(cam.max())
+    scaled = np.zeros_like(cam) if hi - lo < 1e-12 else (cam - lo) / (hi - lo)
+    image = Image.fromarray((scaled * 255.0 + 0.5).astype(np.uint8), "L")
+    image = image.resize((CAM_SIZE, CAM_SIZE), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class Predictor:
+    """Images in, calibrated predictions out. Thread-safe: backends are stateless per call."""
+
+    def __init__(self, backend: Backend, meta: ModelMetadata) -> None:
+        self.backend = backend
+        self.meta = meta
+
+    @classmethod
+    def load(cls, model_dir: Path, prefer: str | None = None) -> Predictor:
+        if not model_dir.is_dir():
+            raise errors.ArtifactNotFoundError(f"model directory {model_dir} does not exist")
+        meta = ModelMetadata.read(model_dir)
+        return cls(load_backend(model_dir, prefer), meta)
+
+    def model_info(self) -> dict[str, Any]:
+        m = self.meta
+        return {"name": m.name, "version": m.version, "task": m.task, "labels": list(m.labels)}
+
+    def run_arrays(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Calibrated probabilities and CAMs for a preprocessed batch, in chunks of MAX_BATCH."""
+        probs, cams = [], []
+        for start in range(0, len(batch), MAX_BATCH):
+            logits, cam = self.backend.run(np.ascontiguousarray(batch[start : start + MAX_BATCH]))
+            probs.append(softmax(logits, self.meta.temperature))
+            cams.append(cam)
+        return np.concatenate(probs), np.concatenate(cams)
+
+    def predict(self, images: Sequence[bytes], explain: bool = False) -> PredictionResult:
+        decoded: list[npt.NDArray[np.uint8]] = []
+        slots: list[Prediction | InstanceError | None] = []
+        for index, data in enumerate(images):
+            try:
+                decoded.append(decode_gray(data, self.meta.input_size))
+                slots.append(None)
+            except errors.InvalidImageError as exc:
+                slots.append(InstanceError(index, exc))
+        if decoded:
+            probs, cams = self.run_arrays(to_batch(decoded))
+            pending = [i for i, slot in enumerate(slots) if slot is None]
+            for row, index in enumerate(pending):
+                slots[index] = self._prediction(probs[row], cams[row], explain)
+        return PredictionResult([s for s in slots if s is not None])
+
+    def _prediction(self, probs: FloatArray, cams: FloatArray, explain: bool) -> Prediction:
+        top = int(np.argmax(probs))
+        labels = self.meta.labels
+        return Prediction(
+            label=labels[top],
+            probabilities={label: float(p) for label, p in zip(labels, probs, strict=True)},
+            explanation=cam_png(cams[top]) if explain else None,
+        )

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("SAM_CLI_TELEMETRY", "0")
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from events/, the same file `sam local invoke -e` would replay."""
+    return json.loads((EVENTS / name).read_text())
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+def _tiny_model_dir(root: Path, task: str) -> Path:
+    from model.architectures import build_model
+    from model.export import export_model
+    from model.labels import labels_for
+    from model.metadata import ModelMetadata
+
+    import torch
+
+    torch.manual_seed(0)
+    net = build_model("mobilenet_v3_small", task).eval()
+    meta = ModelMetadata(
+        name="tiny-test",
+        version=f"test-{task}",
+        arch="mobilenet_v3_small",
+        task=task,
+        labels=list(labels_for(task)),
+        input_size=224,
+        preset="xray-gray-224-v1",
+        temperature=1.5,
+    )
+    export_model(net, meta, root / "artifacts")
+    return root / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Random-init MobileNetV3-small exports (TorchScript + ONNX + metadata) for both tasks."""
+    return {task: _tiny_model_dir(tmp_path_factory.mktemp(task), task) for task in ("binary", "multiclass")}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_model_dirs: dict[str, Path]) -> Path:
+    return tiny_model_dirs["multiclass"]
+
+
+@pytest.fixture(scope="session")
+def local_endpoint(tiny_model_dir: Path) -> Iterator[str]:
+    """The local SageMaker endpoint serving the tiny multiclass model; yields its URL."""
+    from model.runtime import Predictor
+    from model.serve import EndpointApp, LocalEndpoint
+
+    with LocalEndpoint(EndpointApp(Predictor.load(tiny_model_dir))) as endpoint:
+        yield endpoint.url

@@ -1,0 +1,80 @@
+"""Tiny synthetic images, built in memory, for every decoding case the service must handle."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def gradient(size: int = 96, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size]
+    base = (x + y) * (255.0 / (2 * size))
+    return (base + rng.normal(0, 8, (size, size))).clip(0, 255).astype(np.uint8)
+
+
+def encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def png(size: int = 96, mode: str = "L", seed: int = 0) -> bytes:
+    gray = Image.fromarray(gradient(size, seed), "L")
+    return encode(gray.convert(mode), "PNG")
+
+
+def jpeg(size: int = 96, mode: str = "L", seed: int = 0, **kwargs: object) -> bytes:
+    gray = Image.fromarray(gradient(size, seed), "L")
+    return encode(gray.convert(mode), "JPEG", quality=90, **kwargs)
+
+
+def png16(size: int = 96) -> bytes:
+    wide = gradient(size).astype(np.uint16) * 257
+    return encode(Image.fromarray(wide), "PNG")
+
+
+def palette_png(size: int = 96) -> bytes:
+    return encode(Image.fromarray(gradient(size), "L").convert("P"), "PNG")
+
+
+def rgba_png(size: int = 96) -> bytes:
+    rgba = Image.fromarray(gradient(size), "L").convert("RGBA")
+    return encode(rgba, "PNG")
+
+
+def cmyk_jpeg(size: int = 96) -> bytes:
+    return encode(Image.fromarray(gradient(size), "L").convert("CMYK"), "JPEG", quality=90)
+
+
+def exif_rotated_jpeg(width: int = 120, height: int = 60, orientation: int = 6) -> bytes:
+    """A landscape JPEG whose EXIF says 'rotate 90°' (orientation 6): upright it is portrait."""
+    data = np.zeros((height, width), np.uint8)
+    data[:, : width // 2] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(Image.fromarray(data, "L"), "JPEG", quality=95, exif=exif.tobytes())
+
+
+def truncated(data: bytes, keep: float = 0.5) -> bytes:
+    return data[: int(len(data) * keep)]
+
+
+def huge_declared_png(width: int = 30000, height: int = 30000) -> bytes:
+    """A few hundred bytes that declare width x height pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    row = b"\x00" + b"\x00" * 64
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row)) + chunk(b"IEND", b"")
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+HTML = b"<!doctype html><html><body>not an x-ray</body></html>"

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model import errors
+from model.preprocessing import PRESETS, decode_gray, get_preset, sniff_format, to_batch
+from tests import images
+
+
+def test_presets_are_versioned_and_named() -> None:
+    assert set(PRESETS) == {"xray-gray-224-v1", "xray-gray-299-v1"}
+    assert get_preset("xray-gray-299-v1").size == 299
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"), [(images.png(), "PNG"), (images.jpeg(), "JPEG")], ids=["png", "jpeg"]
+)
+def test_sniff_format_reads_magic_bytes(data: bytes, fmt: str) -> None:
+    assert sniff_format(data) == fmt
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"", errors.EmptyImageError),
+        (b"\x00\x01random-bytes" * 10, errors.NotAnImageError),
+        (images.PDF, errors.NotAnImageError),
+        (images.HTML, errors.NotAnImageError),
+        (images.truncated(images.png(256, seed=3), 0.4), errors.TruncatedImageError),
+        (images.truncated(images.jpeg(256, seed=3), 0.4), errors.TruncatedImageError),
+        (images.huge_declared_png(), errors.DecompressionBombError),
+        (images.png(1), errors.ImageTooSmallError),
+    ],
+    ids=["empty", "random", "pdf", "html", "truncated-png", "truncated-jpeg", "bomb", "1x1"],
+)
+def test_bad_inputs_raise_typed_errors(data: bytes, error: type[errors.InvalidImageError]) -> None:
+    with pytest.raises(error):
+        decode_gray(data, 224)
+
+
+def test_too_many_bytes_is_rejected_before_decoding() -> None:
+    with pytest.raises(errors.ImageTooLargeError):
+        decode_gray(b"\x89PNG\r\n\x1a\n" + b"\0" * 6_291_456, 224)
+
+
+def test_bomb_is_rejected_from_header_only() -> None:
+    data = images.huge_declared_png()
+    assert len(data) < 1000
+    with pytest.raises(errors.DecompressionBombError):
+        decode_gray(data, 224)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [images.png(), images.png(mode="RGB"), images.jpeg(), images.jpeg(mode="RGB"), images.palette_png(),
+     images.rgba_png(), images.cmyk_jpeg(), images.png16()],
+    ids=["gray-png", "rgb-png", "gray-jpeg", "rgb-jpeg", "palette", "rgba", "cmyk", "16-bit"],
+)  # fmt: skip
+def test_every_mode_decodes_to_the_same_gray_image(data: bytes) -> None:
+    reference = decode_gray(images.png(), 64).astype(int)
+    decoded = decode_gray(data, 64)
+    assert decoded.shape == (64, 64)
+    assert decoded.dtype == np.uint8
+    # JPEG and colour round trips cost a few grey levels, never a different image.
+    assert np.abs(decoded.astype(int) - reference).mean() < 6
+
+
+def test_sixteen_bit_is_scaled_not_clipped() -> None:
+    decoded = decode_gray(images.png16(), 64)
+    assert decoded.max() < 255 or decoded.mean() < 200
+    assert 80 < decoded.mean() < 175
+
+
+def test_exif_orientation_is_applied() -> None:
+    decoded = decode_gray(images.exif_rotated_jpeg(), 64)
+    # Landscape with white left half, rotated 90° clockwise for display: white ends on top.
+    assert decoded[:16].mean() > 200
+    assert decoded[-16:].mean() < 50
+
+
+def test_jpeg_draft_decodes_large_images_at_reduced_scale() -> None:
+    big = images.encode(Image.fromarray(images.gradient(2000), "L"), "JPEG", quality=90)
+    assert decode_gray(big, 224).shape == (224, 224)
+
+
+def test_to_batch_is_single_channel_unit_range() -> None:
+    batch = to_batch([np.full((8, 8), 255, np.uint8), np.zeros((8, 8), np.uint8)])
+    assert batch.shape == (2, 1, 8, 8)
+    assert batch.dtype == np.float32
+    assert batch.max() == 1.0
+    assert batch.min() == 0.0

@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[torch,aws,dev]'
+	$(PY) -m pip install -q -e '.[train,aws,dev]'
 	touch $@
 
 test: $(STAMP)
@@ -46,7 +46,7 @@ build/model/model.tar.gz: model/default/model.safetensors $(STAMP)
 model: build/model/model.tar.gz
 
 demo: build/model/model.tar.gz
-	$(PY) -m localstack.demo --model build/model/model.tar.gz
+	$(PY) -m local_stack.demo --model build/model/model.tar.gz
 
 serve: build/model/model.tar.gz
 	$(PY) -m model.serve --model build/model/model.tar.gz --port 8080

@@ -17,9 +17,12 @@ from model.metadata import ModelMetadata
 _META_KEY = "xray_metadata"
 
 
-def save_checkpoint(net: XrayNet, meta: ModelMetadata, path: Path) -> Path:
+def save_checkpoint(net: XrayNet, meta: ModelMetadata, path: Path, half: bool = False) -> Path:
+    """``half`` stores floating tensors as fp16 (load_checkpoint restores fp32 parameters)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(path), metadata={_META_KEY: meta.to_json()})
     return path
 

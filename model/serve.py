@@ -127,6 +127,8 @@ class LocalEndpoint:
         self._server.run()
 
     def close(self) -> None:
+        # Worker threads first: closing the server under a running task breaks its wake-up pipe.
+        self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
         self._server.close()
 
 

@@ -1,0 +1,1 @@
+"""The local stack: the whole pipeline on this machine, without an AWS account."""

@@ -1,0 +1,1 @@
+"""Training, evaluation and data ingest for the chest X-ray classifier (needs torch)."""

@@ -1,0 +1,251 @@
+"""Evaluate a model on any class-folder dataset, or run grouped K-fold cross-validation.
+
+    python -m training.evaluate --model build/model/model.tar.gz --data DIR --out runs/eval
+    python -m training.evaluate --folds 5 --data DIR --out runs/cv --arch resnet18 --task binary [train flags]
+
+Writes metrics.json (n, accuracy, balanced_accuracy, macro_f1, per_class, roc_auc, covid_sensitivity,
+covid_specificity, ece, confusion_matrix), PNG plots (confusion matrix, ROC curves, reliability
+diagram), class-activation overlays for one sample per class, and two shortcut probes:
+- ``masked_lungs``: accuracy when the central lung field is blacked out (a model that still scores high
+  is reading something other than the lungs);
+- ``source_probe``: grouped-CV accuracy of a linear classifier on the image *borders only*
+  (a coarse thumbnail with the lung field masked): how well the source alone gives the label away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from model.errors import InvalidImageError
+from model.preprocessing import decode_gray, to_batch
+from model.runtime import Predictor, cam_png
+from training.data import read_dataset, read_manifest
+from training.metrics import compute_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def load_any_model(path: Path) -> Predictor:
+    """A model directory, a model.tar.gz, or a .safetensors checkpoint (exported on the fly)."""
+    if path.suffix == ".safetensors":
+        from model.build import build
+
+        out = Path(tempfile.mkdtemp(prefix="xray-eval-"))
+        build(path, out, ("onnx",))
+        return Predictor.load(out / "artifacts")
+    from model.serve import load_predictor
+
+    return load_predictor(path)
+
+
+def central_mask(batch: npt.NDArray[np.float32], frac_w: float = 0.7, frac_h: float = 0.7) -> npt.NDArray[np.float32]:
+    masked = batch.copy()
+    h, w = batch.shape[-2:]
+    top, left = int(h * (1 - frac_h) / 2), int(w * (1 - frac_w) / 2)
+    masked[..., top : h - top, left : w - left] = 0.0
+    return masked
+
+
+def source_probe(images: npt.NDArray[np.uint8], y: npt.NDArray[np.int64], groups: list[str], folds: int = 5) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+
+    masked = central_mask(images[:, None].astype(np.float32) / 255.0)[:, 0]
+    thumbs = np.stack([np.asarray(Image.fromarray((m * 255).astype(np.uint8)).resize((16, 16))) for m in masked])
+    features = thumbs.reshape(len(thumbs), -1) / 255.0
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
+    scores = cross_val_score(LogisticRegression(max_iter=2000), features, y, groups=groups, cv=splitter)
+    return float(scores.mean())
+
+
+def plot_all(metrics: dict[str, Any], y: npt.NDArray[np.int64], probs: npt.NDArray[np.float32], labels: list[str], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    cm = np.array(metrics["confusion_matrix"]["matrix"])
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(cm, cmap="Blues")
+    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
+           xlabel="predicted", ylabel="true", title="Confusion matrix")  # fmt: skip
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center")
+    fig.tight_layout()
+    fig.savefig(out / "confusion_matrix.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    for i, label in enumerate(labels):
+        if 0 < (y == i).sum() < len(y):
+            fpr, tpr, _ = roc_curve(y == i, probs[:, i])
+            ax.plot(fpr, tpr, label=label)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.5)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (one-vs-rest)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "roc.png", dpi=100)
+    plt.close(fig)
+
+    confidence, correct = probs.max(1), probs.argmax(1) == y
+    edges = np.linspace(0, 1, 11)
+    centers, accs = [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (confidence > lo) & (confidence <= hi)
+        if sel.any():
+            centers.append((lo + hi) / 2)
+            accs.append(correct[sel].mean())
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.bar(centers, accs, width=0.09, edgecolor="k")
+    ax.plot([0, 1], [0, 1], "r--")
+    ax.set(xlabel="confidence", ylabel="accuracy", title=f"Reliability (ECE {metrics['ece']:.3f})")
+    fig.tight_layout()
+    fig.savefig(out / "reliability.png", dpi=100)
+    plt.close(fig)
+
+
+def cam_overlay(gray: npt.NDArray[np.uint8], cam_b64: str) -> Image.Image:
+    heat = Image.open(io.BytesIO(base64.b64decode(cam_b64))).resize(gray.shape[::-1], Image.Resampling.BILINEAR)
+    base = Image.fromarray(gray).convert("RGB")
+    red = Image.merge("RGB", (heat, Image.new("L", heat.size, 0), Image.new("L", heat.size, 0)))
+    return Image.blend(base, red, 0.4)
+
+
+def evaluate_dataset(
+    predictor: Predictor, data: Path, out: Path, manifest: Path | None = None, split: str | None = None
+) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    labels = list(predictor.meta.labels)
+    records, report = read_dataset(data)
+    if manifest is not None:
+        wanted = {r.path for r in read_manifest(manifest) if split is None or r.split == split}
+        groups = {r.path: r.group for r in read_manifest(manifest)}
+        records = [r for r in records if r.path in wanted]
+        for record in records:
+            record.group = groups[record.path]
+    kept = [r for r in records if r.label in labels]
+    notes = []
+    if len(kept) < len(records):
+        left = sorted({r.label for r in records} - set(labels))
+        notes.append(f"{len(records) - len(kept)} images labelled {left} left out: not labels of this {predictor.meta.task} model")
+    decoded, usable = [], []
+    for record in kept:
+        try:
+            decoded.append(decode_gray((data / record.path).read_bytes(), predictor.meta.input_size))
+            usable.append(record)
+        except InvalidImageError as exc:
+            notes.append(f"{record.path}: rejected ({exc.reason})")
+    images = np.stack(decoded)
+    y = np.array([labels.index(r.label) for r in usable])
+    batch = to_batch(list(images))
+    probs, cams = predictor.run_arrays(batch)
+    metrics = compute_metrics(y, probs, labels)
+    masked_probs, _ = predictor.run_arrays(central_mask(batch))
+    metrics["shortcut_probes"] = {
+        "masked_lungs_accuracy": float((masked_probs.argmax(1) == y).mean()),
+        "source_probe_accuracy": source_probe(images, y, [r.group for r in usable]),
+        "chance_accuracy": float(np.bincount(y).max() / len(y)),
+    }
+    metrics["notes"] = notes + [f"layout: {report.layout}"]
+    metrics["model"] = predictor.model_info()
+    plot_all(metrics, y, probs, labels, out)
+    for i, label in enumerate(labels):
+        hits = np.flatnonzero(y == i)
+        if len(hits):
+            j = int(hits[0])
+            top = int(probs[j].argmax())
+            cam_overlay(images[j], cam_png(cams[j, top])).save(out / f"cam_{label}.png")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def aggregate_cv(out: Path, folds: int) -> dict[str, Any]:
+    """Pool the held-out predictions of every fold (each image scored once) and summarise per fold."""
+    rows, per_fold = [], []
+    labels: list[str] = []
+    for k in range(folds):
+        lines = (out / f"fold-{k}" / "output" / "test_predictions.csv").read_text().splitlines()
+        labels = lines[0].split(",")[3:]
+        fold_rows = [line.split(",") for line in lines[1:]]
+        rows += fold_rows
+        y = np.array([labels.index(r[1]) for r in fold_rows])
+        p = np.array([[float(v) for v in r[3:]] for r in fold_rows])
+        per_fold.append(float((p.argmax(1) == y).mean()))
+    y = np.array([labels.index(r[1]) for r in rows])
+    probs = np.array([[float(v) for v in r[3:]] for r in rows])
+    metrics = compute_metrics(y, probs, labels)
+    metrics["per_fold_accuracy"] = per_fold
+    metrics["mean_fold_accuracy"] = float(np.mean(per_fold))
+    metrics["std_fold_accuracy"] = float(np.std(per_fold))
+    (out / "cv_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def run_cv(args: argparse.Namespace, train_args: list[str]) -> dict[str, Any]:
+    commands = []
+    for k in range(args.folds):
+        fold = args.out / f"fold-{k}"
+        commands.append([
+            sys.executable, "-m", "training.train", "--data", str(args.data), "--test-fold", str(k),
+            "--val-fold", str((k + 1) % args.folds), "--folds", str(args.folds), "--output-dir", str(fold / "model"),
+            "--output-data-dir", str(fold / "output"), "--checkpoint-dir", str(fold / "checkpoints"), "--no-export",
+            *train_args,
+        ])  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def run_fold(k: int) -> int:
+        with (args.out / f"fold-{k}.log").open("wb") as log:
+            return subprocess.run(commands[k], stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        codes = list(pool.map(run_fold, range(args.folds)))
+    failed = [k for k, code in enumerate(codes) if code != 0]
+    if failed:
+        raise RuntimeError(f"folds {failed} failed; see {args.out}/fold-*.log")
+    return aggregate_cv(args.out, args.folds)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="model dir, model.tar.gz or .safetensors (evaluation mode)")
+    parser.add_argument("--data", type=Path, required=True, help="dataset root (any layout training.data reads)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--manifest", type=Path, default=None, help="manifest from training.data: restricts to --split")
+    parser.add_argument("--split", default=None, help="with --manifest: train, val or test (default: all)")
+    parser.add_argument("--folds", type=int, default=0, help="grouped K-fold CV by training K models (default: off)")
+    parser.add_argument("--jobs", type=int, default=1, help="folds trained in parallel (default: %(default)s)")
+    parser.add_argument("--aggregate-only", action="store_true", help="only pool existing fold outputs under --out")
+    return parser
+
+
+def main(args: argparse.Namespace, train_args: list[str]) -> dict[str, Any]:
+    if args.folds:
+        return aggregate_cv(args.out, args.folds) if args.aggregate_only else run_cv(args, train_args)
+    if args.model is None:
+        raise SystemExit("--model is required unless --folds is given")
+    return evaluate_dataset(load_any_model(args.model), args.data, args.out, args.manifest, args.split)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    known, rest = get_args_parser().parse_known_args()
+    result = main(known, rest)
+    summary = {k: result[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "ece",
+                                      "covid_sensitivity", "covid_specificity") if k in result}  # fmt: skip
+    summary.update({k: result[k] for k in ("shortcut_probes", "mean_fold_accuracy", "std_fold_accuracy") if k in result})
+    print(json.dumps(summary, indent=2))  # noqa: T201

@@ -1,0 +1,290 @@
+"""Train an X-ray classifier: a SageMaker training entry point that runs the same way locally.
+
+    python -m training.train --data ../shared/data/ozturk-3class --arch resnet18 --task multiclass \\
+        --output-dir runs/r18 --epochs 30
+
+On SageMaker the data comes from SM_CHANNEL_TRAINING, the model goes to SM_MODEL_DIR (which SageMaker
+packs as model.tar.gz in the serving layout), and checkpoints to /opt/ml/checkpoints (spot training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from model.architectures import XrayNet, build_model, get_arch
+from model.checkpoint import save_checkpoint
+from model.export import export_model
+from model.labels import labels_for
+from model.metadata import ModelMetadata
+from model.package import build_tarball, code_files
+from model.preprocessing import get_preset
+from training.calibration import fit_temperature
+from training.data import Record, ingest, read_manifest, write_manifest
+from training.dataset import XrayDataset, augmentation
+from training.metrics import compute_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_records(args: argparse.Namespace) -> list[Record]:
+    if args.manifest is not None:
+        records = read_manifest(args.manifest)
+    else:
+        records, report = ingest(args.data, folds=args.folds, seed=args.split_seed)
+        write_manifest(records, args.output_data_dir / "manifest.csv")
+        logger.info("ingested %s: %s", args.data, report.counts)
+    for record in records:
+        record.split = "test" if record.fold == args.test_fold else "val" if record.fold == args.val_fold else "train"
+    labels = labels_for(args.task)
+    kept = [r for r in records if r.label in labels]
+    if len(kept) < len(records):
+        logger.info("task %s: left out %d images of other labels", args.task, len(records) - len(kept))
+    if args.limit:
+        kept = kept[: args.limit]
+    return kept
+
+
+def make_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
+    total = max(1, args.epochs * steps_per_epoch)
+    if args.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total)
+    warmup = min(total // 10, 3 * steps_per_epoch)
+
+    def cosine(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+
+
+def train_one_epoch(
+    net: XrayNet, criterion: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, loader: DataLoader[Any],
+    device: torch.device, epoch: int, amp: bool,
+) -> float:  # fmt: skip
+    net.train()
+    total, seen = 0.0, 0
+    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True, disable=None)
+    for images, targets in bar:
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits, aux = net.forward_train(images)
+            loss = criterion(logits, targets)
+            if aux is not None:
+                loss = loss + 0.4 * criterion(aux, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += loss.item() * len(targets)
+        seen += len(targets)
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+    return total / max(1, seen)
+
+
+@torch.no_grad()
+def evaluate(net: XrayNet, loader: DataLoader[Any], device: torch.device, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and targets for a whole loader (eval mode, no augmentation)."""
+    net.eval()
+    all_logits, all_targets = [], []
+    for images, targets in loader:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = net(images.to(device, non_blocking=True))
+        all_logits.append(logits.float().cpu())
+        all_targets.append(targets)
+    if not all_logits:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(all_logits), torch.cat(all_targets)
+
+
+def _metrics(logits: torch.Tensor, targets: torch.Tensor, labels: list[str], temperature: float = 1.0) -> dict[str, Any]:
+    probs = torch.softmax(logits / temperature, dim=1).numpy()
+    return compute_metrics(targets.numpy(), probs, labels)
+
+
+def save_state(path: Path, **state: Any) -> None:
+    """Atomic resume checkpoint: a spot interruption mid-write leaves the previous one intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    seed_everything(args.seed)
+    for directory in (args.output_dir, args.output_data_dir, args.checkpoint_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    amp = args.amp and device.type == "cuda"
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    labels = list(labels_for(args.task))
+    spec = get_arch(args.arch)
+    size = get_preset(spec.preset).size
+    records = load_records(args)
+    splits = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
+    logger.info("split sizes: %s", {s: len(v) for s, v in splits.items()})
+    if not splits["train"]:
+        raise SystemExit("no training images: check --test-fold/--val-fold against --folds and the data")
+
+    t0 = time.time()
+    train_set = XrayDataset(args.data, splits["train"], labels, size, augmentation(args.hflip))
+    val_set = XrayDataset(args.data, splits["val"], labels, size)
+    test_set = XrayDataset(args.data, splits["test"], labels, size)
+    logger.info("decoded %d images in %.1fs", len(records), time.time() - t0)
+    loader_kw: dict[str, Any] = {"batch_size": args.batch_size, "num_workers": args.workers,
+                                 "pin_memory": device.type == "cuda", "persistent_workers": args.workers > 0}  # fmt: skip
+    generator = torch.Generator().manual_seed(args.seed)
+    train_loader = DataLoader(train_set, shuffle=True, drop_last=len(train_set) > args.batch_size, generator=generator, **loader_kw)
+    val_loader = DataLoader(val_set, **loader_kw)
+    test_loader = DataLoader(test_set, **loader_kw)
+
+    net = build_model(args.arch, args.task, args.pretrained).to(device)
+    counts = Counter(int(t) for t in train_set.targets)
+    # Inverse-frequency class weights: covid is the rare class (~11% of ozturk-3class).
+    weights = torch.tensor([len(train_set) / (len(labels) * max(1, counts[i])) for i in range(len(labels))])
+    criterion = nn.CrossEntropyLoss(weight=weights.to(device), label_smoothing=args.label_smoothing)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = make_scheduler(args, optimizer, len(train_loader))
+
+    state_path = args.checkpoint_dir / "last.pt"
+    start_epoch, best_f1, best_epoch, best_state, history = 0, -1.0, -1, None, []
+    if args.resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        generator.set_state(state["loader_rng"])
+        start_epoch, best_f1, best_epoch = state["epoch"] + 1, state["best_f1"], state["best_epoch"]
+        best_state, history = state["best_state"], state["history"]
+        logger.info("resumed from %s at epoch %d", state_path, start_epoch)
+
+    for epoch in range(start_epoch, args.epochs):
+        t_epoch = time.time()
+        loss = train_one_epoch(net, criterion, optimizer, scheduler, train_loader, device, epoch, amp)
+        val_logits, val_targets = evaluate(net, val_loader, device, amp)
+        val = _metrics(val_logits, val_targets, labels) if len(val_targets) else {"macro_f1": 0.0, "accuracy": 0.0}
+        seconds = time.time() - t_epoch
+        history.append({"epoch": epoch, "loss": loss, "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"], "seconds": seconds})
+        logger.info("epoch %d loss %.4f val macro-F1 %.4f acc %.4f (%.1fs)", epoch, loss, val["macro_f1"], val["accuracy"], seconds)
+        if val["macro_f1"] > best_f1:
+            best_f1, best_epoch = val["macro_f1"], epoch
+            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        save_state(state_path, model=net.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                   rng=torch.get_rng_state(), loader_rng=generator.get_state(), epoch=epoch, best_f1=best_f1,
+                   best_epoch=best_epoch, best_state=best_state, history=history)  # fmt: skip
+        if epoch - best_epoch >= args.patience:
+            logger.info("early stop: no val macro-F1 gain for %d epochs", args.patience)
+            break
+
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    val_logits, val_targets = evaluate(net, val_loader, device, amp)
+    temperature = fit_temperature(val_logits, val_targets) if len(val_targets) else 1.0
+    test_logits, test_targets = evaluate(net, test_loader, device, amp)
+    metrics = {
+        "best_epoch": best_epoch,
+        "val": _metrics(val_logits, val_targets, labels, temperature) if len(val_targets) else {},
+        "test": _metrics(test_logits, test_targets, labels, temperature) if len(test_targets) else {},
+        "test_uncalibrated_ece": _metrics(test_logits, test_targets, labels)["ece"] if len(test_targets) else None,
+    }
+    meta = ModelMetadata(
+        name=args.model_name,
+        version=args.model_version or f"{args.arch}-{args.task}-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}",
+        arch=args.arch, task=args.task, labels=labels, input_size=size, preset=spec.preset, temperature=temperature,
+        training_data={"data": str(args.data.name), "counts": {s: dict(Counter(r.label for r in v)) for s, v in splits.items()},
+                       "test_fold": args.test_fold, "val_fold": args.val_fold, "grouped": True, "epochs_run": len(history)},
+        metrics={"test": {k: v for k, v in metrics["test"].items() if k != "per_class"}} if metrics["test"] else {},
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )  # fmt: skip
+    net = net.cpu().eval()
+    save_checkpoint(net, meta, args.output_dir / "model.safetensors", half=args.half)
+    if args.export:
+        export_model(net, meta, args.output_dir)
+        for name, data in code_files().items():
+            (args.output_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (args.output_dir / name).write_bytes(data)
+        build_tarball(args.output_dir, args.output_data_dir / "model.tar.gz")
+    if len(test_targets):
+        write_predictions(args.output_data_dir / "test_predictions.csv", splits["test"], labels,
+                          torch.softmax(test_logits / temperature, dim=1).numpy())  # fmt: skip
+    summary = {"metrics": metrics, "history": history, "temperature": temperature, "metadata": meta.to_dict()}
+    (args.output_data_dir / "training.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return summary
+
+
+def write_predictions(path: Path, records: list[Record], labels: list[str], probs: np.ndarray) -> None:
+    """One row per held-out image: pooled across folds, every image is scored exactly once."""
+    with path.open("w") as handle:
+        handle.write(",".join(["path", "label", "group", *labels]) + "\n")
+        for record, row in zip(records, probs, strict=True):
+            handle.write(",".join([record.path, record.label, record.group, *(f"{p:.6f}" for p in row)]) + "\n")
+
+
+def _env_path(name: str, default: str) -> Path:
+    return Path(os.environ.get(name, default))
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = p.add_argument
+    add("--data", type=Path, default=_env_path("SM_CHANNEL_TRAINING", os.environ.get("SM_CHANNEL_TRAIN", "data")),
+        help="dataset root, any layout training.data reads (default: $SM_CHANNEL_TRAINING or %(default)s)")
+    add("--manifest", type=Path, default=None, help="manifest from training.data; ingested on the fly if omitted")
+    add("--output-dir", type=Path, default=_env_path("SM_MODEL_DIR", "runs/model"), help="model directory (default: $SM_MODEL_DIR or %(default)s)")
+    add("--output-data-dir", type=Path, default=_env_path("SM_OUTPUT_DATA_DIR", "runs/output"), help="metrics, manifest, model.tar.gz (default: %(default)s)")
+    add("--checkpoint-dir", type=Path, default=Path(os.environ.get("SM_CHECKPOINT_DIR", "/opt/ml/checkpoints") if os.environ.get("SM_MODEL_DIR") else "runs/checkpoints"),
+        help="resume state, synced to S3 on spot training (default: %(default)s)")
+    add("--arch", default="resnet50", help="resnet50 | inception_v3 | resnet18 | mobilenet_v3_small (default: %(default)s)")
+    add("--task", default="multiclass", choices=["binary", "multiclass"], help="(default: %(default)s)")
+    add("--pretrained", default="none", help="imagenet | none | PATH to a torchvision .pth (default: %(default)s)")
+    add("--epochs", type=int, default=30, help="(default: %(default)s)")
+    add("--batch-size", type=int, default=32, help="(default: %(default)s)")
+    add("--lr", type=float, default=1e-3, help="peak learning rate (default: %(default)s)")
+    add("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default: %(default)s)")
+    add("--label-smoothing", type=float, default=0.05, help="(default: %(default)s)")
+    add("--schedule", default="cosine", choices=["cosine", "onecycle"], help="(default: %(default)s)")
+    add("--patience", type=int, default=8, help="early stopping epochs without val macro-F1 gain (default: %(default)s)")
+    add("--hflip", action="store_true", help="also flip horizontally (off: anatomy is not symmetric)")
+    add("--folds", type=int, default=5, help="grouped folds when ingesting (default: %(default)s)")
+    add("--split-seed", type=int, default=0, help="fold assignment seed (default: %(default)s)")
+    add("--test-fold", type=int, default=0, help="fold held out for test; -1 for none (default: %(default)s)")
+    add("--val-fold", type=int, default=1, help="fold used for early stopping and calibration (default: %(default)s)")
+    add("--seed", type=int, default=0, help="training seed (default: %(default)s)")
+    add("--workers", type=int, default=0, help="data loader workers (default: %(default)s)")
+    add("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
+    add("--amp", action=argparse.BooleanOptionalAction, default=True, help="bf16 mixed precision on GPU (default: %(default)s)")
+    add("--resume", action=argparse.BooleanOptionalAction, default=True, help="resume from checkpoint-dir/last.pt (default: %(default)s)")
+    add("--export", action=argparse.BooleanOptionalAction, default=True, help="export TorchScript/ONNX + model.tar.gz (default: %(default)s)")
+    add("--half", action="store_true", help="store the weights checkpoint in fp16 (half the size; exports stay fp32)")
+    add("--limit", type=int, default=0, help="use only the first N images (smoke tests; default: all)")
+    add("--model-name", default="xray-covid", help="(default: %(default)s)")
+    add("--model-version", default="", help="(default: arch-task-timestamp)")
+    return p
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    main(get_args_parser().parse_args())

@@ -76,17 +76,22 @@ class IngestReport:
     multi_image_groups: int = 0
 
 
+def _strip_image_suffixes(name: str) -> str:
+    while Path(name).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".gif"}:
+        name = Path(name).stem
+    return name
+
+
 def group_from_name(name: str, source: str) -> str:
     """The patient/case a file name belongs to, as far as the name tells."""
     nih = NIH_NAME.match(Path(name).name)
     if nih:
         return f"nih-{nih.group(1)}"
-    stem = Path(name).name
-    while Path(stem).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".gif"}:
-        stem = Path(stem).stem
+    stem = _strip_image_suffixes(Path(name).name)
     for pattern in _CROP_SUFFIXES:
         stem = pattern.sub("", stem)
-    return f"{source}-{stem.lower()}"
+    # "Fig1_HTML.webp-day10.png": the crop suffix may hide a second extension.
+    return f"{source}-{_strip_image_suffixes(stem).lower()}"
 
 
 def _label_of_folder(name: str) -> str | None:

@@ -195,6 +195,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         save_state(state_path, model=net.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                    rng=torch.get_rng_state(), loader_rng=generator.get_state(), epoch=epoch, best_f1=best_f1,
                    best_epoch=best_epoch, best_state=best_state, history=history)  # fmt: skip
+        if args.stop_after and epoch + 1 - start_epoch >= args.stop_after and epoch + 1 < args.epochs:
+            logger.info("stopping after %d epochs this run; rerun the same command to resume", args.stop_after)
+            return {"stopped_at_epoch": epoch, "history": history}
         if epoch - best_epoch >= args.patience:
             logger.info("early stop: no val macro-F1 gain for %d epochs", args.patience)
             break
@@ -278,6 +281,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     add("--amp", action=argparse.BooleanOptionalAction, default=True, help="bf16 mixed precision on GPU (default: %(default)s)")
     add("--resume", action=argparse.BooleanOptionalAction, default=True, help="resume from checkpoint-dir/last.pt (default: %(default)s)")
     add("--export", action=argparse.BooleanOptionalAction, default=True, help="export TorchScript/ONNX + model.tar.gz (default: %(default)s)")
+    add("--stop-after", type=int, default=0, help="end this run after N epochs, resumable (default: run to the end)")
     add("--half", action="store_true", help="store the weights checkpoint in fp16 (half the size; exports stay fp32)")
     add("--limit", type=int, default=0, help="use only the first N images (smoke tests; default: all)")
     add("--model-name", default="xray-covid", help="(default: %(default)s)")

@@ -1,0 +1,71 @@
+"""Tiny end-to-end training on synthetic images (small net, 2 epochs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+import torch
+
+from model.package import unpack
+from model.runtime import Predictor
+from model.serve import EndpointApp, LocalEndpoint
+from tests import images
+from training.train import get_args_parser, main
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    for c, label in enumerate(["covid", "no_findings", "pneumonia"]):
+        (root / label).mkdir()
+        for i in range(10):
+            (root / label / f"{c}{i:07d}_000.png").write_bytes(images.png(64, seed=c * 100 + i))
+    return root
+
+
+def _args(data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--data", str(data), "--arch", "mobilenet_v3_small", "--task", "multiclass", "--epochs", "2",
+        "--batch-size", "8", "--folds", "3", "--output-dir", str(out / "model"),
+        "--output-data-dir", str(out / "output"), "--checkpoint-dir", str(out / "ckpt"), *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    out = tmp_path_factory.mktemp("run")
+    summary = main(get_args_parser().parse_args(_args(synthetic_data, out)))
+    return out, summary
+
+
+def test_training_writes_metrics_and_calibration(trained: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    out, summary = trained
+    assert len(summary["history"]) == 2
+    assert summary["metadata"]["temperature"] > 0
+    assert set(summary["metrics"]["test"]) >= {"accuracy", "macro_f1", "ece", "confusion_matrix"}
+    assert json.loads((out / "output" / "training.json").read_text())["temperature"] == summary["temperature"]
+
+
+def test_trained_model_tarball_is_served_by_the_local_endpoint(trained: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+    out, _ = trained
+    model_dir = unpack(out / "output" / "model.tar.gz", tmp_path / "model")
+    with LocalEndpoint(EndpointApp(Predictor.load(model_dir))) as endpoint:
+        runtime = boto3.client("sagemaker-runtime", endpoint_url=endpoint.url, region_name="us-east-1",
+                               aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
+        answer = json.loads(runtime.invoke_endpoint(EndpointName="e", Body=images.png(), ContentType="image/png")["Body"].read())
+    assert answer["model"]["labels"] == ["covid", "no_findings", "pneumonia"]
+
+
+def test_resume_continues_to_the_same_state(synthetic_data: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    main(get_args_parser().parse_args(_args(synthetic_data, straight, "--no-export")))
+    interrupted = tmp_path / "interrupted"
+    assert "stopped_at_epoch" in main(get_args_parser().parse_args(_args(synthetic_data, interrupted, "--no-export", "--stop-after", "1")))
+    main(get_args_parser().parse_args(_args(synthetic_data, interrupted, "--no-export")))
+    a = torch.load(straight / "ckpt" / "last.pt", weights_only=False)["model"]
+    b = torch.load(interrupted / "ckpt" / "last.pt", weights_only=False)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)

@@ -1,0 +1,154 @@
+"""Compile the model with SageMaker Neo for a GPU endpoint and print the template's parameters.
+
+    python -m model.deploy --model build/model/model.tar.gz --bucket MY-BUCKET --role-arn arn:aws:iam::...:role/Neo
+
+1. uploads a TorchScript-only copy of ``model.tar.gz`` (Neo takes one traced model) to S3;
+2. runs a Neo compilation job (framework PYTORCH, ``--framework-version``, target ``ml_g4dn``, input
+   shape ``{"input0": [1, 1, S, S]}`` from the model's metadata.json) and waits for it;
+3. repacks ``code/`` and ``metadata.json`` into the compiled artifact (SDK v3 no longer does this) and
+   uploads it;
+4. prints ``ModelDataUrl`` and ``InferenceImage``: the ``sam deploy`` parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import boto3
+
+from model.metadata import METADATA_FILE
+
+logger = logging.getLogger(__name__)
+
+NEO_SKIP: Final = frozenset({"model.onnx"})
+TERMINAL: Final = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+
+
+class CompilationFailedError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    model_data_url: str
+    inference_image: str
+    compilation_job: str
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def read_members(tar_bytes: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:*") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def write_members(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in sorted(members.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def neo_input(members: dict[str, bytes]) -> bytes:
+    return write_members({k: v for k, v in members.items() if k not in NEO_SKIP and not k.startswith("code/")})
+
+
+def repack(compiled: bytes, original: dict[str, bytes]) -> bytes:
+    """The compiled artifact plus ``code/`` and ``metadata.json`` from the original package."""
+    members = read_members(compiled)
+    members.update({k: v for k, v in original.items() if k.startswith("code/") or k == METADATA_FILE})
+    return write_members(members)
+
+
+def compile_and_repack(
+    model: Path,
+    bucket: str,
+    prefix: str,
+    role_arn: str,
+    job_name: str,
+    framework_version: str = "2.0",
+    target: str = "ml_g4dn",
+    poll_seconds: float = 30.0,
+    timeout_seconds: int = 3600,
+    s3: Any = None,
+    sagemaker: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeployResult:
+    s3 = s3 or boto3.client("s3")
+    sagemaker = sagemaker or boto3.client("sagemaker")
+    original = read_members(model.read_bytes())
+    meta = json.loads(original[METADATA_FILE])
+    input_key = f"{prefix}/{job_name}/input/model.tar.gz"
+    s3.put_object(Bucket=bucket, Key=input_key, Body=neo_input(original))
+    sagemaker.create_compilation_job(
+        CompilationJobName=job_name,
+        RoleArn=role_arn,
+        InputConfig={
+            "S3Uri": f"s3://{bucket}/{input_key}",
+            "DataInputConfig": json.dumps({meta["input_name"]: meta["input_shape"]}),
+            "Framework": "PYTORCH",
+            "FrameworkVersion": framework_version,
+        },
+        OutputConfig={"S3OutputLocation": f"s3://{bucket}/{prefix}/{job_name}/compiled/", "TargetDevice": target},
+        StoppingCondition={"MaxRuntimeInSeconds": timeout_seconds},
+    )
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        job = sagemaker.describe_compilation_job(CompilationJobName=job_name)
+        status = job["CompilationJobStatus"]
+        logger.info("compilation job %s: %s", job_name, status)
+        if status in TERMINAL:
+            break
+        if time.monotonic() > deadline:
+            raise CompilationFailedError(f"{job_name} still {status} after {timeout_seconds}s")
+        sleep(poll_seconds)
+    if status != "COMPLETED":
+        raise CompilationFailedError(f"{job_name} {status}: {job.get('FailureReason', 'no reason given')}")
+    compiled_bucket, compiled_key = _split_s3(job["ModelArtifacts"]["S3ModelArtifacts"])
+    compiled = s3.get_object(Bucket=compiled_bucket, Key=compiled_key)["Body"].read()
+    output_key = f"{prefix}/{job_name}/model-neo-{target}.tar.gz"
+    s3.put_object(Bucket=bucket, Key=output_key, Body=repack(compiled, original))
+    return DeployResult(f"s3://{bucket}/{output_key}", job["InferenceImage"], job_name)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("build/model/model.tar.gz"), help="(default: %(default)s)")
+    parser.add_argument("--bucket", required=True, help="S3 bucket for the artifacts")
+    parser.add_argument("--prefix", default="models", help="S3 key prefix (default: %(default)s)")
+    parser.add_argument("--role-arn", required=True, help="IAM role SageMaker Neo assumes (S3 read/write)")
+    parser.add_argument("--job-name", default=None, help="compilation job name (default: xray-neo-TIMESTAMP)")
+    parser.add_argument("--framework-version", default="2.0", help="PyTorch version Neo compiles for (default: %(default)s)")
+    parser.add_argument("--target", default="ml_g4dn", help="Neo target device (default: %(default)s)")
+    parser.add_argument("--poll-seconds", type=float, default=30.0, help="(default: %(default)s)")
+    return parser
+
+
+def main(args: argparse.Namespace) -> None:
+    job_name = args.job_name or f"xray-neo-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = compile_and_repack(
+        args.model, args.bucket, args.prefix, args.role_arn, job_name, args.framework_version, args.target, args.poll_seconds
+    )
+    print(f"ModelDataUrl={result.model_data_url}")  # noqa: T201
+    print(f"InferenceImage={result.inference_image}")  # noqa: T201
+    print(f"sam deploy --parameter-overrides ModelDataUrl={result.model_data_url} InferenceImage={result.inference_image}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main(get_args_parser().parse_args())

@@ -1,0 +1,87 @@
+"""The Neo deployment command, offline: moto for S3, botocore Stubber for the exact SageMaker calls."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from model.deploy import CompilationFailedError, compile_and_repack, read_members, write_members
+from model.package import build_tarball
+
+ROLE = "arn:aws:iam::123456789012:role/neo"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-inference-pytorch:2.0-gpu-py3"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="models")
+        yield s3
+
+
+def _stub(sagemaker, final_status: str = "COMPLETED"):  # type: ignore[no-untyped-def]
+    stubber = Stubber(sagemaker)
+    stubber.add_response(
+        "create_compilation_job",
+        {"CompilationJobArn": "arn:aws:sagemaker:us-east-1:123456789012:compilation-job/job1"},
+        {
+            "CompilationJobName": "job1",
+            "RoleArn": ROLE,
+            "InputConfig": {
+                "S3Uri": "s3://models/m/job1/input/model.tar.gz",
+                "DataInputConfig": '{"input0": [1, 1, 224, 224]}',
+                "Framework": "PYTORCH",
+                "FrameworkVersion": "2.0",
+            },
+            "OutputConfig": {"S3OutputLocation": "s3://models/m/job1/compiled/", "TargetDevice": "ml_g4dn"},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        },
+    )
+    base = {
+        "CompilationJobName": "job1", "CompilationJobArn": "arn:aws:sagemaker:us-east-1:123456789012:compilation-job/job1",
+        "StoppingCondition": {}, "CreationTime": "2026-01-01", "LastModifiedTime": "2026-01-01", "RoleArn": ROLE,
+        "InputConfig": {"S3Uri": "s3://x", "Framework": "PYTORCH"},
+        "OutputConfig": {"S3OutputLocation": "s3://x", "TargetDevice": "ml_g4dn"},
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://models/m/job1/compiled/model-ml_g4dn.tar.gz"}, "FailureReason": "",
+    }  # fmt: skip
+    stubber.add_response("describe_compilation_job", {**base, "CompilationJobStatus": "INPROGRESS"}, {"CompilationJobName": "job1"})
+    final = {**base, "CompilationJobStatus": final_status, "InferenceImage": IMAGE}
+    if final_status == "FAILED":
+        final["FailureReason"] = "unsupported operator"
+    stubber.add_response("describe_compilation_job", final, {"CompilationJobName": "job1"})
+    return stubber
+
+
+def test_compiles_waits_and_repacks_code(aws, tiny_model_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tarball = build_tarball(tiny_model_dir, tmp_path / "model.tar.gz")
+    aws.put_object(Bucket="models", Key="m/job1/compiled/model-ml_g4dn.tar.gz", Body=write_members({"compiled.pt": b"neo"}))
+    sagemaker = boto3.client("sagemaker")
+    sleeps: list[float] = []
+    with _stub(sagemaker) as stubber:
+        result = compile_and_repack(tarball, "models", "m", ROLE, "job1", s3=aws, sagemaker=sagemaker, sleep=sleeps.append)
+        stubber.assert_no_pending_responses()
+    assert result.inference_image == IMAGE
+    assert result.model_data_url == "s3://models/m/job1/model-neo-ml_g4dn.tar.gz"
+    assert sleeps == [30.0]
+    neo_in = read_members(aws.get_object(Bucket="models", Key="m/job1/input/model.tar.gz")["Body"].read())
+    assert "model.pt" in neo_in
+    assert "model.onnx" not in neo_in
+    repacked = read_members(aws.get_object(Bucket="models", Key="m/job1/model-neo-ml_g4dn.tar.gz")["Body"].read())
+    assert {"compiled.pt", "code/inference.py", "code/requirements.txt", "metadata.json"} <= set(repacked)
+    assert json.loads(repacked["metadata.json"])["input_shape"] == [1, 1, 224, 224]
+
+
+def test_failed_compilation_raises_with_the_reason(aws, tiny_model_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tarball = build_tarball(tiny_model_dir, tmp_path / "model.tar.gz")
+    sagemaker = boto3.client("sagemaker")
+    with _stub(sagemaker, "FAILED"), pytest.raises(CompilationFailedError, match="unsupported operator"):
+        compile_and_repack(tarball, "models", "m", ROLE, "job1", s3=aws, sagemaker=sagemaker, sleep=lambda s: None)

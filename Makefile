@@ -7,7 +7,18 @@ STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test unit integration lint format typecheck model demo serve bench clean
+# `sam build` runs these (BuildMethod: makefile): only the Lambda code, the torch-free model modules it
+# shares with serving (labels, errors, preprocessing) and functions/requirements.txt.
+LAMBDA_MODEL_FILES := model/__init__.py model/errors.py model/labels.py model/preprocessing.py
+build-ClassifyBatchFunction build-ApiFunction:
+	mkdir -p "$(ARTIFACTS_DIR)/model"
+	cp -r functions "$(ARTIFACTS_DIR)/"
+	cp $(LAMBDA_MODEL_FILES) "$(ARTIFACTS_DIR)/model/"
+	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+	python3.11 -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)" \
+		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:
+
+.PHONY: venv test unit integration lint format typecheck model demo local serve bench validate sam-build clean build-ClassifyBatchFunction build-ApiFunction
 
 venv: $(STAMP)
 
@@ -53,6 +64,13 @@ serve: build/model/model.tar.gz
 
 bench: $(STAMP)
 	$(PY) bench/inference.py
+
+validate: $(STAMP)
+	$(VENV)/bin/sam validate --lint
+	$(VENV)/bin/cfn-lint template.yaml
+
+sam-build: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

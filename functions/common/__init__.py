@@ -1,0 +1,1 @@
+"""Plain-Python business logic shared by the Lambdas: testable without AWS, clients injected."""

@@ -1,0 +1,71 @@
+"""The pipeline's exceptions, in one tree (image validation errors come from ``model.errors``).
+
+    PipelineError
+     ├── ConfigurationError           a required environment variable is missing (fails at start)
+     ├── RejectedObjectError          the object can never be classified -> a `rejected` result
+     │    ├── ObjectMissingError          deleted before it was read
+     │    ├── ObjectTooLargeError         larger than MAX_OBJECT_BYTES
+     │    └── ImageRejectedError          wraps model.errors.InvalidImageError (reason kept)
+     ├── TransientError               worth retrying (throttling, 5xx, timeouts) -> retry, then DLQ + `failed`
+     │    └── EndpointUnavailableError
+     └── ApiError                     maps to an HTTP status in functions.api (one place)
+          ├── NotFoundError               404
+          ├── BadRequestError             400
+          └── PayloadTooLargeError        413
+
+``reason`` on a RejectedObjectError is what the `rejected` result records.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class PipelineError(Exception):
+    pass
+
+
+class ConfigurationError(PipelineError):
+    pass
+
+
+class RejectedObjectError(PipelineError):
+    reason: str = "rejected"
+
+
+class ObjectMissingError(RejectedObjectError):
+    reason = "object_missing"
+
+
+class ObjectTooLargeError(RejectedObjectError):
+    reason = "too_large"
+
+
+class ImageRejectedError(RejectedObjectError):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TransientError(PipelineError):
+    pass
+
+
+class EndpointUnavailableError(TransientError):
+    pass
+
+
+class ApiError(PipelineError):
+    status: ClassVar[int] = 500
+
+
+class NotFoundError(ApiError):
+    status: ClassVar[int] = 404
+
+
+class BadRequestError(ApiError):
+    status: ClassVar[int] = 400
+
+
+class PayloadTooLargeError(ApiError):
+    status: ClassVar[int] = 413

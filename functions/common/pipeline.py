@@ -1,0 +1,118 @@
+"""From S3 object references to stored, notified results: the batch Lambda's business logic."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from functions.common.endpoint import EndpointClient, Verdict
+from functions.common.errors import (
+    ImageRejectedError,
+    ObjectMissingError,
+    ObjectTooLargeError,
+    RejectedObjectError,
+    TransientError,
+)
+from functions.common.notify import Notifier
+from functions.common.results import CLASSIFIED, REJECTED, ResultsStore, now_iso
+from functions.common.s3_events import ObjectRef, sequencer_key
+from model.errors import InvalidImageError
+from model.preprocessing import downsize_png
+
+logger = logging.getLogger(__name__)
+
+Decision = Verdict | RejectedObjectError | TransientError
+_MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result_id: str
+    status: str  # classified | rejected | duplicate
+    label: str | None = None
+
+
+def result_item(ref: ObjectRef, status: str, source: str = "s3", **fields: Any) -> dict[str, Any]:
+    created = now_iso()
+    return {
+        "pk": ref.result_id, "result_id": ref.result_id, "object_ref": ref.object_ref, "version_id": ref.version_id,
+        "etag": ref.etag, "status": status, "sequencer": sequencer_key(ref.sequencer), "created_at": created,
+        "day": created[:10], "source": source, **fields,
+    }  # fmt: skip
+
+
+class ClassificationPipeline:
+    def __init__(
+        self, s3: Any, endpoint: EndpointClient, store: ResultsStore, notifier: Notifier, max_object_bytes: int,
+        max_side: int = 512,
+    ) -> None:  # fmt: skip
+        self._s3 = s3
+        self._endpoint = endpoint
+        self._store = store
+        self._notifier = notifier
+        self._max_object_bytes = max_object_bytes
+        self._max_side = max_side
+
+    def read_image(self, ref: ObjectRef) -> bytes:
+        """Fetch, validate and downsize one object; RejectedObjectError if it can never be classified."""
+        if ref.size is not None and ref.size > self._max_object_bytes:
+            raise ObjectTooLargeError(f"{ref.size} bytes; the limit is {self._max_object_bytes}")
+        kwargs = {"Bucket": ref.bucket, "Key": ref.key, **({"VersionId": ref.version_id} if ref.version_id else {})}
+        try:
+            obj = self._s3.get_object(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in _MISSING:
+                raise ObjectMissingError("the object was deleted before it was classified") from exc
+            raise TransientError(f"S3 get_object failed: {exc.response['Error']['Code']}") from exc
+        if obj["ContentLength"] > self._max_object_bytes:
+            raise ObjectTooLargeError(f"{obj['ContentLength']} bytes; the limit is {self._max_object_bytes}")
+        try:
+            return downsize_png(obj["Body"].read(), self._max_side)
+        except InvalidImageError as exc:
+            raise ImageRejectedError(exc.reason, str(exc)) from exc
+
+    def decide(self, refs: Sequence[ObjectRef]) -> dict[str, Decision]:
+        """A decision per distinct object version, with one batched endpoint call for all images."""
+        decisions: dict[str, Decision] = {}
+        prepared: dict[str, bytes] = {}
+        for ref in refs:
+            if ref.result_id in decisions or ref.result_id in prepared:
+                continue
+            try:
+                prepared[ref.result_id] = self.read_image(ref)
+            except (RejectedObjectError, TransientError) as exc:
+                decisions[ref.result_id] = exc
+        if prepared:
+            try:
+                verdicts = self._endpoint.classify(list(prepared.values()))
+            except TransientError as exc:
+                verdicts = [exc] * len(prepared)  # type: ignore[list-item]
+            except ImageRejectedError as exc:
+                verdicts = [exc] * len(prepared)  # type: ignore[list-item]
+            decisions.update(zip(prepared, verdicts, strict=True))
+        return decisions
+
+    def finalize(self, ref: ObjectRef, decision: Verdict | RejectedObjectError) -> Outcome:
+        """Store the final result and notify, unless an equal or newer one is already stored."""
+        if isinstance(decision, Verdict) and decision.rejection is None:
+            item = result_item(ref, CLASSIFIED, label=decision.label, probabilities=decision.probabilities,
+                               model_name=decision.model.get("name"), model_version=decision.model.get("version"))  # fmt: skip
+        else:
+            error = decision.rejection if isinstance(decision, Verdict) else decision
+            model_version = decision.model.get("version") if isinstance(decision, Verdict) else None
+            item = result_item(ref, REJECTED, reason=getattr(error, "reason", "rejected"), model_version=model_version)
+        if not self._store.put_final(item):
+            logger.info("duplicate or older event ignored", extra={"result_id": ref.result_id})
+            return Outcome(ref.result_id, "duplicate")
+        self._notifier.publish(item)
+        return Outcome(ref.result_id, item["status"], item.get("label"))
+
+    def record_failure(self, ref: ObjectRef, error: Exception) -> None:
+        """Last attempt failed: record `failed` (the message then goes to the dead-letter queue)."""
+        item = result_item(ref, "failed", reason=type(error).__name__)
+        if self._store.put_failed(item):
+            self._notifier.publish(item)

@@ -1,46 +1,106 @@
-"""``make demo``: classify the bundled sample X-rays through the local SageMaker endpoint.
+"""``make demo``: the whole pipeline on this machine, on the bundled model and sample X-rays.
 
-    python -m local_stack.demo --model build/model/model.tar.gz
+Starts the local stack (moto, the local SageMaker endpoint, the two Lambdas from template.yaml),
+uploads every file of samples/ under the upload prefix, waits until each has a result, prints the
+results read back from DynamoDB and the SNS notifications received, classifies one image through
+the authenticated API, and exits 0 only if every upload is accounted for.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
-import boto3
-from botocore.config import Config
-
-from model.serve import EndpointApp, LocalEndpoint, load_predictor
+from local_stack.stack import LocalStack
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
+def wait_for_results(stack: LocalStack, keys: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
+    """Poll the ByObject index until every uploaded key has a final result (or the timeout)."""
+    table = stack.resource("dynamodb").Table(stack.template.ref("ResultsTable"))
+    bucket = stack.template.ref("UploadBucket")
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and len(found) < len(keys):
+        for key in keys:
+            if key in found:
+                continue
+            items = table.query(IndexName="ByObject", KeyConditionExpression="object_ref = :o",
+                                ExpressionAttributeValues={":o": f"{bucket}/{key}"})["Items"]  # fmt: skip
+            final = [i for i in items if i["status"] in ("classified", "rejected")]
+            if final:
+                found[key] = final[0]
+        time.sleep(0.3)
+    return found
+
+
+def drain_notifications(stack: LocalStack) -> list[dict[str, Any]]:
+    sqs = stack.client("sqs")
+    received: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=stack.notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        if not messages:
+            return received
+        for message in messages:
+            received.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=stack.notifications_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def classify_via_api(stack: LocalStack, image: Path) -> dict[str, Any]:
+    request = urllib.request.Request(f"{stack.api_url}/classify", data=image.read_bytes(), method="POST",
+                                     headers={"Content-Type": "image/png", "Authorization": stack.id_token()})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local gateway URL
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
 def main(args: argparse.Namespace) -> int:
-    predictor = load_predictor(args.model)
-    with LocalEndpoint(EndpointApp(predictor)) as endpoint:
-        runtime = boto3.client(
-            "sagemaker-runtime", endpoint_url=endpoint.url, region_name="us-east-1",
-            aws_access_key_id="local", aws_secret_access_key="local", config=Config(retries={"max_attempts": 1}),
-        )  # fmt: skip
-        print(f"model {predictor.meta.version} ({predictor.backend.name}) on {endpoint.url}\n")
-        print(f"{'file':<22} {'outcome':<12} {'label':<12} probabilities")
-        for path in sorted(args.samples.glob("*.png")):
-            try:
-                response = runtime.invoke_endpoint(EndpointName="local", Body=path.read_bytes(), ContentType="image/png")
-                prediction = json.loads(response["Body"].read())["predictions"][0]
-                probs = " ".join(f"{k}={v:.3f}" for k, v in prediction["probabilities"].items())
-                print(f"{path.name:<22} {'classified':<12} {prediction['label']:<12} {probs}")
-            except runtime.exceptions.ModelError as exc:
-                reason = json.loads(exc.response["OriginalMessage"])["error"]["reason"]
-                print(f"{path.name:<22} {'rejected':<12} {'-':<12} reason={reason}")
-    return 0
+    files = sorted(p for p in args.samples.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    started = time.monotonic()
+    with LocalStack(args.model) as stack:
+        print(f"local stack up in {time.monotonic() - started:.1f}s: moto {stack.aws_url}, "
+              f"endpoint {stack.endpoint.url}, API {stack.api_url}")  # fmt: skip
+        s3, bucket, prefix = stack.client("s3"), stack.template.ref("UploadBucket"), stack.template.parameter("UploadPrefix")
+        keys = []
+        t0 = time.monotonic()
+        for path in files:
+            key = f"{prefix}demo/{path.name}"
+            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            keys.append(key)
+        results = wait_for_results(stack, keys, args.timeout)
+        elapsed = time.monotonic() - t0
+        print(f"\n{len(files)} uploads -> {len(results)} results in {elapsed:.1f}s (read back from DynamoDB)\n")
+        print(f"{'object key':<34} {'status':<11} {'label':<12} {'p(covid)':>8}  reason")
+        for key in keys:
+            item = results.get(key)
+            if item is None:
+                print(f"{key:<34} {'MISSING':<11}")
+                continue
+            probs = item.get("probabilities") or {}
+            p_covid = f"{float(probs['covid']):.3f}" if "covid" in probs else "-"
+            print(f"{key:<34} {item['status']:<11} {item.get('label', '-'):<12} {p_covid:>8}  {item.get('reason', '')}")
+        notifications = drain_notifications(stack)
+        print(f"\n{len(notifications)} SNS notifications received (no object keys in them):")
+        for note in notifications:
+            print(f"  result {note['result_id'][:12]}…  status={note['status']:<10} label={note.get('label', '-')}")
+        answer = classify_via_api(stack, files[0])
+        print(f"\nPOST /classify {files[0].name} (Cognito token): {answer['label']} "
+              f"{json.dumps({k: round(v, 3) for k, v in answer['probabilities'].items()})}")  # fmt: skip
+    ok = len(results) == len(files) and len(notifications) == len(files)
+    print("\nall uploads accounted for" if ok else "\nSOME UPLOADS WERE NOT ACCOUNTED FOR")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="model.tar.gz or its unpacked directory")
-    parser.add_argument("--samples", type=Path, default=SAMPLES, help="folder of images (default: samples/)")
+    parser.add_argument("--samples", type=Path, default=SAMPLES, help="folder of images to upload (default: samples/)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for results (default: %(default)s)")
     sys.exit(main(parser.parse_args()))

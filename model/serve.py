@@ -105,9 +105,9 @@ class EndpointApp:
 
 
 class LocalEndpoint:
-    """A running server on a background thread (for tests, the local stack and benchmarks)."""
+    """A WSGI app (the endpoint, or the local stack's gateway) served by waitress on a background thread."""
 
-    def __init__(self, app: EndpointApp, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> None:
         self._server = create_server(
             app, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES + 1024
         )

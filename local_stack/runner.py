@@ -1,0 +1,60 @@
+"""Run a Lambda handler of template.yaml in this process, the way the Lambda runtime would."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from local_stack.template import Template
+
+
+@dataclass
+class LocalContext:
+    """The parts of the Lambda context object that handlers and Powertools use."""
+
+    function_name: str
+    timeout_s: int = 60
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+
+
+class FunctionRunner:
+    def __init__(self, template: Template, logical_id: str, extra_env: dict[str, str]) -> None:
+        self.logical_id = logical_id
+        self.environment = {**template.function_environment(logical_id), **extra_env}
+        self.timeout_s = int(template.function_setting(logical_id, "Timeout") or 3)
+        self.memory_mb = int(template.function_setting(logical_id, "MemorySize") or 128)
+        self._handler_path = template.function_handler(logical_id)
+        self._handler: Callable[[dict[str, Any], Any], Any] | None = None
+
+    def handler(self) -> Callable[[dict[str, Any], Any], Any]:
+        if self._handler is None:
+            # The modules read their configuration at import, as in a fresh Lambda container.
+            os.environ.update(self.environment)
+            module_name, _, attribute = self._handler_path.rpartition(".")
+            self._handler = getattr(importlib.import_module(module_name), attribute)
+        return self._handler
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        context = LocalContext(self.logical_id, self.timeout_s, self.memory_mb)
+        with warnings.catch_warnings():
+            # Powertools warns when an invocation (e.g. an s3:TestEvent) records no metric.
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
+            return self.handler()(event, context)

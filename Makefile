@@ -18,7 +18,7 @@ build-ClassifyBatchFunction build-ApiFunction:
 	python3.11 -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)" \
 		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:
 
-.PHONY: venv test unit integration lint format typecheck model demo local serve bench validate sam-build clean build-ClassifyBatchFunction build-ApiFunction
+.PHONY: venv test unit integration lint format typecheck model demo local invoke serve bench validate sam-build clean build-ClassifyBatchFunction build-ApiFunction
 
 venv: $(STAMP)
 
@@ -58,6 +58,13 @@ model: build/model/model.tar.gz
 
 demo: build/model/model.tar.gz
 	$(PY) -m local_stack.demo --model build/model/model.tar.gz
+
+local: build/model/model.tar.gz
+	$(PY) -m local_stack.stack --model build/model/model.tar.gz
+
+# Replay an event file as `sam local invoke` does: make invoke FUNCTION=ApiFunction EVENT=events/api-classify.json
+invoke: build/model/model.tar.gz
+	$(PY) -m local_stack.invoke $(FUNCTION) -e $(EVENT) $(if $(SEED),--seed $(SEED))
 
 serve: build/model/model.tar.gz
 	$(PY) -m model.serve --model build/model/model.tar.gz --port 8080

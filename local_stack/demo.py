@@ -32,8 +32,11 @@ def wait_for_results(stack: LocalStack, keys: list[str], timeout_s: float) -> di
         for key in keys:
             if key in found:
                 continue
-            items = table.query(IndexName="ByObject", KeyConditionExpression="object_ref = :o",
-                                ExpressionAttributeValues={":o": f"{bucket}/{key}"})["Items"]  # fmt: skip
+            items = table.query(
+                IndexName="ByObject",
+                KeyConditionExpression="object_ref = :o",
+                ExpressionAttributeValues={":o": f"{bucket}/{key}"},
+            )["Items"]
             final = [i for i in items if i["status"] in ("classified", "rejected")]
             if final:
                 found[key] = final[0]
@@ -45,7 +48,9 @@ def drain_notifications(stack: LocalStack) -> list[dict[str, Any]]:
     sqs = stack.client("sqs")
     received: list[dict[str, Any]] = []
     while True:
-        messages = sqs.receive_message(QueueUrl=stack.notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=stack.notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
         if not messages:
             return received
         for message in messages:
@@ -54,8 +59,12 @@ def drain_notifications(stack: LocalStack) -> list[dict[str, Any]]:
 
 
 def classify_via_api(stack: LocalStack, image: Path) -> dict[str, Any]:
-    request = urllib.request.Request(f"{stack.api_url}/classify", data=image.read_bytes(), method="POST",
-                                     headers={"Content-Type": "image/png", "Authorization": stack.id_token()})  # fmt: skip
+    request = urllib.request.Request(  # noqa: S310 - the local gateway's http URL
+        f"{stack.api_url}/classify",
+        data=image.read_bytes(),
+        method="POST",
+        headers={"Content-Type": "image/png", "Authorization": stack.id_token()},
+    )
     with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local gateway URL
         return json.loads(response.read())  # type: ignore[no-any-return]
 
@@ -64,9 +73,15 @@ def main(args: argparse.Namespace) -> int:
     files = sorted(p for p in args.samples.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
     started = time.monotonic()
     with LocalStack(args.model) as stack:
-        print(f"local stack up in {time.monotonic() - started:.1f}s: moto {stack.aws_url}, "
-              f"endpoint {stack.endpoint.url}, API {stack.api_url}")  # fmt: skip
-        s3, bucket, prefix = stack.client("s3"), stack.template.ref("UploadBucket"), stack.template.parameter("UploadPrefix")
+        print(
+            f"local stack up in {time.monotonic() - started:.1f}s: moto {stack.aws_url}, "
+            f"endpoint {stack.endpoint.url}, API {stack.api_url}"
+        )
+        s3, bucket, prefix = (
+            stack.client("s3"),
+            stack.template.ref("UploadBucket"),
+            stack.template.parameter("UploadPrefix"),
+        )
         keys = []
         t0 = time.monotonic()
         for path in files:
@@ -90,8 +105,10 @@ def main(args: argparse.Namespace) -> int:
         for note in notifications:
             print(f"  result {note['result_id'][:12]}…  status={note['status']:<10} label={note.get('label', '-')}")
         answer = classify_via_api(stack, files[0])
-        print(f"\nPOST /classify {files[0].name} (Cognito token): {answer['label']} "
-              f"{json.dumps({k: round(v, 3) for k, v in answer['probabilities'].items()})}")  # fmt: skip
+        print(
+            f"\nPOST /classify {files[0].name} (Cognito token): {answer['label']} "
+            f"{json.dumps({k: round(v, 3) for k, v in answer['probabilities'].items()})}"
+        )
     ok = len(results) == len(files) and len(notifications) == len(files)
     print("\nall uploads accounted for" if ok else "\nSOME UPLOADS WERE NOT ACCOUNTED FOR")
     return 0 if ok else 1
@@ -102,5 +119,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="model.tar.gz or its unpacked directory")
     parser.add_argument("--samples", type=Path, default=SAMPLES, help="folder of images to upload (default: samples/)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for results (default: %(default)s)")
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for results (default: %(default)s)"
+    )
     sys.exit(main(parser.parse_args()))

@@ -48,9 +48,14 @@ def _route_regex(path: str) -> re.Pattern[str]:
 
 class LocalGateway:
     def __init__(
-        self, runner: FunctionRunner, routes: list[tuple[str, str]], verifier: CognitoVerifier, stage: str,
-        binary_types: Iterable[str], allowed_origin: str,
-    ) -> None:  # fmt: skip
+        self,
+        runner: FunctionRunner,
+        routes: list[tuple[str, str]],
+        verifier: CognitoVerifier,
+        stage: str,
+        binary_types: Iterable[str],
+        allowed_origin: str,
+    ) -> None:
         self._runner = runner
         self._routes = [(m, p, _route_regex(p)) for m, p in routes]
         self._verifier = verifier
@@ -63,7 +68,10 @@ class LocalGateway:
 
     def _json(self, start: StartResponse, status: int, body: dict[str, Any]) -> list[bytes]:
         data = json.dumps(body).encode()
-        start(f"{status} {'OK' if status < 400 else 'Error'}", [("Content-Type", "application/json"), *self._cors()])
+        start(
+            f"{status} {'OK' if status < 400 else 'Error'}",
+            [("Content-Type", "application/json"), *self._cors()],
+        )
         return [data]
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
@@ -72,10 +80,20 @@ class LocalGateway:
         if path.startswith(prefix + "/"):
             path = path[len(prefix) :]
         if method == "OPTIONS":
-            start("200 OK", [*self._cors(), ("Access-Control-Allow-Headers", "Authorization,Content-Type"),
-                             ("Access-Control-Allow-Methods", "GET,POST,OPTIONS"), ("Content-Length", "0")])  # fmt: skip
+            start(
+                "200 OK",
+                [
+                    *self._cors(),
+                    ("Access-Control-Allow-Headers", "Authorization,Content-Type"),
+                    ("Access-Control-Allow-Methods", "GET,POST,OPTIONS"),
+                    ("Content-Length", "0"),
+                ],
+            )
             return [b""]
-        match = next(((p, m.groupdict()) for verb, p, rx in self._routes if verb == method and (m := rx.match(path))), None)
+        match = next(
+            ((p, m.groupdict()) for verb, p, rx in self._routes if verb == method and (m := rx.match(path))),
+            None,
+        )
         if match is None:
             return self._json(start, 403, {"message": "Missing Authentication Token"})
         token = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
@@ -87,7 +105,13 @@ class LocalGateway:
         return self._respond(start, response)
 
     def _event(
-        self, environ: dict[str, Any], method: str, path: str, resource: str, params: dict[str, str], claims: dict[str, Any]
+        self,
+        environ: dict[str, Any],
+        method: str,
+        path: str,
+        resource: str,
+        params: dict[str, str],
+        claims: dict[str, Any],
     ) -> dict[str, Any]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
@@ -99,21 +123,35 @@ class LocalGateway:
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         now = time.time()
         return {
-            "resource": resource, "path": path, "httpMethod": method, "headers": headers,
+            "resource": resource,
+            "path": path,
+            "httpMethod": method,
+            "headers": headers,
             "multiValueHeaders": {k: [v] for k, v in headers.items()},
             "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
             "multiValueQueryStringParameters": query or None,
-            "pathParameters": params or None, "stageVariables": None,
+            "pathParameters": params or None,
+            "stageVariables": None,
             "requestContext": {
-                "resourcePath": resource, "httpMethod": method, "path": f"/{self._stage}{path}", "stage": self._stage,
-                "requestId": str(uuid.uuid4()), "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-                "requestTimeEpoch": int(now * 1000), "accountId": "123456789012", "apiId": "local",
-                "protocol": "HTTP/1.1", "authorizer": {"claims": claims},
-                "identity": {"sourceIp": environ.get("REMOTE_ADDR", "127.0.0.1"), "userAgent": headers.get("User-Agent")},
+                "resourcePath": resource,
+                "httpMethod": method,
+                "path": f"/{self._stage}{path}",
+                "stage": self._stage,
+                "requestId": str(uuid.uuid4()),
+                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "requestTimeEpoch": int(now * 1000),
+                "accountId": "123456789012",
+                "apiId": "local",
+                "protocol": "HTTP/1.1",
+                "authorizer": {"claims": claims},
+                "identity": {
+                    "sourceIp": environ.get("REMOTE_ADDR", "127.0.0.1"),
+                    "userAgent": headers.get("User-Agent"),
+                },
             },
             "body": base64.b64encode(raw).decode() if binary else (raw.decode("utf-8", "replace") if raw else None),
             "isBase64Encoded": binary,
-        }  # fmt: skip
+        }
 
     def _respond(self, start: StartResponse, response: dict[str, Any]) -> list[bytes]:
         body = response.get("body") or ""

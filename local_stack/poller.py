@@ -33,7 +33,8 @@ def to_lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> di
             "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", "0"),
         },
         "messageAttributes": message.get("MessageAttributes", {}),
-        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode(), usedforsecurity=False).hexdigest(),
+        "md5OfBody": message.get("MD5OfBody")
+        or hashlib.md5(message["Body"].encode(), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": region,
@@ -42,9 +43,16 @@ def to_lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> di
 
 class SqsPoller:
     def __init__(
-        self, sqs: Any, queue_url: str, queue_arn: str, runner: FunctionRunner, batch_size: int = 10,
-        batching_window_s: float = 5.0, retry_delay_s: int = 1, region: str = "us-east-1",
-    ) -> None:  # fmt: skip
+        self,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        runner: FunctionRunner,
+        batch_size: int = 10,
+        batching_window_s: float = 5.0,
+        retry_delay_s: int = 1,
+        region: str = "us-east-1",
+    ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._queue_arn = queue_arn
@@ -71,9 +79,12 @@ class SqsPoller:
         while len(messages) < self._batch_size and not self._stop.is_set():
             wait = 1 if not messages else max(0, min(1, int(deadline - time.monotonic())))
             page = self._sqs.receive_message(
-                QueueUrl=self._queue_url, MaxNumberOfMessages=self._batch_size - len(messages),
-                WaitTimeSeconds=wait, AttributeNames=["All"], MessageAttributeNames=["All"],
-            ).get("Messages", [])  # fmt: skip
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=self._batch_size - len(messages),
+                WaitTimeSeconds=wait,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
             messages += page
             if messages and (time.monotonic() >= deadline or not page):
                 break
@@ -89,14 +100,17 @@ class SqsPoller:
             try:
                 response = self._runner.invoke(event) or {}
                 failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-            except Exception:  # noqa: BLE001 - a crashed invocation fails the whole batch, as in Lambda
+            except Exception:
                 logger.exception("function raised: the whole batch will be retried")
                 failed = {m["MessageId"] for m in messages}
             self.invocations += 1
             for message in messages:
                 if message["MessageId"] in failed:
-                    self._sqs.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                                        VisibilityTimeout=self._retry_delay)  # fmt: skip
+                    self._sqs.change_message_visibility(
+                        QueueUrl=self._queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=self._retry_delay,
+                    )
                 else:
                     self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
         finally:
@@ -107,6 +121,6 @@ class SqsPoller:
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except Exception:  # noqa: BLE001 - keep polling, as the managed poller does
+            except Exception:
                 logger.exception("poller error")
                 time.sleep(0.5)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import sys
 import time
 import uuid
 import warnings
@@ -46,10 +48,18 @@ class FunctionRunner:
 
     def handler(self) -> Callable[[dict[str, Any], Any], Any]:
         if self._handler is None:
-            # The modules read their configuration at import, as in a fresh Lambda container.
+            # A fresh module object per runner, like a new Lambda container: its singletons read the
+            # environment at import, and another local stack in this process keeps its own.
             os.environ.update(self.environment)
             module_name, _, attribute = self._handler_path.rpartition(".")
-            self._handler = getattr(importlib.import_module(module_name), attribute)
+            spec = importlib.util.find_spec(module_name)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"handler module {module_name} not found")
+            module = importlib.util.module_from_spec(spec)
+            # Registered, so that pydantic can resolve the module's postponed annotations.
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+            self._handler = getattr(module, attribute)
         return self._handler
 
     def invoke(self, event: dict[str, Any]) -> Any:

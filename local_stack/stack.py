@@ -9,6 +9,7 @@ local demo user's credentials, for scripts and tests to use as they would use Cl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import secrets
@@ -36,9 +37,14 @@ CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 class LocalStack:
     def __init__(
-        self, model_path: Path, batching_window_s: float = 0.5, retry_delay_s: int = 1, with_poller: bool = True,
-        context: StackContext | None = None, endpoint_app: Any = None,
-    ) -> None:  # fmt: skip
+        self,
+        model_path: Path,
+        batching_window_s: float = 0.5,
+        retry_delay_s: int = 1,
+        with_poller: bool = True,
+        context: StackContext | None = None,
+        endpoint_app: Any = None,
+    ) -> None:
         self.context = context or StackContext()
         self.template = Template(context=self.context)
         self.model_path = model_path
@@ -51,8 +57,13 @@ class LocalStack:
 
     # -- clients ----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.aws_url, region_name=self.context.region,
-                            config=Config(retries={"max_attempts": 2}), **CREDENTIALS)  # fmt: skip
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_url,
+            region_name=self.context.region,
+            config=Config(retries={"max_attempts": 2}),
+            **CREDENTIALS,
+        )
 
     def resource(self, service: str) -> Any:
         return boto3.resource(service, endpoint_url=self.aws_url, region_name=self.context.region, **CREDENTIALS)
@@ -105,7 +116,11 @@ class LocalStack:
         for table in t.of_type("AWS::DynamoDB::Table"):
             props = t.properties(table)
             name = self._name(table)
-            spec = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode") if k in props}
+            spec = {
+                k: props[k]
+                for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+                if k in props
+            }
             dynamodb.create_table(TableName=name, **spec)
             if "TimeToLiveSpecification" in props:
                 dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
@@ -124,7 +139,11 @@ class LocalStack:
         # Log groups, IAM, autoscaling...: nothing to emulate, but their names must resolve.
         for logical_id in t.resources:
             if logical_id not in t.physical and t.included(logical_id):
-                t.register(logical_id, self._name(logical_id), Arn=f"arn:aws:local:{ctx.region}:{ctx.account_id}:{logical_id}")
+                t.register(
+                    logical_id,
+                    self._name(logical_id),
+                    Arn=f"arn:aws:local:{ctx.region}:{ctx.account_id}:{logical_id}",
+                )
 
     def _create_queues(self) -> None:
         t, sqs = self.template, self.client("sqs")
@@ -135,7 +154,11 @@ class LocalStack:
             t.register(queue, url, Arn=arn, QueueName=self._name(queue))
         for queue in queues:
             props = t.properties(queue)
-            attributes = {k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod", "KmsMasterKeyId") if k in props}
+            attributes = {
+                k: str(props[k])
+                for k in ("VisibilityTimeout", "MessageRetentionPeriod", "KmsMasterKeyId")
+                if k in props
+            }
             if "RedrivePolicy" in props:
                 attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
             sqs.set_queue_attributes(QueueUrl=t.ref(queue), Attributes=attributes)
@@ -147,16 +170,29 @@ class LocalStack:
         t, idp = self.template, self.client("cognito-idp")
         for pool in t.of_type("AWS::Cognito::UserPool"):
             props = t.properties(pool)
-            created = idp.create_user_pool(PoolName=self._name(pool), Policies=props.get("Policies", {}),
-                                           UsernameAttributes=props.get("UsernameAttributes", []))["UserPool"]  # fmt: skip
+            created = idp.create_user_pool(
+                PoolName=self._name(pool),
+                Policies=props.get("Policies", {}),
+                UsernameAttributes=props.get("UsernameAttributes", []),
+            )["UserPool"]
             t.register(pool, created["Id"], Arn=created["Arn"])
-            idp.admin_create_user(UserPoolId=created["Id"], Username=DEMO_USER, MessageAction="SUPPRESS",
-                                  TemporaryPassword="Temp-" + secrets.token_urlsafe(12) + "1!")  # fmt: skip
-            idp.admin_set_user_password(UserPoolId=created["Id"], Username=DEMO_USER, Password=self.demo_password, Permanent=True)
+            idp.admin_create_user(
+                UserPoolId=created["Id"],
+                Username=DEMO_USER,
+                MessageAction="SUPPRESS",
+                TemporaryPassword="Temp-" + secrets.token_urlsafe(12) + "1!",
+            )
+            idp.admin_set_user_password(
+                UserPoolId=created["Id"], Username=DEMO_USER, Password=self.demo_password, Permanent=True
+            )
         for client in t.of_type("AWS::Cognito::UserPoolClient"):
             props = t.properties(client)
-            created = idp.create_user_pool_client(UserPoolId=props["UserPoolId"], ClientName=self._name(client),
-                                                  ExplicitAuthFlows=props["ExplicitAuthFlows"], GenerateSecret=False)["UserPoolClient"]  # fmt: skip
+            created = idp.create_user_pool_client(
+                UserPoolId=props["UserPoolId"],
+                ClientName=self._name(client),
+                ExplicitAuthFlows=props["ExplicitAuthFlows"],
+                GenerateSecret=False,
+            )["UserPoolClient"]
             t.register(client, created["ClientId"])
 
     def _create_sagemaker(self) -> None:
@@ -165,8 +201,11 @@ class LocalStack:
             return
         role = f"arn:aws:iam::{self.context.account_id}:role/{self._name('SageMakerExecutionRole')}"
         t.register("SageMakerExecutionRole", role, Arn=role)
-        model = sagemaker.create_model(ModelName=self._name("XrayModel"), ExecutionRoleArn=role,
-                                       PrimaryContainer={"Image": "local", "ModelDataUrl": f"file://{self.model_path}"})  # fmt: skip
+        model = sagemaker.create_model(
+            ModelName=self._name("XrayModel"),
+            ExecutionRoleArn=role,
+            PrimaryContainer={"Image": "local", "ModelDataUrl": f"file://{self.model_path}"},
+        )
         t.register("XrayModel", self._name("XrayModel"), ModelName=self._name("XrayModel"), Arn=model["ModelArn"])
         props = t.properties("XrayEndpointConfig")
         config_name = self._name("XrayEndpointConfig")
@@ -184,25 +223,36 @@ class LocalStack:
             t.register(bucket, name, Arn=f"arn:aws:s3:::{name}")
             props = t.properties(bucket)
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
-            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+            )
             queue_configs = [
-                {"QueueArn": q["Queue"], "Events": [q["Event"]],
-                 "Filter": {"Key": {"FilterRules": q["Filter"]["S3Key"]["Rules"]}}}
+                {
+                    "QueueArn": q["Queue"],
+                    "Events": [q["Event"]],
+                    "Filter": {"Key": {"FilterRules": q["Filter"]["S3Key"]["Rules"]}},
+                }
                 for q in props.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
-            ]  # fmt: skip
-            s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"QueueConfigurations": queue_configs})
+            ]
+            s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration={"QueueConfigurations": queue_configs}
+            )
         # Bucket policies are not applied: the template's deny-non-TLS statement would (rightly) refuse
         # every call, and the local stack speaks plain HTTP on loopback. Tests check the policy itself.
 
     # -- functions --------------------------------------------------------------------------------
     def lambda_environment(self) -> dict[str, str]:
         return {
-            "AWS_ENDPOINT_URL": self.aws_url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint.url,
-            "AWS_DEFAULT_REGION": self.context.region, "AWS_REGION": self.context.region,
-            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-            "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.endpoint.url,
+            "AWS_DEFAULT_REGION": self.context.region,
+            "AWS_REGION": self.context.region,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+        }
 
     def runner(self, logical_id: str) -> FunctionRunner:
         return FunctionRunner(self.template, logical_id, self.lambda_environment())
@@ -210,23 +260,47 @@ class LocalStack:
     def _start_functions(self) -> None:
         t = self.template
         sns, sqs = self.client("sns"), self.client("sqs")
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.notifications_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=t.ref("ResultsTopic"), Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.notifications_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=t.ref("ResultsTopic"),
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
         self.batch = self.runner("ClassifyBatchFunction")
         self.api = self.runner("ApiFunction")
         if self.with_poller:
             mapping = t.resolve(t.sqs_event("ClassifyBatchFunction"))
             queue = next(q for q in t.of_type("AWS::SQS::Queue") if t.physical[q]["Arn"] == mapping["Queue"])
-            self.poller = SqsPoller(sqs, t.ref(queue), mapping["Queue"], self.batch, int(mapping["BatchSize"]),
-                                    self.batching_window_s, self.retry_delay_s, self.context.region)  # fmt: skip
+            self.poller = SqsPoller(
+                sqs,
+                t.ref(queue),
+                mapping["Queue"],
+                self.batch,
+                int(mapping["BatchSize"]),
+                self.batching_window_s,
+                self.retry_delay_s,
+                self.context.region,
+            )
             self.poller.start()
             self._closers.append(self.poller.stop)
         pool, client = t.ref("UserPool"), t.ref("UserPoolClient")
-        verifier = CognitoVerifier(f"{self.aws_url}/{pool}/.well-known/jwks.json",
-                                   f"https://cognito-idp.{self.context.region}.amazonaws.com/{pool}", client)  # fmt: skip
+        verifier = CognitoVerifier(
+            f"{self.aws_url}/{pool}/.well-known/jwks.json",
+            f"https://cognito-idp.{self.context.region}.amazonaws.com/{pool}",
+            client,
+        )
         api_props = t.properties("XrayApi")
-        gateway = LocalGateway(self.api, t.api_routes("ApiFunction"), verifier, api_props["StageName"],
-                               api_props.get("BinaryMediaTypes", []), t.parameter("AllowedOrigin"))  # fmt: skip
+        gateway = LocalGateway(
+            self.api,
+            t.api_routes("ApiFunction"),
+            verifier,
+            api_props["StageName"],
+            api_props.get("BinaryMediaTypes", []),
+            t.parameter("AllowedOrigin"),
+        )
         server = LocalEndpoint(gateway).__enter__()
         self.api_url = f"{server.url}/{api_props['StageName']}"
         self._closers.append(server.close)
@@ -234,15 +308,24 @@ class LocalStack:
     # -- what a user of the stack needs -----------------------------------------------------------
     def outputs(self) -> dict[str, str]:
         outputs = self.template.outputs()
-        outputs.update({"ApiUrl": self.api_url, "AwsEndpointUrl": self.aws_url, "SageMakerRuntimeUrl": self.endpoint.url,
-                        "DemoUsername": DEMO_USER, "DemoPassword": self.demo_password, "Region": self.context.region})  # fmt: skip
+        outputs.update(
+            {
+                "ApiUrl": self.api_url,
+                "AwsEndpointUrl": self.aws_url,
+                "SageMakerRuntimeUrl": self.endpoint.url,
+                "DemoUsername": DEMO_USER,
+                "DemoPassword": self.demo_password,
+                "Region": self.context.region,
+            }
+        )
         return outputs
 
     def id_token(self, username: str = DEMO_USER, password: str | None = None) -> str:
         result = self.client("cognito-idp").initiate_auth(
-            ClientId=self.template.ref("UserPoolClient"), AuthFlow="USER_PASSWORD_AUTH",
+            ClientId=self.template.ref("UserPoolClient"),
+            AuthFlow="USER_PASSWORD_AUTH",
             AuthParameters={"USERNAME": username, "PASSWORD": password or self.demo_password},
-        )  # fmt: skip
+        )
         return str(result["AuthenticationResult"]["IdToken"])
 
     def write_outputs(self, path: Path = OUTPUTS) -> Path:
@@ -255,19 +338,22 @@ class LocalStack:
 def main(args: argparse.Namespace) -> None:
     with LocalStack(args.model) as stack:
         path = stack.write_outputs(args.outputs)
-        print(f"local stack running; outputs in {path} (Ctrl-C to stop)", flush=True)  # noqa: T201
-        print(json.dumps({k: v for k, v in stack.outputs().items() if k != "DemoPassword"}, indent=2), flush=True)  # noqa: T201
+        print(f"local stack running; outputs in {path} (Ctrl-C to stop)", flush=True)
+        print(
+            json.dumps({k: v for k, v in stack.outputs().items() if k != "DemoPassword"}, indent=2),
+            flush=True,
+        )
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stopped.wait()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="model.tar.gz or its unpacked directory")
-    parser.add_argument("--outputs", type=Path, default=OUTPUTS, help="where to write the outputs (default: %(default)s)")
+    parser.add_argument(
+        "--outputs", type=Path, default=OUTPUTS, help="where to write the outputs (default: %(default)s)"
+    )
     main(parser.parse_args())

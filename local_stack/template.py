@@ -62,10 +62,13 @@ class Template:
 
     def ref(self, name: str) -> str:
         pseudo = {
-            "AWS::AccountId": self.context.account_id, "AWS::Region": self.context.region,
-            "AWS::StackName": self.context.stack_name, "AWS::Partition": self.context.partition,
-            "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": "",
-        }  # fmt: skip
+            "AWS::AccountId": self.context.account_id,
+            "AWS::Region": self.context.region,
+            "AWS::StackName": self.context.stack_name,
+            "AWS::Partition": self.context.partition,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": "",
+        }
         if name in pseudo:
             return pseudo[name]
         if name in self.doc.get("Parameters", {}):
@@ -96,7 +99,7 @@ class Template:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -139,7 +142,9 @@ class Template:
     def api_routes(self, logical_id: str) -> list[tuple[str, str]]:
         """(METHOD, /path/{param}) of the function's Api events."""
         events = self.resources[logical_id]["Properties"].get("Events", {})
-        return [(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values() if e["Type"] == "Api"]
+        return [
+            (e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values() if e["Type"] == "Api"
+        ]
 
     def sqs_event(self, logical_id: str) -> dict[str, Any]:
         events = self.resources[logical_id]["Properties"].get("Events", {})

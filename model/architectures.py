@@ -13,7 +13,7 @@ from __future__ import annotations
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import torch
 import torchvision
@@ -66,6 +66,9 @@ class _Backbone(nn.Module):
 
 
 class XrayNet(nn.Module):
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         backbone: _Backbone,
@@ -85,11 +88,13 @@ class XrayNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (x.expand(-1, 3, -1, -1) - self.mean) / self.std
-        return self.backbone(x)
+        feats, mid = self.backbone(x)
+        return feats, mid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats, _ = self.features(x)
-        return self.classifier(self.dropout(feats.mean(dim=(2, 3))))
+        logits: torch.Tensor = self.classifier(self.dropout(feats.mean(dim=(2, 3))))
+        return logits
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits plus auxiliary logits (InceptionV3 in training mode only)."""
@@ -120,10 +125,12 @@ class ExportWrapper(nn.Module):
 def _torchvision_model(arch: ArchSpec, weights: str | None) -> nn.Module:
     if arch.name == "inception_v3":
         # transform_input stays off: the xray-gray-299 preset already scales to [-1, 1].
-        return torchvision.models.inception_v3(
+        inception: nn.Module = torchvision.models.inception_v3(
             weights=weights, aux_logits=True, transform_input=False, init_weights=weights is None
         )
-    return torchvision.models.get_model(arch.name, weights=weights)
+        return inception
+    model: nn.Module = torchvision.models.get_model(arch.name, weights=weights)
+    return model
 
 
 def _load_imagenet(arch: ArchSpec) -> nn.Module:
@@ -136,19 +143,31 @@ def _load_imagenet(arch: ArchSpec) -> nn.Module:
         ) from exc
 
 
-def _split(arch: ArchSpec, net: nn.Module, num_classes: int) -> tuple[_Backbone, nn.Module | None]:
+def _split(arch: ArchSpec, net: Any, num_classes: int) -> tuple[_Backbone, nn.Module | None]:
     if arch.name.startswith("resnet"):
         body = nn.Sequential(*list(net.children())[:-2])
         return _Backbone(body), None
     if arch.name == "mobilenet_v3_small":
         return _Backbone(net.features), None
     if arch.name == "inception_v3":
-        n = net
+        n = net  # torchvision's Inception3: its layers are attributes, typed loosely
         body = nn.Sequential(
-            n.Conv2d_1a_3x3, n.Conv2d_2a_3x3, n.Conv2d_2b_3x3, n.maxpool1, n.Conv2d_3b_1x1,
-            n.Conv2d_4a_3x3, n.maxpool2, n.Mixed_5b, n.Mixed_5c, n.Mixed_5d, n.Mixed_6a,
-            n.Mixed_6b, n.Mixed_6c, n.Mixed_6d, n.Mixed_6e,
-        )  # fmt: skip
+            n.Conv2d_1a_3x3,
+            n.Conv2d_2a_3x3,
+            n.Conv2d_2b_3x3,
+            n.maxpool1,
+            n.Conv2d_3b_1x1,
+            n.Conv2d_4a_3x3,
+            n.maxpool2,
+            n.Mixed_5b,
+            n.Mixed_5c,
+            n.Mixed_5d,
+            n.Mixed_6a,
+            n.Mixed_6b,
+            n.Mixed_6c,
+            n.Mixed_6d,
+            n.Mixed_6e,
+        )
         head = nn.Sequential(n.Mixed_7a, n.Mixed_7b, n.Mixed_7c)
         aux = n.AuxLogits
         aux.fc = nn.Linear(aux.fc.in_features, num_classes)

@@ -1,6 +1,6 @@
 """Build the served artifacts and ``model.tar.gz`` from a weights checkpoint.
 
-    python -m model.build --checkpoint model/default/model.safetensors --out build/model
+python -m model.build --checkpoint model/default/model.safetensors --out build/model
 """
 
 from __future__ import annotations

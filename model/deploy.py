@@ -104,7 +104,10 @@ def compile_and_repack(
             "Framework": "PYTORCH",
             "FrameworkVersion": framework_version,
         },
-        OutputConfig={"S3OutputLocation": f"s3://{bucket}/{prefix}/{job_name}/compiled/", "TargetDevice": target},
+        OutputConfig={
+            "S3OutputLocation": f"s3://{bucket}/{prefix}/{job_name}/compiled/",
+            "TargetDevice": target,
+        },
         StoppingCondition={"MaxRuntimeInSeconds": timeout_seconds},
     )
     deadline = time.monotonic() + timeout_seconds
@@ -133,7 +136,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prefix", default="models", help="S3 key prefix (default: %(default)s)")
     parser.add_argument("--role-arn", required=True, help="IAM role SageMaker Neo assumes (S3 read/write)")
     parser.add_argument("--job-name", default=None, help="compilation job name (default: xray-neo-TIMESTAMP)")
-    parser.add_argument("--framework-version", default="2.0", help="PyTorch version Neo compiles for (default: %(default)s)")
+    parser.add_argument(
+        "--framework-version", default="2.0", help="PyTorch version Neo compiles for (default: %(default)s)"
+    )
     parser.add_argument("--target", default="ml_g4dn", help="Neo target device (default: %(default)s)")
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="(default: %(default)s)")
     return parser
@@ -142,11 +147,20 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     job_name = args.job_name or f"xray-neo-{time.strftime('%Y%m%d-%H%M%S')}"
     result = compile_and_repack(
-        args.model, args.bucket, args.prefix, args.role_arn, job_name, args.framework_version, args.target, args.poll_seconds
+        args.model,
+        args.bucket,
+        args.prefix,
+        args.role_arn,
+        job_name,
+        args.framework_version,
+        args.target,
+        args.poll_seconds,
     )
     print(f"ModelDataUrl={result.model_data_url}")  # noqa: T201
     print(f"InferenceImage={result.inference_image}")  # noqa: T201
-    print(f"sam deploy --parameter-overrides ModelDataUrl={result.model_data_url} InferenceImage={result.inference_image}")  # noqa: T201
+    print(  # noqa: T201
+        f"sam deploy --parameter-overrides ModelDataUrl={result.model_data_url} InferenceImage={result.inference_image}"
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def _example(meta: ModelMetadata) -> torch.Tensor:
 def export_torchscript(net: XrayNet, meta: ModelMetadata, out_dir: Path) -> Path:
     wrapper = ExportWrapper(net).eval()
     with torch.no_grad():
-        traced = torch.jit.trace(wrapper, _example(meta), check_trace=False)
+        traced = torch.jit.trace(wrapper, _example(meta), check_trace=False)  # type: ignore[no-untyped-call]
     path = out_dir / TORCHSCRIPT_FILE
     torch.jit.save(traced, str(path))
     return path
@@ -52,9 +52,7 @@ def export_onnx(net: XrayNet, meta: ModelMetadata, out_dir: Path) -> Path:
     return path
 
 
-def export_model(
-    net: XrayNet, meta: ModelMetadata, out_dir: Path, formats: Iterable[str] = FORMATS
-) -> dict[str, Path]:
+def export_model(net: XrayNet, meta: ModelMetadata, out_dir: Path, formats: Iterable[str] = FORMATS) -> dict[str, Path]:
     """Write the requested artifacts and ``metadata.json`` into ``out_dir``; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     net = net.eval()

@@ -103,8 +103,13 @@ def run(predictor: Predictor, request: InferenceRequest) -> dict[str, Any]:
 
 def error_body(exc: errors.XrayModelError) -> dict[str, Any]:
     reason = getattr(exc, "reason", type(exc).__name__)
-    return {"error": {"instance": 0 if isinstance(exc, errors.InvalidImageError) else None,
-                      "reason": reason, "message": str(exc)}}  # fmt: skip
+    return {
+        "error": {
+            "instance": 0 if isinstance(exc, errors.InvalidImageError) else None,
+            "reason": reason,
+            "message": str(exc),
+        }
+    }
 
 
 def handle_invocation(

@@ -1,12 +1,12 @@
 """``model.tar.gz`` in the SageMaker PyTorch layout, and its safe unpacking.
 
-    model.tar.gz
-    ├── model.pt / model.onnx / compiled artifact
-    ├── metadata.json
-    └── code/
-        ├── inference.py        the SageMaker handlers (re-exported from model.inference)
-        ├── requirements.txt
-        └── model/              the torch-free runtime modules of this package
+model.tar.gz
+├── model.pt / model.onnx / compiled artifact
+├── metadata.json
+└── code/
+    ├── inference.py        the SageMaker handlers (re-exported from model.inference)
+    ├── requirements.txt
+    └── model/              the torch-free runtime modules of this package
 """
 
 from __future__ import annotations

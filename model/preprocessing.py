@@ -95,9 +95,7 @@ def open_checked(data: bytes) -> Image.Image:
         raise errors.TruncatedImageError(f"{fmt} header is corrupt or truncated") from exc
     width, height = image.size
     if width * height > MAX_PIXELS:
-        raise errors.DecompressionBombError(
-            f"image declares {width}x{height} pixels; the limit is {MAX_PIXELS} pixels"
-        )
+        raise errors.DecompressionBombError(f"image declares {width}x{height} pixels; the limit is {MAX_PIXELS} pixels")
     if min(width, height) < MIN_SIDE:
         raise errors.ImageTooSmallError(f"image is {width}x{height}; each side must be >= {MIN_SIDE} px")
     return image

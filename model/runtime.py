@@ -78,7 +78,7 @@ class TorchScriptBackend:
             self.name = "neo"
         self._torch = torch
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self._module = torch.jit.load(str(path), map_location=self._device).eval()
+        self._module = torch.jit.load(str(path), map_location=self._device).eval()  # type: ignore[no-untyped-call]
 
     def run(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
         torch = self._torch
@@ -155,7 +155,8 @@ def softmax(logits: FloatArray, temperature: float) -> FloatArray:
     z = logits.astype(np.float64) / temperature
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    probs: FloatArray = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return probs
 
 
 def cam_png(cam: FloatArray) -> str:

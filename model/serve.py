@@ -33,9 +33,17 @@ logger = logging.getLogger(__name__)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 RUNTIME_PATH: Final = re.compile(r"^/endpoints/(?P<name>[A-Za-z0-9\-]{1,63})/invocations$")
-_REASONS: Final = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-                   413: "Request Entity Too Large", 415: "Unsupported Media Type", 424: "Failed Dependency",
-                   500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+_REASONS: Final = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    424: "Failed Dependency",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def load_predictor(model_path: Path, workdir: Path | None = None) -> Predictor:
@@ -46,7 +54,9 @@ def load_predictor(model_path: Path, workdir: Path | None = None) -> Predictor:
     return Predictor.load(model_path)
 
 
-def _respond(start: StartResponse, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+def _respond(
+    start: StartResponse, status: int, body: bytes, headers: list[tuple[str, str]] | None = None
+) -> list[bytes]:
     all_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *(headers or [])]
     start(f"{status} {_REASONS.get(status, 'Error')}", all_headers)
     return [body]
@@ -97,7 +107,7 @@ class EndpointApp:
             start,
             424,
             "ModelError",
-            f"Received {kind.lower()} error ({status}) from primary with message \"{payload.decode()}\"",
+            f'Received {kind.lower()} error ({status}) from primary with message "{payload.decode()}"',
             OriginalStatusCode=status,
             OriginalMessage=payload.decode(),
             ErrorCode=f"{kind}_ERROR_FROM_MODEL",
@@ -107,13 +117,24 @@ class EndpointApp:
 class LocalEndpoint:
     """A WSGI app (the endpoint, or the local stack's gateway) served by waitress on a background thread."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1", port: int = 0, threads: int = 4
+    ) -> None:
         self._server = create_server(
             app, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES + 1024
         )
         self.port: int = self._server.effective_port  # type: ignore[union-attr]
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.run, name="local-endpoint", daemon=True)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="local-endpoint", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            # close() from another thread can pull the socket out from under select(); expected then.
+            if not self._closing.is_set():
+                raise
 
     def __enter__(self) -> LocalEndpoint:
         self._thread.start()
@@ -127,6 +148,7 @@ class LocalEndpoint:
         self._server.run()
 
     def close(self) -> None:
+        self._closing.set()
         # Worker threads first: closing the server under a running task breaks its wake-up pipe.
         self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
         self._server.close()

@@ -37,12 +37,12 @@ def lambda_context() -> LambdaContext:
 
 
 def _tiny_model_dir(root: Path, task: str) -> Path:
+    import torch
+
     from model.architectures import build_model
     from model.export import export_model
     from model.labels import labels_for
     from model.metadata import ModelMetadata
-
-    import torch
 
     torch.manual_seed(0)
     net = build_model("mobilenet_v3_small", task).eval()
@@ -79,3 +79,36 @@ def local_endpoint(tiny_model_dir: Path) -> Iterator[str]:
 
     with LocalEndpoint(EndpointApp(Predictor.load(tiny_model_dir))) as endpoint:
         yield endpoint.url
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def results_table(aws_credentials: None) -> Iterator[Any]:
+    """The template's ResultsTable (keys and indexes read from template.yaml) in in-process moto."""
+    import boto3
+    from moto import mock_aws
+
+    from local_stack.template import Template
+
+    props = Template().resources["ResultsTable"]["Properties"]
+    with mock_aws():
+        dynamodb = boto3.resource("dynamodb")
+        table = dynamodb.create_table(
+            TableName="results",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        )
+        yield table

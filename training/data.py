@@ -45,10 +45,15 @@ _CROP_SUFFIXES: Final = (
     re.compile(r"(?<=fig\d\d)[a-z]$", re.IGNORECASE),
 )
 FOLDER_LABELS: Final = {
-    "covid": COVID, "covid-19": COVID, "covid19": COVID,
-    "no_findings": NO_FINDINGS, "normal": NO_FINDINGS, "no findings": NO_FINDINGS,
-    "pneumonia": PNEUMONIA, "viral pneumonia": PNEUMONIA,
-}  # fmt: skip
+    "covid": COVID,
+    "covid-19": COVID,
+    "covid19": COVID,
+    "no_findings": NO_FINDINGS,
+    "normal": NO_FINDINGS,
+    "no findings": NO_FINDINGS,
+    "pneumonia": PNEUMONIA,
+    "viral pneumonia": PNEUMONIA,
+}
 LEFT_OUT_FOLDERS: Final = frozenset({"lung_opacity", "lung opacity"})
 NEAR_DUPLICATE_BITS: Final = 2
 
@@ -154,11 +159,15 @@ def _read_cohen(root: Path, report: IngestReport) -> Iterator[Record]:
             view = (row.get("view") or "").upper().strip()
             label = _cohen_label(row.get("finding") or "")
             if not view.startswith(("PA", "AP")) or label is None:
-                report.left_out["non-frontal or other finding"] = report.left_out.get("non-frontal or other finding", 0) + 1
+                report.left_out["non-frontal or other finding"] = (
+                    report.left_out.get("non-frontal or other finding", 0) + 1
+                )
                 continue
             path = Path(row.get("folder") or "images") / row["filename"]
             if path.suffix.lower() not in IMAGE_SUFFIXES or not (root / path).is_file():
-                report.left_out["missing or unsupported file"] = report.left_out.get("missing or unsupported file", 0) + 1
+                report.left_out["missing or unsupported file"] = (
+                    report.left_out.get("missing or unsupported file", 0) + 1
+                )
                 continue
             yield Record(str(path), label, "cohen", f"cohen-{row['patientid']}")
 
@@ -250,9 +259,15 @@ def ingest(root: Path, layout: str = "auto", folds: int = 5, seed: int = 0) -> t
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="dataset root directory")
-    parser.add_argument("--out", type=Path, default=Path("runs/manifest.csv"), help="manifest to write (default: %(default)s)")
-    parser.add_argument("--layout", default="auto", choices=["auto", "classfolders", "ozturk", "chowdhury", "cohen"],
-                        help="dataset layout (default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/manifest.csv"), help="manifest to write (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--layout",
+        default="auto",
+        choices=["auto", "classfolders", "ozturk", "chowdhury", "cohen"],
+        help="dataset layout (default: %(default)s)",
+    )
     parser.add_argument("--folds", type=int, default=5, help="number of grouped folds (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="fold assignment seed (default: %(default)s)")
     return parser
@@ -263,9 +278,11 @@ def main(args: argparse.Namespace) -> None:
     write_manifest(records, args.out)
     report_path = args.out.with_suffix(".report.json")
     report_path.write_text(json.dumps(asdict(report), indent=2) + "\n")
-    print(json.dumps({k: v for k, v in asdict(report).items() if not k.endswith("duplicates")}, indent=2))  # noqa: T201
-    print(f"{len(report.exact_duplicates)} exact and {len(report.near_duplicates)} near duplicates removed; "  # noqa: T201
-          f"manifest: {args.out}; report: {report_path}")  # fmt: skip
+    print(json.dumps({k: v for k, v in asdict(report).items() if not k.endswith("duplicates")}, indent=2))
+    print(
+        f"{len(report.exact_duplicates)} exact and {len(report.near_duplicates)} near duplicates removed; "
+        f"manifest: {args.out}; report: {report_path}"
+    )
 
 
 if __name__ == "__main__":

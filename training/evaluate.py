@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import itertools
 import json
 import logging
 import subprocess
@@ -72,7 +73,13 @@ def source_probe(images: npt.NDArray[np.uint8], y: npt.NDArray[np.int64], groups
     return float(scores.mean())
 
 
-def plot_all(metrics: dict[str, Any], y: npt.NDArray[np.int64], probs: npt.NDArray[np.float32], labels: list[str], out: Path) -> None:
+def plot_all(
+    metrics: dict[str, Any],
+    y: npt.NDArray[np.int64],
+    probs: npt.NDArray[np.float32],
+    labels: list[str],
+    out: Path,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,8 +89,15 @@ def plot_all(metrics: dict[str, Any], y: npt.NDArray[np.int64], probs: npt.NDArr
     cm = np.array(metrics["confusion_matrix"]["matrix"])
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(cm, cmap="Blues")
-    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
-           xlabel="predicted", ylabel="true", title="Confusion matrix")  # fmt: skip
+    ax.set(
+        xticks=range(len(labels)),
+        yticks=range(len(labels)),
+        xticklabels=labels,
+        yticklabels=labels,
+        xlabel="predicted",
+        ylabel="true",
+        title="Confusion matrix",
+    )
     for (i, j), v in np.ndenumerate(cm):
         ax.text(j, i, str(v), ha="center", va="center")
     fig.tight_layout()
@@ -105,7 +119,7 @@ def plot_all(metrics: dict[str, Any], y: npt.NDArray[np.int64], probs: npt.NDArr
     confidence, correct = probs.max(1), probs.argmax(1) == y
     edges = np.linspace(0, 1, 11)
     centers, accs = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         sel = (confidence > lo) & (confidence <= hi)
         if sel.any():
             centers.append((lo + hi) / 2)
@@ -142,7 +156,10 @@ def evaluate_dataset(
     notes = []
     if len(kept) < len(records):
         left = sorted({r.label for r in records} - set(labels))
-        notes.append(f"{len(records) - len(kept)} images labelled {left} left out: not labels of this {predictor.meta.task} model")
+        notes.append(
+            f"{len(records) - len(kept)} images labelled {left} left out: "
+            f"not labels of this {predictor.meta.task} model"
+        )
     decoded, usable = [], []
     for record in kept:
         try:
@@ -161,7 +178,7 @@ def evaluate_dataset(
         "source_probe_accuracy": source_probe(images, y, [r.group for r in usable]),
         "chance_accuracy": float(np.bincount(y).max() / len(y)),
     }
-    metrics["notes"] = notes + [f"layout: {report.layout}"]
+    metrics["notes"] = [*notes, f"layout: {report.layout}"]
     metrics["model"] = predictor.model_info()
     plot_all(metrics, y, probs, labels, out)
     for i, label in enumerate(labels):
@@ -200,12 +217,29 @@ def run_cv(args: argparse.Namespace, train_args: list[str]) -> dict[str, Any]:
     commands = []
     for k in range(args.folds):
         fold = args.out / f"fold-{k}"
-        commands.append([
-            sys.executable, "-m", "training.train", "--data", str(args.data), "--test-fold", str(k),
-            "--val-fold", str((k + 1) % args.folds), "--folds", str(args.folds), "--output-dir", str(fold / "model"),
-            "--output-data-dir", str(fold / "output"), "--checkpoint-dir", str(fold / "checkpoints"), "--no-export",
-            *train_args,
-        ])  # fmt: skip
+        commands.append(
+            [
+                sys.executable,
+                "-m",
+                "training.train",
+                "--data",
+                str(args.data),
+                "--test-fold",
+                str(k),
+                "--val-fold",
+                str((k + 1) % args.folds),
+                "--folds",
+                str(args.folds),
+                "--output-dir",
+                str(fold / "model"),
+                "--output-data-dir",
+                str(fold / "output"),
+                "--checkpoint-dir",
+                str(fold / "checkpoints"),
+                "--no-export",
+                *train_args,
+            ]
+        )
     args.out.mkdir(parents=True, exist_ok=True)
 
     def run_fold(k: int) -> int:
@@ -245,7 +279,21 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     known, rest = get_args_parser().parse_known_args()
     result = main(known, rest)
-    summary = {k: result[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "ece",
-                                      "covid_sensitivity", "covid_specificity") if k in result}  # fmt: skip
-    summary.update({k: result[k] for k in ("shortcut_probes", "mean_fold_accuracy", "std_fold_accuracy") if k in result})
-    print(json.dumps(summary, indent=2))  # noqa: T201
+    summary = {
+        k: result[k]
+        for k in (
+            "n",
+            "accuracy",
+            "balanced_accuracy",
+            "macro_f1",
+            "roc_auc",
+            "ece",
+            "covid_sensitivity",
+            "covid_specificity",
+        )
+        if k in result
+    }
+    summary.update(
+        {k: result[k] for k in ("shortcut_probes", "mean_fold_accuracy", "std_fold_accuracy") if k in result}
+    )
+    print(json.dumps(summary, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ def expected_calibration_error(probs: npt.NDArray[np.floating[Any]], y_true: npt
     correct = (probs.argmax(axis=1) == y).astype(np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         in_bin = (confidence > lo) & (confidence <= hi)
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
@@ -36,7 +37,9 @@ def _safe_div(a: float, b: float) -> float:
     return float(a / b) if b else 0.0
 
 
-def compute_metrics(y_true: Sequence[int] | npt.NDArray[Any], probs: npt.NDArray[Any], labels: Sequence[str]) -> dict[str, Any]:
+def compute_metrics(
+    y_true: Sequence[int] | npt.NDArray[Any], probs: npt.NDArray[Any], labels: Sequence[str]
+) -> dict[str, Any]:
     y = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     k = len(labels)
@@ -48,7 +51,12 @@ def compute_metrics(y_true: Sequence[int] | npt.NDArray[Any], probs: npt.NDArray
         precision = _safe_div(tp, cm[:, i].sum())
         recall = _safe_div(tp, cm[i, :].sum())
         f1 = _safe_div(2 * precision * recall, precision + recall)
-        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": int(cm[i, :].sum())}
+        per_class[label] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": int(cm[i, :].sum()),
+        }
     present = [i for i in range(k) if cm[i, :].sum() > 0]
     try:
         if k == 2:
@@ -58,7 +66,7 @@ def compute_metrics(y_true: Sequence[int] | npt.NDArray[Any], probs: npt.NDArray
     except ValueError:
         roc_auc = float("nan")  # a class is missing from y_true: AUC is undefined
     out: dict[str, Any] = {
-        "n": int(len(y)),
+        "n": len(y),
         "accuracy": _safe_div(np.trace(cm), cm.sum()),
         "balanced_accuracy": float(np.mean([per_class[labels[i]]["recall"] for i in present])) if present else 0.0,
         "macro_f1": float(np.mean([per_class[label]["f1"] for label in labels])),

@@ -28,13 +28,19 @@ def main(args: argparse.Namespace) -> None:
             gray = image.convert("L")
             gray.thumbnail((args.max_side, args.max_side), Image.Resampling.LANCZOS)
             gray.save(target, "JPEG", quality=args.quality)
-        rows.append({"path": str(target.relative_to(args.out)), "label": record.label, "source": record.source,
-                     "original_name": originals.get(record.path) or Path(record.path).name})  # fmt: skip
+        rows.append(
+            {
+                "path": str(target.relative_to(args.out)),
+                "label": record.label,
+                "source": record.source,
+                "original_name": originals.get(record.path) or Path(record.path).name,
+            }
+        )
     with (args.out / "manifest.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["path", "label", "source", "original_name"])
         writer.writeheader()
         writer.writerows(rows)
-    print(f"{len(rows)} images -> {args.out}")  # noqa: T201
+    print(f"{len(rows)} images -> {args.out}")
 
 
 if __name__ == "__main__":

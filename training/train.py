@@ -81,14 +81,20 @@ def make_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer, s
 
 
 def train_one_epoch(
-    net: XrayNet, criterion: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, loader: DataLoader[Any],
-    device: torch.device, epoch: int, amp: bool,
-) -> float:  # fmt: skip
+    net: XrayNet,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    loader: DataLoader[Any],
+    device: torch.device,
+    epoch: int,
+    amp: bool,
+) -> float:
     net.train()
     total, seen = 0.0, 0
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True, disable=None)
-    for images, targets in bar:
-        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+    for batch, labels in bar:
+        images, targets = batch.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits, aux = net.forward_train(images)
             loss = criterion(logits, targets)
@@ -105,7 +111,9 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(net: XrayNet, loader: DataLoader[Any], device: torch.device, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(
+    net: XrayNet, loader: DataLoader[Any], device: torch.device, amp: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and targets for a whole loader (eval mode, no augmentation)."""
     net.eval()
     all_logits, all_targets = [], []
@@ -119,7 +127,9 @@ def evaluate(net: XrayNet, loader: DataLoader[Any], device: torch.device, amp: b
     return torch.cat(all_logits), torch.cat(all_targets)
 
 
-def _metrics(logits: torch.Tensor, targets: torch.Tensor, labels: list[str], temperature: float = 1.0) -> dict[str, Any]:
+def _metrics(
+    logits: torch.Tensor, targets: torch.Tensor, labels: list[str], temperature: float = 1.0
+) -> dict[str, Any]:
     probs = torch.softmax(logits / temperature, dim=1).numpy()
     return compute_metrics(targets.numpy(), probs, labels)
 
@@ -153,10 +163,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     val_set = XrayDataset(args.data, splits["val"], labels, size)
     test_set = XrayDataset(args.data, splits["test"], labels, size)
     logger.info("decoded %d images in %.1fs", len(records), time.time() - t0)
-    loader_kw: dict[str, Any] = {"batch_size": args.batch_size, "num_workers": args.workers,
-                                 "pin_memory": device.type == "cuda", "persistent_workers": args.workers > 0}  # fmt: skip
+    loader_kw: dict[str, Any] = {
+        "batch_size": args.batch_size,
+        "num_workers": args.workers,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": args.workers > 0,
+    }
     generator = torch.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(train_set, shuffle=True, drop_last=len(train_set) > args.batch_size, generator=generator, **loader_kw)
+    train_loader = DataLoader(
+        train_set, shuffle=True, drop_last=len(train_set) > args.batch_size, generator=generator, **loader_kw
+    )
     val_loader = DataLoader(val_set, **loader_kw)
     test_loader = DataLoader(test_set, **loader_kw)
 
@@ -187,14 +203,39 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         val_logits, val_targets = evaluate(net, val_loader, device, amp)
         val = _metrics(val_logits, val_targets, labels) if len(val_targets) else {"macro_f1": 0.0, "accuracy": 0.0}
         seconds = time.time() - t_epoch
-        history.append({"epoch": epoch, "loss": loss, "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"], "seconds": seconds})
-        logger.info("epoch %d loss %.4f val macro-F1 %.4f acc %.4f (%.1fs)", epoch, loss, val["macro_f1"], val["accuracy"], seconds)
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": loss,
+                "val_macro_f1": val["macro_f1"],
+                "val_accuracy": val["accuracy"],
+                "seconds": seconds,
+            }
+        )
+        logger.info(
+            "epoch %d loss %.4f val macro-F1 %.4f acc %.4f (%.1fs)",
+            epoch,
+            loss,
+            val["macro_f1"],
+            val["accuracy"],
+            seconds,
+        )
         if val["macro_f1"] > best_f1:
             best_f1, best_epoch = val["macro_f1"], epoch
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-        save_state(state_path, model=net.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                   rng=torch.get_rng_state(), loader_rng=generator.get_state(), epoch=epoch, best_f1=best_f1,
-                   best_epoch=best_epoch, best_state=best_state, history=history)  # fmt: skip
+        save_state(
+            state_path,
+            model=net.state_dict(),
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            rng=torch.get_rng_state(),
+            loader_rng=generator.get_state(),
+            epoch=epoch,
+            best_f1=best_f1,
+            best_epoch=best_epoch,
+            best_state=best_state,
+            history=history,
+        )
         if args.stop_after and epoch + 1 - start_epoch >= args.stop_after and epoch + 1 < args.epochs:
             logger.info("stopping after %d epochs this run; rerun the same command to resume", args.stop_after)
             return {"stopped_at_epoch": epoch, "history": history}
@@ -216,12 +257,23 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     meta = ModelMetadata(
         name=args.model_name,
         version=args.model_version or f"{args.arch}-{args.task}-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}",
-        arch=args.arch, task=args.task, labels=labels, input_size=size, preset=spec.preset, temperature=temperature,
-        training_data={"data": str(args.data.name), "counts": {s: dict(Counter(r.label for r in v)) for s, v in splits.items()},
-                       "test_fold": args.test_fold, "val_fold": args.val_fold, "grouped": True, "epochs_run": len(history)},
+        arch=args.arch,
+        task=args.task,
+        labels=labels,
+        input_size=size,
+        preset=spec.preset,
+        temperature=temperature,
+        training_data={
+            "data": str(args.data.name),
+            "counts": {s: dict(Counter(r.label for r in v)) for s, v in splits.items()},
+            "test_fold": args.test_fold,
+            "val_fold": args.val_fold,
+            "grouped": True,
+            "epochs_run": len(history),
+        },
         metrics={"test": {k: v for k, v in metrics["test"].items() if k != "per_class"}} if metrics["test"] else {},
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    )  # fmt: skip
+    )
     net = net.cpu().eval()
     save_checkpoint(net, meta, args.output_dir / "model.safetensors", half=args.half)
     if args.export:
@@ -231,8 +283,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             (args.output_dir / name).write_bytes(data)
         build_tarball(args.output_dir, args.output_data_dir / "model.tar.gz")
     if len(test_targets):
-        write_predictions(args.output_data_dir / "test_predictions.csv", splits["test"], labels,
-                          torch.softmax(test_logits / temperature, dim=1).numpy())  # fmt: skip
+        write_predictions(
+            args.output_data_dir / "test_predictions.csv",
+            splits["test"],
+            labels,
+            torch.softmax(test_logits / temperature, dim=1).numpy(),
+        )
     summary = {"metrics": metrics, "history": history, "temperature": temperature, "metadata": meta.to_dict()}
     (args.output_data_dir / "training.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return summary
@@ -253,36 +309,105 @@ def _env_path(name: str, default: str) -> Path:
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
-    add("--data", type=Path, default=_env_path("SM_CHANNEL_TRAINING", os.environ.get("SM_CHANNEL_TRAIN", "data")),
-        help="dataset root, any layout training.data reads (default: $SM_CHANNEL_TRAINING or %(default)s)")
-    add("--manifest", type=Path, default=None, help="manifest from training.data; ingested on the fly if omitted")
-    add("--output-dir", type=Path, default=_env_path("SM_MODEL_DIR", "runs/model"), help="model directory (default: $SM_MODEL_DIR or %(default)s)")
-    add("--output-data-dir", type=Path, default=_env_path("SM_OUTPUT_DATA_DIR", "runs/output"), help="metrics, manifest, model.tar.gz (default: %(default)s)")
-    add("--checkpoint-dir", type=Path, default=Path(os.environ.get("SM_CHECKPOINT_DIR", "/opt/ml/checkpoints") if os.environ.get("SM_MODEL_DIR") else "runs/checkpoints"),
-        help="resume state, synced to S3 on spot training (default: %(default)s)")
-    add("--arch", default="resnet50", help="resnet50 | inception_v3 | resnet18 | mobilenet_v3_small (default: %(default)s)")
+    add(
+        "--data",
+        type=Path,
+        default=_env_path("SM_CHANNEL_TRAINING", os.environ.get("SM_CHANNEL_TRAIN", "data")),
+        help="dataset root, any layout training.data reads (default: $SM_CHANNEL_TRAINING or %(default)s)",
+    )
+    add(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="manifest from training.data; ingested on the fly if omitted",
+    )
+    add(
+        "--output-dir",
+        type=Path,
+        default=_env_path("SM_MODEL_DIR", "runs/model"),
+        help="model directory (default: $SM_MODEL_DIR or %(default)s)",
+    )
+    add(
+        "--output-data-dir",
+        type=Path,
+        default=_env_path("SM_OUTPUT_DATA_DIR", "runs/output"),
+        help="metrics, manifest, model.tar.gz (default: %(default)s)",
+    )
+    add(
+        "--checkpoint-dir",
+        type=Path,
+        default=Path(
+            os.environ.get("SM_CHECKPOINT_DIR", "/opt/ml/checkpoints")
+            if os.environ.get("SM_MODEL_DIR")
+            else "runs/checkpoints"
+        ),
+        help="resume state, synced to S3 on spot training (default: %(default)s)",
+    )
+    add(
+        "--arch",
+        default="resnet50",
+        help="resnet50 | inception_v3 | resnet18 | mobilenet_v3_small (default: %(default)s)",
+    )
     add("--task", default="multiclass", choices=["binary", "multiclass"], help="(default: %(default)s)")
-    add("--pretrained", default="none", help="imagenet | none | PATH to a torchvision .pth (default: %(default)s)")
+    add(
+        "--pretrained",
+        default="none",
+        help="imagenet | none | PATH to a torchvision .pth (default: %(default)s)",
+    )
     add("--epochs", type=int, default=30, help="(default: %(default)s)")
     add("--batch-size", type=int, default=32, help="(default: %(default)s)")
     add("--lr", type=float, default=1e-3, help="peak learning rate (default: %(default)s)")
     add("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default: %(default)s)")
     add("--label-smoothing", type=float, default=0.05, help="(default: %(default)s)")
     add("--schedule", default="cosine", choices=["cosine", "onecycle"], help="(default: %(default)s)")
-    add("--patience", type=int, default=8, help="early stopping epochs without val macro-F1 gain (default: %(default)s)")
+    add(
+        "--patience",
+        type=int,
+        default=8,
+        help="early stopping epochs without val macro-F1 gain (default: %(default)s)",
+    )
     add("--hflip", action="store_true", help="also flip horizontally (off: anatomy is not symmetric)")
     add("--folds", type=int, default=5, help="grouped folds when ingesting (default: %(default)s)")
     add("--split-seed", type=int, default=0, help="fold assignment seed (default: %(default)s)")
     add("--test-fold", type=int, default=0, help="fold held out for test; -1 for none (default: %(default)s)")
-    add("--val-fold", type=int, default=1, help="fold used for early stopping and calibration (default: %(default)s)")
+    add(
+        "--val-fold",
+        type=int,
+        default=1,
+        help="fold used for early stopping and calibration (default: %(default)s)",
+    )
     add("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     add("--workers", type=int, default=0, help="data loader workers (default: %(default)s)")
     add("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
-    add("--amp", action=argparse.BooleanOptionalAction, default=True, help="bf16 mixed precision on GPU (default: %(default)s)")
-    add("--resume", action=argparse.BooleanOptionalAction, default=True, help="resume from checkpoint-dir/last.pt (default: %(default)s)")
-    add("--export", action=argparse.BooleanOptionalAction, default=True, help="export TorchScript/ONNX + model.tar.gz (default: %(default)s)")
-    add("--stop-after", type=int, default=0, help="end this run after N epochs, resumable (default: run to the end)")
-    add("--half", action="store_true", help="store the weights checkpoint in fp16 (half the size; exports stay fp32)")
+    add(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="bf16 mixed precision on GPU (default: %(default)s)",
+    )
+    add(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="resume from checkpoint-dir/last.pt (default: %(default)s)",
+    )
+    add(
+        "--export",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="export TorchScript/ONNX + model.tar.gz (default: %(default)s)",
+    )
+    add(
+        "--stop-after",
+        type=int,
+        default=0,
+        help="end this run after N epochs, resumable (default: run to the end)",
+    )
+    add(
+        "--half",
+        action="store_true",
+        help="store the weights checkpoint in fp16 (half the size; exports stay fp32)",
+    )
     add("--limit", type=int, default=0, help="use only the first N images (smoke tests; default: all)")
     add("--model-name", default="xray-covid", help="(default: %(default)s)")
     add("--model-version", default="", help="(default: arch-task-timestamp)")

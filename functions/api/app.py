@@ -1,9 +1,9 @@
 """API Lambda (API Gateway REST, Cognito-authorised): classify one image, read results, get upload URLs.
 
-    POST /classify          raw image body (image/png | image/jpeg), <= SYNC_MAX_IMAGE_BYTES; ?store=true keeps it
-    GET  /results/{id}      one result
-    GET  /results           ?key=OBJECT_KEY | ?status= | ?label= | ?date=YYYY-MM-DD, &limit=&next_token=
-    POST /uploads           {"filename": "...", "content_type": "image/png"} -> presigned PUT URL
+POST /classify          raw image body (image/png | image/jpeg), <= SYNC_MAX_IMAGE_BYTES; ?store=true keeps it
+GET  /results/{id}      one result
+GET  /results           ?key=OBJECT_KEY | ?status= | ?label= | ?date=YYYY-MM-DD, &limit=&next_token=
+POST /uploads           {"filename": "...", "content_type": "image/png"} -> presigned PUT URL
 """
 
 from __future__ import annotations
@@ -43,14 +43,12 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 settings = Settings.from_env()
-store = ResultsStore(clients.dynamodb_table(settings.results_table))
+results = ResultsStore(clients.dynamodb_table(settings.results_table))
 endpoint = EndpointClient(clients.sagemaker_runtime(), settings.endpoint_name)
 notifier = Notifier(clients.sns(), settings.results_topic_arn)
-pipeline = ClassificationPipeline(clients.s3(), endpoint, store, notifier, settings.max_object_bytes)
+pipeline = ClassificationPipeline(clients.s3(), endpoint, results, notifier, settings.max_object_bytes)
 s3 = clients.s3()
-app = APIGatewayRestResolver(
-    enable_validation=True, cors=CORSConfig(allow_origin=settings.allowed_origin, max_age=300)
-)
+app = APIGatewayRestResolver(enable_validation=True, cors=CORSConfig(allow_origin=settings.allowed_origin, max_age=300))
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg"}
 
 
@@ -60,8 +58,9 @@ class UploadRequest(BaseModel):
 
 
 def _error(status: int, reason: str, message: str) -> Response[Any]:
-    return Response(status_code=status, content_type="application/json",
-                    body={"error": {"reason": reason, "message": message}})  # fmt: skip
+    return Response(
+        status_code=status, content_type="application/json", body={"error": {"reason": reason, "message": message}}
+    )
 
 
 @app.exception_handler(ApiError)
@@ -93,7 +92,7 @@ def _body_bytes() -> bytes:
 
 @app.post("/classify")
 @tracer.capture_method(capture_response=False)
-def classify(store_result: Annotated[bool, Query(alias="store")] = False) -> dict[str, Any]:
+def classify(store: bool = False) -> dict[str, Any]:
     image = _body_bytes()
     if len(image) > settings.sync_max_image_bytes:
         raise PayloadTooLargeError(
@@ -103,18 +102,22 @@ def classify(store_result: Annotated[bool, Query(alias="store")] = False) -> dic
     if verdict.rejection is not None:
         raise verdict.rejection
     metrics.add_metric(name="SyncClassified", unit=MetricUnit.Count, value=1)
-    answer: dict[str, Any] = {"label": verdict.label, "probabilities": verdict.probabilities, "model": verdict.model}
-    if store_result:
+    answer: dict[str, Any] = {
+        "label": verdict.label,
+        "probabilities": verdict.probabilities,
+        "model": verdict.model,
+    }
+    if store:
         digest = hashlib.sha256(image).hexdigest()
         ref = ObjectRef("api", digest, None, digest, len(image), "", dt.datetime.now(dt.UTC).isoformat())
-        pipeline.finalize(ref, verdict)
+        pipeline.finalize(ref, verdict, source="api")
         answer["result_id"] = ref.result_id
     return answer
 
 
 @app.get("/results/<result_id>")
 def get_result(result_id: str) -> dict[str, Any]:
-    return store.get(result_id)
+    return results.get(result_id)
 
 
 @app.get("/results")
@@ -126,13 +129,17 @@ def list_results(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     next_token: str | None = None,
 ) -> dict[str, Any]:
-    filters = {"object_ref": f"{settings.upload_bucket}/{key}" if key else None, "status": status, "label": label,
-               "day": date}  # fmt: skip
+    filters = {
+        "object_ref": f"{settings.upload_bucket}/{key}" if key else None,
+        "status": status,
+        "label": label,
+        "day": date,
+    }
     chosen = {k: v for k, v in filters.items() if v}
     if len(chosen) > 1:
         raise BadRequestError("use one of key, status, label or date")
     attribute, value = next(iter(chosen.items()), ("day", dt.datetime.now(dt.UTC).date().isoformat()))
-    return store.query(attribute, value, limit, next_token)
+    return results.query(attribute, value, limit, next_token)
 
 
 @app.post("/uploads")
@@ -143,8 +150,12 @@ def create_upload(request: UploadRequest) -> dict[str, Any]:
         Params={"Bucket": settings.upload_bucket, "Key": key, "ContentType": request.content_type},
         ExpiresIn=settings.presign_expiry_seconds,
     )
-    return {"upload_url": url, "key": key, "expires_in": settings.presign_expiry_seconds,
-            "headers": {"Content-Type": request.content_type}}  # fmt: skip
+    return {
+        "upload_url": url,
+        "key": key,
+        "expires_in": settings.presign_expiry_seconds,
+        "headers": {"Content-Type": request.content_type},
+    }
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -6,7 +6,7 @@ Also accepts a direct S3 event (no SQS in between), and acknowledges s3:TestEven
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -45,7 +45,12 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 
 
 def _as_payload(ref: ObjectRef) -> dict[str, Any]:
-    return {"bucket": ref.bucket, "key": ref.key, "version": ref.version_id or ref.etag or "", "ref": ref.__dict__}
+    return {
+        "bucket": ref.bucket,
+        "key": ref.key,
+        "version": ref.version_id or ref.etag or "",
+        "ref": ref.__dict__,
+    }
 
 
 @idempotent_function(data_keyword_argument="obj", config=idempotency_config, persistence_store=persistence)
@@ -102,8 +107,8 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"batchItemFailures": []}
     decisions = pipeline.decide(all_refs(event))
     handler = functools.partial(record_handler, decisions=decisions)
-    return process_partial_response(event=event, record_handler=handler, processor=processor, context=context)
+    return dict(process_partial_response(event=event, record_handler=handler, processor=processor, context=context))
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, context)
+    return cast(dict[str, Any], handle(event, context))

@@ -17,10 +17,16 @@ MAX_BODY_BYTES: Final = 6_291_456
 _ENVELOPE: Final = 256
 _PER_INSTANCE: Final = 16
 MAX_INSTANCES: Final = 16
-TRANSIENT_CODES: Final = frozenset({
-    "ThrottlingException", "ServiceUnavailable", "InternalFailure", "InternalDependencyException",
-    "ModelNotReadyException", "RequestTimeout",
-})  # fmt: skip
+TRANSIENT_CODES: Final = frozenset(
+    {
+        "ThrottlingException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalDependencyException",
+        "ModelNotReadyException",
+        "RequestTimeout",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -57,12 +63,15 @@ class EndpointClient:
     def _invoke(self, body: bytes) -> dict[str, Any]:
         try:
             response = self._runtime.invoke_endpoint(
-                EndpointName=self._endpoint_name, ContentType="application/json", Accept="application/json", Body=body
+                EndpointName=self._endpoint_name,
+                ContentType="application/json",
+                Accept="application/json",
+                Body=body,
             )
         except ClientError as exc:
             error = exc.response.get("Error", {})
             original = exc.response.get("OriginalStatusCode")
-            if error.get("Code") == "ModelError" and original is not None and int(original) < 500:
+            if error.get("Code") == "ModelError" and original is not None and int(str(original)) < 500:
                 raise ImageRejectedError("model_rejected", f"the model refused the request ({original})") from exc
             if error.get("Code") in TRANSIENT_CODES or error.get("Code") == "ModelError":
                 raise EndpointUnavailableError(f"endpoint error {error.get('Code')}") from exc
@@ -81,7 +90,9 @@ class EndpointClient:
             for index, prediction in zip(chunk, answer["predictions"], strict=True):
                 if "error" in prediction:
                     error = prediction["error"]
-                    rejection = ImageRejectedError(str(error.get("reason", "invalid_image")), str(error.get("message", "")))
+                    rejection = ImageRejectedError(
+                        str(error.get("reason", "invalid_image")), str(error.get("message", ""))
+                    )
                     verdicts[index] = Verdict(None, {}, answer["model"], rejection)
                 else:
                     verdicts[index] = Verdict(prediction["label"], prediction["probabilities"], answer["model"])

@@ -39,17 +39,30 @@ class Outcome:
 def result_item(ref: ObjectRef, status: str, source: str = "s3", **fields: Any) -> dict[str, Any]:
     created = now_iso()
     return {
-        "pk": ref.result_id, "result_id": ref.result_id, "object_ref": ref.object_ref, "version_id": ref.version_id,
-        "etag": ref.etag, "status": status, "sequencer": sequencer_key(ref.sequencer), "created_at": created,
-        "day": created[:10], "source": source, **fields,
-    }  # fmt: skip
+        "pk": ref.result_id,
+        "result_id": ref.result_id,
+        "object_ref": ref.object_ref,
+        "version_id": ref.version_id,
+        "etag": ref.etag,
+        "status": status,
+        "sequencer": sequencer_key(ref.sequencer),
+        "created_at": created,
+        "day": created[:10],
+        "source": source,
+        **fields,
+    }
 
 
 class ClassificationPipeline:
     def __init__(
-        self, s3: Any, endpoint: EndpointClient, store: ResultsStore, notifier: Notifier, max_object_bytes: int,
+        self,
+        s3: Any,
+        endpoint: EndpointClient,
+        store: ResultsStore,
+        notifier: Notifier,
+        max_object_bytes: int,
         max_side: int = 512,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._s3 = s3
         self._endpoint = endpoint
         self._store = store
@@ -61,7 +74,11 @@ class ClassificationPipeline:
         """Fetch, validate and downsize one object; RejectedObjectError if it can never be classified."""
         if ref.size is not None and ref.size > self._max_object_bytes:
             raise ObjectTooLargeError(f"{ref.size} bytes; the limit is {self._max_object_bytes}")
-        kwargs = {"Bucket": ref.bucket, "Key": ref.key, **({"VersionId": ref.version_id} if ref.version_id else {})}
+        kwargs = {
+            "Bucket": ref.bucket,
+            "Key": ref.key,
+            **({"VersionId": ref.version_id} if ref.version_id else {}),
+        }
         try:
             obj = self._s3.get_object(**kwargs)
         except ClientError as exc:
@@ -96,15 +113,28 @@ class ClassificationPipeline:
             decisions.update(zip(prepared, verdicts, strict=True))
         return decisions
 
-    def finalize(self, ref: ObjectRef, decision: Verdict | RejectedObjectError) -> Outcome:
+    def finalize(self, ref: ObjectRef, decision: Verdict | RejectedObjectError, source: str = "s3") -> Outcome:
         """Store the final result and notify, unless an equal or newer one is already stored."""
         if isinstance(decision, Verdict) and decision.rejection is None:
-            item = result_item(ref, CLASSIFIED, label=decision.label, probabilities=decision.probabilities,
-                               model_name=decision.model.get("name"), model_version=decision.model.get("version"))  # fmt: skip
+            item = result_item(
+                ref,
+                CLASSIFIED,
+                source,
+                label=decision.label,
+                probabilities=decision.probabilities,
+                model_name=decision.model.get("name"),
+                model_version=decision.model.get("version"),
+            )
         else:
             error = decision.rejection if isinstance(decision, Verdict) else decision
             model_version = decision.model.get("version") if isinstance(decision, Verdict) else None
-            item = result_item(ref, REJECTED, reason=getattr(error, "reason", "rejected"), model_version=model_version)
+            item = result_item(
+                ref,
+                REJECTED,
+                source,
+                reason=getattr(error, "reason", "rejected"),
+                model_version=model_version,
+            )
         if not self._store.put_final(item):
             logger.info("duplicate or older event ignored", extra={"result_id": ref.result_id})
             return Outcome(ref.result_id, "duplicate")

@@ -90,8 +90,9 @@ class ResultsStore:
         return _from_dynamo(item)
 
     def final_exists(self, result_id: str) -> bool:
-        item = self._table.get_item(Key={"pk": result_id}, ProjectionExpression="#s",
-                                    ExpressionAttributeNames={"#s": "status"}).get("Item")  # fmt: skip
+        item = self._table.get_item(
+            Key={"pk": result_id}, ProjectionExpression="#s", ExpressionAttributeNames={"#s": "status"}
+        ).get("Item")
         return item is not None and item.get("status") != FAILED
 
     def query(self, attribute: str, value: str, limit: int = 50, next_token: str | None = None) -> dict[str, Any]:
@@ -109,5 +110,7 @@ class ResultsStore:
         if next_token:
             kwargs["ExclusiveStartKey"] = _decode_token(next_token)
         page = self._table.query(**kwargs)
-        return {"items": [_from_dynamo(i) for i in page.get("Items", [])],
-                "next_token": _encode_token(page.get("LastEvaluatedKey"))}  # fmt: skip
+        return {
+            "items": [_from_dynamo(i) for i in page.get("Items", [])],
+            "next_token": _encode_token(page.get("LastEvaluatedKey")),
+        }

@@ -81,9 +81,10 @@ def test_bad_inputs_are_model_errors_with_the_reason(runtime, body, content_type
 
 
 @pytest.mark.parametrize(
-    "data", [images.png16(), images.palette_png(), images.rgba_png(), images.cmyk_jpeg(), images.exif_rotated_jpeg()],
+    "data",
+    [images.png16(), images.palette_png(), images.rgba_png(), images.cmyk_jpeg(), images.exif_rotated_jpeg()],
     ids=["16-bit", "palette", "rgba", "cmyk", "exif-rotated"],
-)  # fmt: skip
+)
 def test_unusual_but_valid_images_are_classified(runtime, data: bytes) -> None:  # type: ignore[no-untyped-def]
     content_type = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
     assert "label" in _invoke(runtime, data, content_type)["predictions"][0]
@@ -98,7 +99,9 @@ def test_oversize_body_is_refused_like_the_real_service(runtime) -> None:  # typ
 def test_container_contract_ping_and_invocations(local_endpoint: str) -> None:
     with urllib.request.urlopen(f"{local_endpoint}/ping") as response:
         assert response.status == 200
-    request = urllib.request.Request(f"{local_endpoint}/invocations", data=images.PDF, headers={"Content-Type": "image/png"})
+    request = urllib.request.Request(
+        f"{local_endpoint}/invocations", data=images.PDF, headers={"Content-Type": "image/png"}
+    )
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request)
     assert caught.value.code == 400

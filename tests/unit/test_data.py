@@ -44,14 +44,17 @@ def _class_folders(root: Path, folders: dict[str, str], per_class: int = 6) -> N
     [
         ({"covid": "covid", "no_findings": "no_findings", "pneumonia": "pneumonia"}, "classfolders"),
         ({"covid": "Covid-19", "no_findings": "No_findings", "pneumonia": "Pneumonia"}, "ozturk"),
-        ({"covid": "COVID/images", "no_findings": "Normal/images", "pneumonia": "Viral Pneumonia/images"}, "chowdhury"),
+        (
+            {"covid": "COVID/images", "no_findings": "Normal/images", "pneumonia": "Viral Pneumonia/images"},
+            "chowdhury",
+        ),
     ],
 )
 def test_folder_layouts_are_ingested(tmp_path: Path, folders: dict[str, str], layout: str) -> None:
     _class_folders(tmp_path, folders)
     if layout == "chowdhury":
         _write(tmp_path / "Lung_Opacity" / "images" / "a.png", images.png(64, seed=999))
-    records, report = ingest(tmp_path, folds=3)
+    _, report = ingest(tmp_path, folds=3)
     assert report.layout == layout
     assert report.counts == {"covid": 6, "no_findings": 6, "pneumonia": 6}
     if layout == "chowdhury":
@@ -60,9 +63,12 @@ def test_folder_layouts_are_ingested(tmp_path: Path, folders: dict[str, str], la
 
 def test_cohen_layout_keeps_frontal_views_and_patient_groups(tmp_path: Path) -> None:
     rows = [
-        ("p1", "COVID-19", "PA", "a.png"), ("p1", "COVID-19", "AP", "b.png"), ("p2", "COVID-19", "L", "c.png"),
-        ("p3", "No Finding", "PA", "d.png"), ("p4", "Pneumonia/Bacterial", "AP Supine", "e.png"),
-    ]  # fmt: skip
+        ("p1", "COVID-19", "PA", "a.png"),
+        ("p1", "COVID-19", "AP", "b.png"),
+        ("p2", "COVID-19", "L", "c.png"),
+        ("p3", "No Finding", "PA", "d.png"),
+        ("p4", "Pneumonia/Bacterial", "AP Supine", "e.png"),
+    ]
     for i, (_, _, _, name) in enumerate(rows):
         _write(tmp_path / "images" / name, images.png(64, seed=100 + i * 13))
     with (tmp_path / "metadata.csv").open("w", newline="") as handle:
@@ -72,8 +78,11 @@ def test_cohen_layout_keeps_frontal_views_and_patient_groups(tmp_path: Path) -> 
     records, report = ingest(tmp_path, folds=2)
     assert report.layout == "cohen"
     assert sorted((r.label, r.group) for r in records) == [
-        ("covid", "cohen-p1"), ("covid", "cohen-p1"), ("no_findings", "cohen-p3"), ("pneumonia", "cohen-p4"),
-    ]  # fmt: skip
+        ("covid", "cohen-p1"),
+        ("covid", "cohen-p1"),
+        ("no_findings", "cohen-p3"),
+        ("pneumonia", "cohen-p4"),
+    ]
 
 
 def test_duplicates_are_removed_and_reported(tmp_path: Path) -> None:

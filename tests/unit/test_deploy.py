@@ -47,13 +47,22 @@ def _stub(sagemaker, final_status: str = "COMPLETED"):  # type: ignore[no-untype
         },
     )
     base = {
-        "CompilationJobName": "job1", "CompilationJobArn": "arn:aws:sagemaker:us-east-1:123456789012:compilation-job/job1",
-        "StoppingCondition": {}, "CreationTime": "2026-01-01", "LastModifiedTime": "2026-01-01", "RoleArn": ROLE,
+        "CompilationJobName": "job1",
+        "CompilationJobArn": "arn:aws:sagemaker:us-east-1:123456789012:compilation-job/job1",
+        "StoppingCondition": {},
+        "CreationTime": "2026-01-01",
+        "LastModifiedTime": "2026-01-01",
+        "RoleArn": ROLE,
         "InputConfig": {"S3Uri": "s3://x", "Framework": "PYTORCH"},
         "OutputConfig": {"S3OutputLocation": "s3://x", "TargetDevice": "ml_g4dn"},
-        "ModelArtifacts": {"S3ModelArtifacts": "s3://models/m/job1/compiled/model-ml_g4dn.tar.gz"}, "FailureReason": "",
-    }  # fmt: skip
-    stubber.add_response("describe_compilation_job", {**base, "CompilationJobStatus": "INPROGRESS"}, {"CompilationJobName": "job1"})
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://models/m/job1/compiled/model-ml_g4dn.tar.gz"},
+        "FailureReason": "",
+    }
+    stubber.add_response(
+        "describe_compilation_job",
+        {**base, "CompilationJobStatus": "INPROGRESS"},
+        {"CompilationJobName": "job1"},
+    )
     final = {**base, "CompilationJobStatus": final_status, "InferenceImage": IMAGE}
     if final_status == "FAILED":
         final["FailureReason"] = "unsupported operator"
@@ -63,11 +72,17 @@ def _stub(sagemaker, final_status: str = "COMPLETED"):  # type: ignore[no-untype
 
 def test_compiles_waits_and_repacks_code(aws, tiny_model_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     tarball = build_tarball(tiny_model_dir, tmp_path / "model.tar.gz")
-    aws.put_object(Bucket="models", Key="m/job1/compiled/model-ml_g4dn.tar.gz", Body=write_members({"compiled.pt": b"neo"}))
+    aws.put_object(
+        Bucket="models",
+        Key="m/job1/compiled/model-ml_g4dn.tar.gz",
+        Body=write_members({"compiled.pt": b"neo"}),
+    )
     sagemaker = boto3.client("sagemaker")
     sleeps: list[float] = []
     with _stub(sagemaker) as stubber:
-        result = compile_and_repack(tarball, "models", "m", ROLE, "job1", s3=aws, sagemaker=sagemaker, sleep=sleeps.append)
+        result = compile_and_repack(
+            tarball, "models", "m", ROLE, "job1", s3=aws, sagemaker=sagemaker, sleep=sleeps.append
+        )
         stubber.assert_no_pending_responses()
     assert result.inference_image == IMAGE
     assert result.model_data_url == "s3://models/m/job1/model-neo-ml_g4dn.tar.gz"

@@ -18,9 +18,14 @@ from model.runtime import Predictor
 
 def _meta(task: str = "multiclass", arch: str = "mobilenet_v3_small", size: int = 224) -> ModelMetadata:
     return ModelMetadata(
-        name="t", version="v", arch=arch, task=task, labels=list(LABELS[task]), input_size=size,
+        name="t",
+        version="v",
+        arch=arch,
+        task=task,
+        labels=list(LABELS[task]),
+        input_size=size,
         preset=ARCHS[arch].preset,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
@@ -123,9 +128,12 @@ def test_unpacked_tarball_serves_through_the_inference_handlers(tiny_model_dir: 
     image.write_bytes(images.png(128))
     assert importlib.util.find_spec("onnxruntime") is not None
     done = subprocess.run(
-        [sys.executable, "-I", "-c", script, str(unpacked), str(image)], capture_output=True, text=True, check=True,
+        [sys.executable, "-I", "-c", script, str(unpacked), str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     answer = json.loads(done.stdout)
     assert answer["model"]["labels"] == ["covid", "no_findings", "pneumonia"]
     assert abs(sum(answer["predictions"][0]["probabilities"].values()) - 1) < 1e-5

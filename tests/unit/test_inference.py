@@ -53,7 +53,8 @@ def test_malformed_requests_raise(body: bytes, content_type: str | None, error: 
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("explain=true", True), ("a=b,explain=1", True), ("explain=false", False), (None, False)]
+    ("value", "expected"),
+    [("explain=true", True), ("a=b,explain=1", True), ("explain=false", False), (None, False)],
 )
 def test_explain_custom_attribute(value: str | None, expected: bool) -> None:
     assert explain_from_custom_attributes(value) is expected
@@ -63,16 +64,21 @@ def test_prediction_shape_and_calibrated_probabilities(predictor: Predictor) -> 
     status, body = handle_invocation(predictor, images.png(), "image/png")
     answer = json.loads(body)
     assert status == 200
-    assert answer["model"] == {"name": "tiny-test", "version": "test-multiclass", "task": "multiclass",
-                               "labels": ["covid", "no_findings", "pneumonia"]}  # fmt: skip
+    assert answer["model"] == {
+        "name": "tiny-test",
+        "version": "test-multiclass",
+        "task": "multiclass",
+        "labels": ["covid", "no_findings", "pneumonia"],
+    }
     (prediction,) = answer["predictions"]
     assert prediction["label"] == max(prediction["probabilities"], key=prediction["probabilities"].get)
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_temperature_softens_probabilities(predictor: Predictor) -> None:
-    from model.runtime import softmax
     import numpy as np
+
+    from model.runtime import softmax
 
     logits = np.array([[2.0, 0.0, -1.0]], np.float32)
     assert softmax(logits, 1.5)[0, 0] < softmax(logits, 1.0)[0, 0]
@@ -85,12 +91,20 @@ def test_single_bad_image_is_a_400_naming_the_reason(predictor: Predictor) -> No
 
 
 def test_bad_instance_in_a_batch_is_reported_alone(predictor: Predictor) -> None:
-    instances = [{"b64": _b64(images.png())}, {"b64": _b64(images.truncated(images.png(256)))}, {"b64": _b64(images.jpeg())}]
+    instances = [
+        {"b64": _b64(images.png())},
+        {"b64": _b64(images.truncated(images.png(256)))},
+        {"b64": _b64(images.jpeg())},
+    ]
     status, body = handle_invocation(predictor, json.dumps({"instances": instances}).encode(), "application/json")
     predictions = json.loads(body)["predictions"]
     assert status == 200
     assert [("error" in p) for p in predictions] == [False, True, False]
-    assert predictions[1]["error"] == {"instance": 1, "reason": "truncated", "message": predictions[1]["error"]["message"]}
+    assert predictions[1]["error"] == {
+        "instance": 1,
+        "reason": "truncated",
+        "message": predictions[1]["error"]["message"],
+    }
 
 
 def test_explanation_is_a_small_png_heatmap(predictor: Predictor) -> None:
@@ -108,7 +122,9 @@ def test_explanation_is_a_small_png_heatmap(predictor: Predictor) -> None:
 def test_batch_gives_same_answer_as_single(predictor: Predictor) -> None:
     image = images.jpeg(seed=5)
     _, single = handle_invocation(predictor, image, "image/jpeg")
-    _, batch = handle_invocation(predictor, json.dumps({"instances": [{"b64": _b64(image)}] * 3}).encode(), "application/json")
+    _, batch = handle_invocation(
+        predictor, json.dumps({"instances": [{"b64": _b64(image)}] * 3}).encode(), "application/json"
+    )
     expected = json.loads(single)["predictions"][0]["probabilities"]
     for prediction in json.loads(batch)["predictions"]:
         assert prediction["probabilities"] == pytest.approx(expected, abs=1e-5)

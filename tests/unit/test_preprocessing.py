@@ -14,9 +14,7 @@ def test_presets_are_versioned_and_named() -> None:
     assert get_preset("xray-gray-299-v1").size == 299
 
 
-@pytest.mark.parametrize(
-    ("data", "fmt"), [(images.png(), "PNG"), (images.jpeg(), "JPEG")], ids=["png", "jpeg"]
-)
+@pytest.mark.parametrize(("data", "fmt"), [(images.png(), "PNG"), (images.jpeg(), "JPEG")], ids=["png", "jpeg"])
 def test_sniff_format_reads_magic_bytes(data: bytes, fmt: str) -> None:
     assert sniff_format(data) == fmt
 
@@ -54,10 +52,18 @@ def test_bomb_is_rejected_from_header_only() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [images.png(), images.png(mode="RGB"), images.jpeg(), images.jpeg(mode="RGB"), images.palette_png(),
-     images.rgba_png(), images.cmyk_jpeg(), images.png16()],
+    [
+        images.png(),
+        images.png(mode="RGB"),
+        images.jpeg(),
+        images.jpeg(mode="RGB"),
+        images.palette_png(),
+        images.rgba_png(),
+        images.cmyk_jpeg(),
+        images.png16(),
+    ],
     ids=["gray-png", "rgb-png", "gray-jpeg", "rgb-jpeg", "palette", "rgba", "cmyk", "16-bit"],
-)  # fmt: skip
+)
 def test_every_mode_decodes_to_the_same_gray_image(data: bytes) -> None:
     reference = decode_gray(images.png(), 64).astype(int)
     decoded = decode_gray(data, 64)

@@ -28,10 +28,26 @@ def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _args(data: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "--data", str(data), "--arch", "mobilenet_v3_small", "--task", "multiclass", "--epochs", "2",
-        "--batch-size", "8", "--folds", "3", "--output-dir", str(out / "model"),
-        "--output-data-dir", str(out / "output"), "--checkpoint-dir", str(out / "ckpt"), *extra,
-    ]  # fmt: skip
+        "--data",
+        str(data),
+        "--arch",
+        "mobilenet_v3_small",
+        "--task",
+        "multiclass",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--folds",
+        "3",
+        "--output-dir",
+        str(out / "model"),
+        "--output-data-dir",
+        str(out / "output"),
+        "--checkpoint-dir",
+        str(out / "ckpt"),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +69,16 @@ def test_trained_model_tarball_is_served_by_the_local_endpoint(trained: tuple[Pa
     out, _ = trained
     model_dir = unpack(out / "output" / "model.tar.gz", tmp_path / "model")
     with LocalEndpoint(EndpointApp(Predictor.load(model_dir))) as endpoint:
-        runtime = boto3.client("sagemaker-runtime", endpoint_url=endpoint.url, region_name="us-east-1",
-                               aws_access_key_id="x", aws_secret_access_key="x")  # fmt: skip
-        answer = json.loads(runtime.invoke_endpoint(EndpointName="e", Body=images.png(), ContentType="image/png")["Body"].read())
+        runtime = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=endpoint.url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        answer = json.loads(
+            runtime.invoke_endpoint(EndpointName="e", Body=images.png(), ContentType="image/png")["Body"].read()
+        )
     assert answer["model"]["labels"] == ["covid", "no_findings", "pneumonia"]
 
 
@@ -63,7 +86,9 @@ def test_resume_continues_to_the_same_state(synthetic_data: Path, tmp_path: Path
     straight = tmp_path / "straight"
     main(get_args_parser().parse_args(_args(synthetic_data, straight, "--no-export")))
     interrupted = tmp_path / "interrupted"
-    assert "stopped_at_epoch" in main(get_args_parser().parse_args(_args(synthetic_data, interrupted, "--no-export", "--stop-after", "1")))
+    assert "stopped_at_epoch" in main(
+        get_args_parser().parse_args(_args(synthetic_data, interrupted, "--no-export", "--stop-after", "1"))
+    )
     main(get_args_parser().parse_args(_args(synthetic_data, interrupted, "--no-export")))
     a = torch.load(straight / "ckpt" / "last.pt", weights_only=False)["model"]
     b = torch.load(interrupted / "ckpt" / "last.pt", weights_only=False)["model"]

@@ -1,0 +1,114 @@
+"""The REST API through the local gateway: Cognito tokens, classify, results, presigned uploads."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_stack.stack import LocalStack
+from tests import images
+from tests.integration.conftest import Helpers
+
+pytestmark = pytest.mark.integration
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "covid-2.png"
+
+
+def call(
+    stack: LocalStack,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    token: str | None = "valid",
+    content_type: str = "application/json",
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": content_type}
+    if token is not None:
+        headers["Authorization"] = stack.id_token() if token == "valid" else token
+    request = urllib.request.Request(f"{stack.api_url}{path}", data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_no_token_is_401(stack: LocalStack) -> None:
+    assert call(stack, "GET", "/results", token=None)[0] == 401
+
+
+def test_wrong_token_is_401(stack: LocalStack) -> None:
+    header, payload, signature = stack.id_token().split(".")
+    forged = f"{header}.{payload}.{signature[:-4]}AAAA"
+    assert call(stack, "GET", "/results", token=forged)[0] == 401
+    assert call(stack, "GET", "/results", token="not-a-jwt")[0] == 401
+
+
+def test_valid_token_is_200(stack: LocalStack) -> None:
+    status, body = call(stack, "GET", "/results")
+    assert status == 200
+    assert "items" in body
+
+
+def test_api_prediction_equals_the_pipeline_prediction(stack: LocalStack, aws: Helpers) -> None:
+    status, answer = call(stack, "POST", "/classify", SAMPLE.read_bytes(), content_type="image/png")
+    assert status == 200
+    key = aws.upload(f"{aws.prefix}{uuid.uuid4().hex[:8]}/same.png", SAMPLE.read_bytes())
+    stored = aws.wait_for([key])[key]
+    assert stored["label"] == answer["label"]
+    for label, p in answer["probabilities"].items():
+        assert float(stored["probabilities"][label]) == pytest.approx(p, abs=1e-6)
+
+
+def test_classify_rejects_a_bad_image_with_its_reason(stack: LocalStack) -> None:
+    status, body = call(stack, "POST", "/classify", images.truncated(images.png(300)), content_type="image/png")
+    assert status == 400
+    assert body["error"]["reason"] == "truncated"
+
+
+def test_classify_can_store_the_result(stack: LocalStack) -> None:
+    status, answer = call(stack, "POST", "/classify?store=true", images.png(200, seed=9), content_type="image/png")
+    assert status == 200
+    status, stored = call(stack, "GET", f"/results/{answer['result_id']}")
+    assert (status, stored["status"], stored["source"]) == (200, "classified", "api")
+
+
+def test_unknown_result_is_404(stack: LocalStack) -> None:
+    assert call(stack, "GET", "/results/0000")[0] == 404
+
+
+def test_two_filters_at_once_is_400(stack: LocalStack) -> None:
+    assert call(stack, "GET", "/results?status=classified&label=covid")[0] == 400
+
+
+def test_presigned_upload_is_classified_and_found_by_key(stack: LocalStack, aws: Helpers) -> None:
+    status, upload = call(
+        stack, "POST", "/uploads", json.dumps({"filename": "big.png", "content_type": "image/png"}).encode()
+    )
+    assert status == 200
+    assert upload["key"].startswith(aws.prefix)
+    put = urllib.request.Request(
+        upload["upload_url"], data=images.png(700, seed=4), method="PUT", headers=upload["headers"]
+    )
+    with urllib.request.urlopen(put, timeout=30) as response:
+        assert response.status == 200
+    aws.wait_for([upload["key"]])
+    status, listing = call(stack, "GET", f"/results?key={upload['key']}")
+    assert status == 200
+    assert [i["status"] for i in listing["items"]] == ["classified"]
+
+
+def test_upload_request_is_validated(stack: LocalStack) -> None:
+    status, _ = call(stack, "POST", "/uploads", json.dumps({"content_type": "application/pdf"}).encode())
+    assert status == 422
+
+
+def test_cors_preflight_needs_no_token(stack: LocalStack) -> None:
+    request = urllib.request.Request(f"{stack.api_url}/classify", method="OPTIONS")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Access-Control-Allow-Origin"] == stack.template.parameter("AllowedOrigin")

@@ -1,0 +1,147 @@
+"""The pipeline end to end on the local stack: moto server, the local endpoint, the bundled model."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from local_stack.faults import FaultSwitch
+from local_stack.stack import LocalStack
+from tests import images
+from tests.integration.conftest import Helpers
+
+pytestmark = pytest.mark.integration
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def _key(aws: Helpers, name: str) -> str:
+    return f"{aws.prefix}{uuid.uuid4().hex[:8]}/{name}"
+
+
+def test_every_upload_is_accounted_for(aws: Helpers) -> None:
+    good = {
+        f"s{i}.png": p.read_bytes() for i, p in enumerate(sorted(SAMPLES.glob("*.png"))) if p.name != "not-an-xray.png"
+    }
+    good["synthetic.jpg"] = images.jpeg(400, seed=3)
+    bad = {
+        "doc.png": images.PDF,
+        "page.png": images.HTML,
+        "cut.png": images.truncated(images.png(300, seed=2)),
+        "dot.png": images.png(1),
+        "bomb.png": images.huge_declared_png(),
+    }
+    keys = {aws.upload(_key(aws, name), data): name for name, data in {**good, **bad}.items()}
+    results = aws.wait_for(list(keys))
+    assert len(results) == len(keys) == 12
+    assert {keys[k] for k, r in results.items() if r["status"] == "classified"} == set(good)
+    reasons = {keys[k]: r["reason"] for k, r in results.items() if r["status"] == "rejected"}
+    assert reasons == {
+        "doc.png": "not_an_image",
+        "page.png": "not_an_image",
+        "cut.png": "truncated",
+        "dot.png": "too_small",
+        "bomb.png": "decompression_bomb",
+    }
+    aws.wait_idle()
+    notes = aws.notifications()
+    assert sorted(n["result_id"] for n in notes) == sorted(r["result_id"] for r in results.values())
+
+
+def test_keys_with_spaces_plus_and_unicode(aws: Helpers) -> None:
+    key = aws.upload(f"{aws.prefix}{uuid.uuid4().hex[:6]}/Röntgen a+b %2B c.png", images.png(128))
+    assert aws.wait_for([key])[key]["status"] == "classified"
+
+
+def test_duplicated_event_gives_one_result_and_one_notification(aws: Helpers) -> None:
+    key = aws.upload(_key(aws, "dup.png"), images.png(160, seed=11))
+    (result,) = aws.wait_for([key]).values()
+    aws.wait_idle()
+    etag = aws.s3.head_object(Bucket=aws.bucket, Key=key)["ETag"].strip('"')
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "eventTime": "2026-11-26T10:00:00Z",
+        "s3": {"bucket": {"name": aws.bucket}, "object": {"key": key.replace(" ", "+"), "eTag": etag, "size": 10}},
+    }
+    invocations = aws.stack.poller.invocations
+    aws.sqs.send_message(QueueUrl=aws.stack.template.ref("IngestQueue"), MessageBody=json.dumps({"Records": [record]}))
+    deadline = time.monotonic() + 20
+    while aws.stack.poller.invocations == invocations and time.monotonic() < deadline:
+        time.sleep(0.1)
+    aws.wait_idle()
+    assert len(aws.results_for(key)) == 1
+    assert [n["result_id"] for n in aws.notifications()] == [result["result_id"]]
+
+
+def test_one_corrupt_message_in_a_batch_of_ten_fails_alone(aws: Helpers) -> None:
+    records = []
+    for i in range(9):
+        key = f"elsewhere/{uuid.uuid4().hex[:6]}-{i}.png"  # outside the prefix: no S3 notification of its own
+        body = images.PDF if i == 4 else images.png(96, seed=i)
+        etag = aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=body)["ETag"].strip('"')
+        s3_event = {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "eventTime": "",
+                    "s3": {"bucket": {"name": aws.bucket}, "object": {"key": key, "eTag": etag}},
+                }
+            ]
+        }
+        records.append(
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": "r",
+                "body": json.dumps(s3_event),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                "awsRegion": "us-east-1",
+                "messageAttributes": {},
+                "md5OfBody": "",
+            }
+        )
+    records.insert(6, {**records[0], "messageId": "corrupt", "body": "{not json"})
+    response = aws.stack.batch.invoke({"Records": records})
+    assert response == {"batchItemFailures": [{"itemIdentifier": "corrupt"}]}
+    statuses = sorted(n["status"] for n in aws.notifications())
+    assert statuses == ["classified"] * 8 + ["rejected"]
+
+
+def test_endpoint_failures_are_retried_then_dead_lettered_as_failed(aws: Helpers, faults: FaultSwitch) -> None:
+    dlq = aws.stack.template.ref("DeadLetterQueue")
+    faults.status = 503
+    try:
+        key = aws.upload(_key(aws, "unlucky.png"), images.png(128, seed=5))
+        failed = aws.wait_for([key], statuses=("failed",), timeout=60)
+    finally:
+        faults.status = None
+    assert failed[key]["status"] == "failed"
+    deadline = time.monotonic() + 20
+    messages: list[dict] = []  # type: ignore[type-arg]
+    while not messages and time.monotonic() < deadline:
+        messages = aws.sqs.receive_message(QueueUrl=dlq, AttributeNames=["All"], WaitTimeSeconds=1).get("Messages", [])
+    assert len(messages) == 1
+    assert int(messages[0]["Attributes"]["ApproximateReceiveCount"]) >= 5
+    assert faults.failed_calls >= 5
+    assert [n["status"] for n in aws.notifications()] == ["failed"]
+    aws.sqs.delete_message(QueueUrl=dlq, ReceiptHandle=messages[0]["ReceiptHandle"])
+
+
+def test_sagemaker_control_plane_has_the_endpoint(stack: LocalStack) -> None:
+    name = stack.template.get_att("XrayEndpoint", "EndpointName")
+    assert stack.client("sagemaker").describe_endpoint(EndpointName=name)["EndpointName"] == name
+    assert stack.lambda_environment()["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == stack.endpoint.url
+
+
+def test_outputs_file_has_the_stack_outputs_and_local_extras(stack: LocalStack, tmp_path: Path) -> None:
+    outputs = json.loads(stack.write_outputs(tmp_path / "outputs.json").read_text())
+    assert set(stack.template.doc["Outputs"]) <= set(outputs)
+    assert {"AwsEndpointUrl", "DemoUsername", "DemoPassword"} <= set(outputs)
+    assert outputs["UploadBucketName"] == stack.template.ref("UploadBucket")

@@ -1,0 +1,114 @@
+"""What scanners miss: the properties of template.yaml the pipeline's guarantees rest on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_stack.template import Template
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return Template()
+
+
+def _props(template: Template, logical_id: str) -> dict[str, Any]:
+    return template.resources[logical_id]["Properties"]  # type: ignore[no-any-return]
+
+
+def test_bucket_policy_denies_non_tls(template: Template) -> None:
+    (statement,) = _props(template, "UploadBucketPolicy")["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert len(statement["Resource"]) == 2  # the bucket and every object in it
+
+
+def test_visibility_timeout_is_at_least_six_times_the_function_timeout(template: Template) -> None:
+    timeout = template.function_setting("ClassifyBatchFunction", "Timeout")
+    assert _props(template, "IngestQueue")["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_redrive_policy_sends_to_the_dead_letter_queue_after_five(template: Template) -> None:
+    redrive = _props(template, "IngestQueue")["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] >= 5
+    env = template.doc["Globals"]["Function"]["Environment"]["Variables"]
+    assert int(env["MAX_RECEIVE_COUNT"]) == redrive["maxReceiveCount"]  # `failed` is written on the last try
+
+
+def test_bucket_is_private_encrypted_versioned_and_expires_old_data(template: Template) -> None:
+    props = _props(template, "UploadBucket")
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert rule["SSEAlgorithm"] == "aws:kms"
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert "NoncurrentVersionExpiration" in rules["ExpireNoncurrentVersions"]
+    assert "AbortIncompleteMultipartUpload" in rules["AbortIncompleteMultipartUploads"]
+
+
+def test_queue_accepts_only_the_upload_bucket(template: Template) -> None:
+    (statement,) = _props(template, "IngestQueuePolicy")["PolicyDocument"]["Statement"]
+    source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.endswith(_props(template, "UploadBucket")["BucketName"]["Fn::Sub"])
+
+
+def test_sqs_event_source_batches_and_reports_item_failures(template: Template) -> None:
+    event = template.sqs_event("ClassifyBatchFunction")
+    assert event["BatchSize"] == 10
+    assert event["MaximumBatchingWindowInSeconds"] > 0
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "MaximumConcurrency"}
+
+
+def test_outputs_are_the_documented_ones(template: Template) -> None:
+    assert set(template.doc["Outputs"]) == {
+        "UploadBucketName",
+        "UploadPrefix",
+        "IngestQueueUrl",
+        "DeadLetterQueueUrl",
+        "ResultsTableName",
+        "ResultsTopicArn",
+        "ApiUrl",
+        "UserPoolId",
+        "UserPoolClientId",
+        "EndpointName",
+    }
+    assert all(output.get("Description") for output in template.doc["Outputs"].values())
+
+
+def test_api_routes(template: Template) -> None:
+    assert sorted(template.api_routes("ApiFunction")) == [
+        ("GET", "/results"),
+        ("GET", "/results/{result_id}"),
+        ("POST", "/classify"),
+        ("POST", "/uploads"),
+    ]
+
+
+def test_every_checkov_skip_has_a_reason(template: Template) -> None:
+    for resource in template.resources.values():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert skip["id"].startswith("CKV_")
+            assert len(skip["comment"]) > 30
+
+
+def test_sam_validate_lint_is_clean() -> None:
+    sam = Path(sys.executable).with_name("sam")
+    done = subprocess.run(  # noqa: PLW1510 - the return code is the assertion
+        [str(sam), "validate", "--lint"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"SAM_CLI_TELEMETRY": "0", "PATH": str(sam.parent) + ":/usr/bin:/bin", "HOME": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

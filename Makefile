@@ -26,7 +26,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[train,aws,dev]'
+	$(PY) -m pip install -q -e '.[train,aws,dev,spark]'
 	touch $@
 
 test: $(STAMP)

@@ -44,6 +44,7 @@ class LocalStack:
         with_poller: bool = True,
         context: StackContext | None = None,
         endpoint_app: Any = None,
+        concurrency: int = 2,
     ) -> None:
         self.context = context or StackContext()
         self.template = Template(context=self.context)
@@ -51,6 +52,8 @@ class LocalStack:
         self.batching_window_s = batching_window_s
         self.retry_delay_s = retry_delay_s
         self.with_poller = with_poller
+        self.concurrency = concurrency
+        self.pollers: list[SqsPoller] = []
         self._endpoint_app = endpoint_app
         self.demo_password = "Local-" + secrets.token_urlsafe(12) + "1!"
         self._closers: list[Any] = []
@@ -274,18 +277,23 @@ class LocalStack:
         if self.with_poller:
             mapping = t.resolve(t.sqs_event("ClassifyBatchFunction"))
             queue = next(q for q in t.of_type("AWS::SQS::Queue") if t.physical[q]["Arn"] == mapping["Queue"])
-            self.poller = SqsPoller(
-                sqs,
-                t.ref(queue),
-                mapping["Queue"],
-                self.batch,
-                int(mapping["BatchSize"]),
-                self.batching_window_s,
-                self.retry_delay_s,
-                self.context.region,
-            )
-            self.poller.start()
-            self._closers.append(self.poller.stop)
+            # Like Lambda scaling out: concurrent pollers, each with its own "container" (module instance),
+            # capped by the template's MaximumConcurrency.
+            workers = min(self.concurrency, int(mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 1000)))
+            for _ in range(max(1, workers)):
+                poller = SqsPoller(
+                    sqs,
+                    t.ref(queue),
+                    mapping["Queue"],
+                    self.runner("ClassifyBatchFunction"),
+                    int(mapping["BatchSize"]),
+                    self.batching_window_s,
+                    self.retry_delay_s,
+                    self.context.region,
+                )
+                poller.start()
+                self.pollers.append(poller)
+                self._closers.append(poller.stop)
         pool, client = t.ref("UserPool"), t.ref("UserPoolClient")
         verifier = CognitoVerifier(
             f"{self.aws_url}/{pool}/.well-known/jwks.json",
@@ -304,6 +312,12 @@ class LocalStack:
         server = LocalEndpoint(gateway).__enter__()
         self.api_url = f"{server.url}/{api_props['StageName']}"
         self._closers.append(server.close)
+
+    def batch_invocations(self) -> int:
+        return sum(p.invocations for p in self.pollers)
+
+    def pollers_busy(self) -> bool:
+        return any(p.busy.is_set() for p in self.pollers)
 
     # -- what a user of the stack needs -----------------------------------------------------------
     def outputs(self) -> dict[str, str]:

@@ -75,7 +75,7 @@ class Helpers:
             attrs = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
             if (
                 int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
-                and not self.stack.poller.busy.is_set()
+                and not self.stack.pollers_busy()
             ):
                 return
             time.sleep(0.2)

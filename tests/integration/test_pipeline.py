@@ -68,10 +68,10 @@ def test_duplicated_event_gives_one_result_and_one_notification(aws: Helpers) ->
         "eventTime": "2026-11-26T10:00:00Z",
         "s3": {"bucket": {"name": aws.bucket}, "object": {"key": key.replace(" ", "+"), "eTag": etag, "size": 10}},
     }
-    invocations = aws.stack.poller.invocations
+    invocations = aws.stack.batch_invocations()
     aws.sqs.send_message(QueueUrl=aws.stack.template.ref("IngestQueue"), MessageBody=json.dumps({"Records": [record]}))
     deadline = time.monotonic() + 20
-    while aws.stack.poller.invocations == invocations and time.monotonic() < deadline:
+    while aws.stack.batch_invocations() == invocations and time.monotonic() < deadline:
         time.sleep(0.1)
     aws.wait_idle()
     assert len(aws.results_for(key)) == 1

@@ -1,0 +1,140 @@
+"""Featurize X-rays with the project's CNN backbone on Spark, cached as Parquet.
+
+    python -m training.spark.featurize --images ../shared/data/ozturk-3class --manifest runs/ozturk/manifest.csv \\
+        --arch resnet18 --checkpoint model/default/model.safetensors --out runs/features
+
+Images come from Spark's binaryFile source (a directory or an s3a:// URI). A pandas UDF decodes them
+with the serving preprocessing preset and runs the backbone in batches; the model is loaded once per
+Python worker process. The output keeps path, label, group, split and fold from the manifest (ingested
+with ``training.data``) so the classifiers use the same grouped splits as the CNN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, FloatType
+
+from model.errors import InvalidImageError
+from model.preprocessing import decode_gray, to_batch
+
+logger = logging.getLogger(__name__)
+IMAGE_GLOB = "*.{png,jpg,jpeg,PNG,JPG,JPEG}"
+
+
+@cache
+def load_backbone(arch: str, checkpoint: str, pretrained: str) -> Any:
+    """Built once per Python worker process (Spark reuses workers), then reused by every batch."""
+    import torch
+
+    from model.architectures import build_model
+    from model.checkpoint import load_checkpoint
+
+    torch.set_num_threads(int(os.environ.get("XRAY_TORCH_THREADS", "1")))
+    net = load_checkpoint(Path(checkpoint))[0] if checkpoint else build_model(arch, "multiclass", pretrained)
+    return net.eval()
+
+
+def embed(images: list[bytes | None], arch: str, checkpoint: str, pretrained: str, size: int) -> list[list[float] | None]:
+    """Global-average-pooled last-conv features; None for anything that is not a usable image."""
+    import torch
+
+    net = load_backbone(arch, checkpoint, pretrained)
+    decoded: dict[int, np.ndarray] = {}
+    for index, data in enumerate(images):
+        try:
+            decoded[index] = decode_gray(data or b"", size)
+        except InvalidImageError:
+            continue
+    out: list[list[float] | None] = [None] * len(images)
+    if decoded:
+        with torch.inference_mode():
+            feats, _ = net.features(torch.from_numpy(to_batch(list(decoded.values()))))
+            pooled = feats.mean(dim=(2, 3)).numpy()
+        for index, row in zip(decoded, pooled, strict=True):
+            out[index] = row.astype(np.float32).tolist()
+    return out
+
+
+def root_prefix(images: str) -> str:
+    """How Spark spells the paths under ``images``, to turn them back into manifest-relative paths."""
+    if "://" in images:
+        return images.rstrip("/") + "/"
+    return "file:" + str(Path(images).resolve()) + "/"
+
+
+def featurize(
+    spark: SparkSession, images: str, manifest: str | None, arch: str, checkpoint: str = "", pretrained: str = "none",
+    batch_size: int = 32,
+) -> DataFrame:
+    from model.architectures import get_arch
+    from model.checkpoint import read_checkpoint_metadata
+    from model.preprocessing import get_preset
+
+    if checkpoint:
+        arch = read_checkpoint_metadata(Path(checkpoint)).arch
+    size = get_preset(get_arch(arch).preset).size
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
+
+    @F.pandas_udf(ArrayType(FloatType()))
+    def features(contents: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        for batch in contents:
+            yield pd.Series(embed(list(batch), arch, checkpoint, pretrained, size))
+
+    prefix = root_prefix(images)
+    files = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", IMAGE_GLOB)
+        .load(images)
+        .withColumn("path", F.expr(f"substring(path, {len(prefix) + 1})"))
+    )
+    if manifest:
+        meta = spark.read.option("header", "true").csv(manifest).select("path", "label", "group", "split", F.col("fold").cast("int"))
+        files = files.join(meta, on="path", how="inner")
+    else:
+        files = (
+            files.withColumn("label", F.regexp_extract("path", r"([^/]+)/[^/]+$", 1))
+            .withColumn("group", F.col("path"))
+            .withColumn("split", F.lit("score"))
+            .withColumn("fold", F.lit(-1))
+        )
+    return files.withColumn("features", features("content")).drop("content").where(F.col("features").isNotNull())
+
+
+def main(args: argparse.Namespace) -> None:
+    from training.spark.session import get_spark
+
+    spark = get_spark(args.master)
+    frame = featurize(spark, args.images, args.manifest, args.arch, args.checkpoint, args.pretrained, args.batch_size)
+    frame.write.mode("overwrite").parquet(args.out)
+    written = spark.read.parquet(args.out)
+    print(f"{written.count()} feature rows of {len(written.first()['features'])} dims -> {args.out}")  # noqa: T201
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", required=True, help="image directory or s3a:// URI")
+    parser.add_argument("--manifest", default=None, help="manifest.csv from training.data (default: labels from folder names)")
+    parser.add_argument("--arch", default="resnet50", help="backbone when no --checkpoint (default: %(default)s)")
+    parser.add_argument("--checkpoint", default="", help="project .safetensors checkpoint (default: none)")
+    parser.add_argument("--pretrained", default="none", help="imagenet | none | PATH, without --checkpoint (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per UDF batch (default: %(default)s)")
+    parser.add_argument("--out", required=True, help="Parquet output path")
+    parser.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's, else local[*])")
+    return parser
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    main(get_args_parser().parse_args())

@@ -84,7 +84,9 @@ def bench_preprocessing(seconds: float) -> list[str]:
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:1024, 0:1024]
     png_buffer = io.BytesIO()
-    Image.fromarray(((x + y) / 8 % 256).astype(np.uint8) + rng.integers(0, 8, (1024, 1024), np.uint8), "L").save(png_buffer, "PNG")
+    Image.fromarray(((x + y) / 8 % 256).astype(np.uint8) + rng.integers(0, 8, (1024, 1024), np.uint8), "L").save(
+        png_buffer, "PNG"
+    )
     y, x = np.mgrid[0:2000, 0:2000]
     jpeg_buffer = io.BytesIO()
     Image.fromarray(((x * y) / 4000 % 256).astype(np.uint8), "L").convert("RGB").save(jpeg_buffer, "JPEG", quality=90)
@@ -98,14 +100,20 @@ def bench_preprocessing(seconds: float) -> list[str]:
     for name, data in (("1024px PNG", png), ("2000px JPEG", jpeg)):
         served = timeit(lambda d=data: decode_gray(d, 224), seconds)
         slow = timeit(lambda d=data: naive(d), seconds)
-        rows.append(f"{name:<12} served {served * 1000:>6.1f} ms   naive RGB {slow * 1000:>6.1f} ms   ({slow / served:.1f}x)")
+        rows.append(
+            f"{name:<12} served {served * 1000:>6.1f} ms   naive RGB {slow * 1000:>6.1f} ms   ({slow / served:.1f}x)"
+        )
     return rows
 
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 peak taken as {PEAK_GFLOPS:.0f} GFLOP/s\n")
-    print(f"{'arch':<13} {'batch':>5} {'path':<12} {'img/s':>8} {'ms/img':>10} {'vs eager':>8} {'of peak':>8} {'max |dlogit|':>10}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 peak taken as {PEAK_GFLOPS:.0f} GFLOP/s\n"
+    )
+    print(
+        f"{'arch':<13} {'batch':>5} {'path':<12} {'img/s':>8} {'ms/img':>10} {'vs eager':>8} {'of peak':>8} {'max |dlogit|':>10}"
+    )
     for arch in args.archs.split(","):
         for row in bench_arch(arch, args.seconds):
             print(row, flush=True)
@@ -117,6 +125,10 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", default="resnet50,inception_v3", help="(default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="timing budget per measurement (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: %(default)s)")
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="timing budget per measurement (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: %(default)s)"
+    )
     main(parser.parse_args())

@@ -50,8 +50,11 @@ def main(args: argparse.Namespace) -> None:
     data = images(args.images)
     with LocalStack(args.model, batching_window_s=0.5, concurrency=args.concurrency) as stack:
         endpoint = boto3.client(
-            "sagemaker-runtime", endpoint_url=stack.endpoint.url, region_name="us-east-1",
-            aws_access_key_id="local", aws_secret_access_key="local",
+            "sagemaker-runtime",
+            endpoint_url=stack.endpoint.url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
         )
         name = stack.template.get_att("XrayEndpoint", "EndpointName")
 
@@ -64,7 +67,11 @@ def main(args: argparse.Namespace) -> None:
         endpoint_s = time.perf_counter() - t0
 
         # 2. the pipeline: S3 -> SQS -> batch Lambda -> endpoint -> DynamoDB -> SNS
-        s3, bucket, prefix = stack.client("s3"), stack.template.ref("UploadBucket"), stack.template.parameter("UploadPrefix")
+        s3, bucket, prefix = (
+            stack.client("s3"),
+            stack.template.ref("UploadBucket"),
+            stack.template.parameter("UploadPrefix"),
+        )
         table = stack.resource("dynamodb").Table(stack.template.ref("ResultsTable"))
         run = uuid.uuid4().hex[:8]
         t0 = time.perf_counter()
@@ -72,8 +79,13 @@ def main(args: argparse.Namespace) -> None:
             s3.put_object(Bucket=bucket, Key=f"{prefix}bench-{run}/{i:04d}.png", Body=image)
         upload_s = time.perf_counter() - t0
         while True:
-            done = table.query(IndexName="ByStatus", KeyConditionExpression="#s = :s", Select="COUNT",
-                               ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": "classified"})["Count"]
+            done = table.query(
+                IndexName="ByStatus",
+                KeyConditionExpression="#s = :s",
+                Select="COUNT",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": "classified"},
+            )["Count"]
             if done >= len(data) or time.perf_counter() - t0 > 600:
                 break
             time.sleep(0.1)
@@ -87,8 +99,12 @@ def main(args: argparse.Namespace) -> None:
             t = time.perf_counter()
             endpoint.invoke_endpoint(EndpointName=name, Body=image, ContentType="image/png")["Body"].read()
             direct.append(time.perf_counter() - t)
-            request = urllib.request.Request(f"{stack.api_url}/classify", data=image, method="POST",
-                                             headers={"Content-Type": "image/png", "Authorization": token})
+            request = urllib.request.Request(
+                f"{stack.api_url}/classify",
+                data=image,
+                method="POST",
+                headers={"Content-Type": "image/png", "Authorization": token},
+            )
             t = time.perf_counter()
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local gateway
                 response.read()

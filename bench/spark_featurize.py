@@ -34,7 +34,9 @@ def spark_run(images: Path, checkpoint: Path, master: str, batch_size: int) -> t
     from training.spark.session import get_spark
 
     spark = get_spark(master, "bench-featurize")
-    featurize(spark, str(images), None, "", str(checkpoint), batch_size=batch_size).limit(2).count()  # JVM and workers warm
+    featurize(spark, str(images), None, "", str(checkpoint), batch_size=batch_size).limit(
+        2
+    ).count()  # JVM and workers warm
     start = time.perf_counter()
     rows = featurize(spark, str(images), None, "", str(checkpoint), batch_size=batch_size).count()
     seconds = time.perf_counter() - start
@@ -57,7 +59,9 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, required=True, help="image directory")
-    parser.add_argument("--checkpoint", type=Path, default=Path("model/default/model.safetensors"), help="(default: %(default)s)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=Path("model/default/model.safetensors"), help="(default: %(default)s)"
+    )
     parser.add_argument("--master", default="local[2]", help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="(default: %(default)s)")
     main(parser.parse_args())

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools import Metrics
+
 from local_stack.template import Template
 
 
@@ -64,7 +66,12 @@ class FunctionRunner:
 
     def invoke(self, event: dict[str, Any]) -> Any:
         context = LocalContext(self.logical_id, self.timeout_s, self.memory_mb)
-        with warnings.catch_warnings():
-            # Powertools warns when an invocation (e.g. an s3:TestEvent) records no metric.
-            warnings.filterwarnings("ignore", message="No application metrics to publish")
-            return self.handler()(event, context)
+        try:
+            with warnings.catch_warnings():
+                # Powertools warns when an invocation (e.g. an s3:TestEvent) records no metric.
+                warnings.filterwarnings("ignore", message="No application metrics to publish")
+                return self.handler()(event, context)
+        finally:
+            # Metrics are disabled locally, so nothing flushes Powertools' shared metric buffer; left
+            # alone it prints itself once it holds 100 values. Drop it, as CloudWatch would consume it.
+            Metrics().clear_metrics()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from model.preprocessing import downsize_png
 logger = logging.getLogger(__name__)
 
 Decision = Verdict | RejectedObjectError | TransientError
+READ_CONCURRENCY = 8
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 
 
@@ -92,24 +94,28 @@ class ClassificationPipeline:
         except InvalidImageError as exc:
             raise ImageRejectedError(exc.reason, str(exc)) from exc
 
+    def _read_or_error(self, ref: ObjectRef) -> bytes | RejectedObjectError | TransientError:
+        try:
+            return self.read_image(ref)
+        except (RejectedObjectError, TransientError) as exc:
+            return exc
+
     def decide(self, refs: Sequence[ObjectRef]) -> dict[str, Decision]:
-        """A decision per distinct object version, with one batched endpoint call for all images."""
-        decisions: dict[str, Decision] = {}
-        prepared: dict[str, bytes] = {}
-        for ref in refs:
-            if ref.result_id in decisions or ref.result_id in prepared:
-                continue
-            try:
-                prepared[ref.result_id] = self.read_image(ref)
-            except (RejectedObjectError, TransientError) as exc:
-                decisions[ref.result_id] = exc
+        """A decision per distinct object version, with one batched endpoint call for all images.
+
+        Objects are fetched and downsized concurrently: S3 GETs wait on the network, and Pillow
+        releases the GIL while it decodes.
+        """
+        unique = list({ref.result_id: ref for ref in refs}.values())
+        with ThreadPoolExecutor(max_workers=min(READ_CONCURRENCY, max(1, len(unique)))) as pool:
+            read = dict(zip((r.result_id for r in unique), pool.map(self._read_or_error, unique), strict=True))
+        decisions: dict[str, Decision] = {k: v for k, v in read.items() if not isinstance(v, bytes)}
+        prepared = {k: v for k, v in read.items() if isinstance(v, bytes)}
         if prepared:
             try:
-                verdicts = self._endpoint.classify(list(prepared.values()))
-            except TransientError as exc:
-                verdicts = [exc] * len(prepared)  # type: ignore[list-item]
-            except ImageRejectedError as exc:
-                verdicts = [exc] * len(prepared)  # type: ignore[list-item]
+                verdicts: list[Decision] = list(self._endpoint.classify(list(prepared.values())))
+            except (TransientError, ImageRejectedError) as exc:
+                verdicts = [exc] * len(prepared)
             decisions.update(zip(prepared, verdicts, strict=True))
         return decisions
 

@@ -87,12 +87,17 @@ def test_saved_pipeline_reloads_and_predicts_the_same(report: tuple[dict[str, An
     model = PipelineModel.load(str(out / "best_pipeline"))
     frame = features.withColumn("vector", array_to_vector("features"))
     first = [r["prediction"] for r in model.transform(frame).select("prediction").collect()]
-    again = [r["prediction"] for r in PipelineModel.load(str(out / "best_pipeline")).transform(frame).select("prediction").collect()]
+    again = [
+        r["prediction"]
+        for r in PipelineModel.load(str(out / "best_pipeline")).transform(frame).select("prediction").collect()
+    ]
     assert first == again
     assert len(first) == 36
 
 
-def test_batch_scoring_a_folder(spark: SparkSession, report: tuple[dict[str, Any], Path], dataset: tuple[Path, Path]) -> None:
+def test_batch_scoring_a_folder(
+    spark: SparkSession, report: tuple[dict[str, Any], Path], dataset: tuple[Path, Path]
+) -> None:
     _, out = report
     root, _ = dataset
     (root / "covid" / "broken.png").write_bytes(images.PDF)  # skipped, not fatal

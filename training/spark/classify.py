@@ -127,8 +127,8 @@ def main(args: argparse.Namespace) -> None:
     cnn = json.loads(Path(args.cnn_metrics).read_text()) if args.cnn_metrics else None
     table = comparison_table(report, cnn)
     (Path(args.out) / "comparison.md").write_text(table + "\n")
-    print(table)  # noqa: T201
-    print(f"best: {report['best']} -> {args.out}/best_pipeline")  # noqa: T201
+    print(table)
+    print(f"best: {report['best']} -> {args.out}/best_pipeline")
 
 
 if __name__ == "__main__":
@@ -137,7 +137,11 @@ if __name__ == "__main__":
     parser.add_argument("--features", required=True, help="Parquet from training.spark.featurize")
     parser.add_argument("--task", default="multiclass", choices=["binary", "multiclass"], help="(default: %(default)s)")
     parser.add_argument("--out", required=True, help="output directory (pipeline, comparison.json/.md)")
-    parser.add_argument("--cnn-metrics", default=None, help="metrics.json of the CNN on the same test split, for the table")
-    parser.add_argument("--parallelism", type=int, default=2, help="models fitted in parallel in CV (default: %(default)s)")
+    parser.add_argument(
+        "--cnn-metrics", default=None, help="metrics.json of the CNN on the same test split, for the table"
+    )
+    parser.add_argument(
+        "--parallelism", type=int, default=2, help="models fitted in parallel in CV (default: %(default)s)"
+    )
     parser.add_argument("--master", default=None, help="Spark master (default: spark-submit's, else local[*])")
     main(parser.parse_args())

@@ -45,7 +45,9 @@ def load_backbone(arch: str, checkpoint: str, pretrained: str) -> Any:
     return net.eval()
 
 
-def embed(images: list[bytes | None], arch: str, checkpoint: str, pretrained: str, size: int) -> list[list[float] | None]:
+def embed(
+    images: list[bytes | None], arch: str, checkpoint: str, pretrained: str, size: int
+) -> list[list[float] | None]:
     """Global-average-pooled last-conv features; None for anything that is not a usable image."""
     import torch
 
@@ -74,7 +76,12 @@ def root_prefix(images: str) -> str:
 
 
 def featurize(
-    spark: SparkSession, images: str, manifest: str | None, arch: str, checkpoint: str = "", pretrained: str = "none",
+    spark: SparkSession,
+    images: str,
+    manifest: str | None,
+    arch: str,
+    checkpoint: str = "",
+    pretrained: str = "none",
     batch_size: int = 32,
 ) -> DataFrame:
     from model.architectures import get_arch
@@ -100,7 +107,11 @@ def featurize(
         .withColumn("path", F.expr(f"substring(path, {len(prefix) + 1})"))
     )
     if manifest:
-        meta = spark.read.option("header", "true").csv(manifest).select("path", "label", "group", "split", F.col("fold").cast("int"))
+        meta = (
+            spark.read.option("header", "true")
+            .csv(manifest)
+            .select("path", "label", "group", "split", F.col("fold").cast("int"))
+        )
         files = files.join(meta, on="path", how="inner")
     else:
         files = (
@@ -119,19 +130,25 @@ def main(args: argparse.Namespace) -> None:
     frame = featurize(spark, args.images, args.manifest, args.arch, args.checkpoint, args.pretrained, args.batch_size)
     frame.write.mode("overwrite").parquet(args.out)
     written = spark.read.parquet(args.out)
-    print(f"{written.count()} feature rows of {len(written.first()['features'])} dims -> {args.out}")  # noqa: T201
+    print(f"{written.count()} feature rows of {len(written.first()['features'])} dims -> {args.out}")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", required=True, help="image directory or s3a:// URI")
-    parser.add_argument("--manifest", default=None, help="manifest.csv from training.data (default: labels from folder names)")
+    parser.add_argument(
+        "--manifest", default=None, help="manifest.csv from training.data (default: labels from folder names)"
+    )
     parser.add_argument("--arch", default="resnet50", help="backbone when no --checkpoint (default: %(default)s)")
     parser.add_argument("--checkpoint", default="", help="project .safetensors checkpoint (default: none)")
-    parser.add_argument("--pretrained", default="none", help="imagenet | none | PATH, without --checkpoint (default: %(default)s)")
+    parser.add_argument(
+        "--pretrained", default="none", help="imagenet | none | PATH, without --checkpoint (default: %(default)s)"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="images per UDF batch (default: %(default)s)")
     parser.add_argument("--out", required=True, help="Parquet output path")
-    parser.add_argument("--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's, else local[*])")
+    parser.add_argument(
+        "--master", default=None, help="Spark master, e.g. local[2] (default: spark-submit's, else local[*])"
+    )
     return parser
 
 

@@ -22,7 +22,9 @@ def score(
     spark: SparkSession, model_path: str, images: str, arch: str, checkpoint: str, pretrained: str = "none"
 ) -> DataFrame:
     labels = json.loads((Path(model_path).parent / "comparison.json").read_text())["labels"]
-    frame = featurize(spark, images, None, arch, checkpoint, pretrained).withColumn("vector", array_to_vector("features"))
+    frame = featurize(spark, images, None, arch, checkpoint, pretrained).withColumn(
+        "vector", array_to_vector("features")
+    )
     scored = PipelineModel.load(model_path).transform(frame)
     names = F.array(*[F.lit(label) for label in labels])
     probs = vector_to_array("probability")
@@ -40,7 +42,9 @@ def main(args: argparse.Namespace) -> None:
     scored = score(spark, args.model, args.images, args.arch, args.checkpoint, args.pretrained)
     writer = scored.write.mode("overwrite")
     (writer.option("header", "true").csv(args.out) if args.format == "csv" else writer.parquet(args.out))
-    print(f"scored {spark.read.format(args.format).option('header', 'true').load(args.out).count()} images -> {args.out}")  # noqa: T201
+    print(
+        f"scored {spark.read.format(args.format).option('header', 'true').load(args.out).count()} images -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

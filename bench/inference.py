@@ -70,7 +70,8 @@ def bench_arch(arch: str, seconds: float) -> list[str]:
             for name, predictor in predictors.items():
                 logits, _ = predictor.backend.run(x.numpy())
                 diff = float(np.abs(logits - reference).max() / max(1.0, np.abs(reference).max()))
-                results[name] = (timeit(lambda p=predictor, a=x.numpy(): p.run_arrays(a), seconds), diff)
+                array = x.numpy()
+                results[name] = (timeit(lambda p=predictor, a=array: p.run_arrays(a), seconds), diff)
             for name, (t, diff) in results.items():
                 ips = batch / t
                 rows.append(
@@ -112,7 +113,8 @@ def main(args: argparse.Namespace) -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 peak taken as {PEAK_GFLOPS:.0f} GFLOP/s\n"
     )
     print(
-        f"{'arch':<13} {'batch':>5} {'path':<12} {'img/s':>8} {'ms/img':>10} {'vs eager':>8} {'of peak':>8} {'max |dlogit|':>10}"
+        f"{'arch':<13} {'batch':>5} {'path':<12} {'img/s':>8} {'ms/img':>10} {'vs eager':>8} "
+        f"{'of peak':>8} {'max |dlogit|':>10}"
     )
     for arch in args.archs.split(","):
         for row in bench_arch(arch, args.seconds):

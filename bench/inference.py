@@ -46,7 +46,7 @@ def timeit(fn: Callable[[], object], seconds: float, min_runs: int = 5) -> float
     return statistics.median(times)
 
 
-def bench_arch(arch: str, seconds: float) -> list[str]:
+def bench_arch(arch: str, seconds: float, device: str = "cpu") -> list[str]:
     size = get_preset(ARCHS[arch].preset).size
     torch.manual_seed(0)
     net = build_model(arch, "multiclass").eval()
@@ -54,16 +54,18 @@ def bench_arch(arch: str, seconds: float) -> list[str]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         export_model(net, meta, Path(tmp))
-        eager = ExportWrapper(net).eval()
+        eager = ExportWrapper(net).eval().to(device)
         predictors = {name: Predictor.load(Path(tmp), name) for name in ("torchscript", "onnx")}
         for batch in (1, 8):
             x = torch.rand(batch, 1, size, size)
             with torch.inference_mode():
-                reference = eager(x)[0].numpy()
+                reference = eager(x.to(device))[0].cpu().numpy()
 
             def run_eager(x: torch.Tensor = x) -> object:
+                # Host input to host logits, like the served path (which also copies back the CAMs).
                 with torch.inference_mode():
-                    return eager(x)
+                    logits, cam = eager(x.to(device))
+                    return logits.cpu(), cam.cpu()
 
             base = timeit(run_eager, seconds)
             results = {"eager": (base, 0.0)}
@@ -109,15 +111,15 @@ def bench_preprocessing(seconds: float) -> list[str]:
 
 def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 peak taken as {PEAK_GFLOPS:.0f} GFLOP/s\n"
-    )
+    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    where = torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    print(f"torch {torch.__version__} on {where}; 'of peak' is against {PEAK_GFLOPS:.0f} GFLOP/s (this 2-core CPU)\n")
     print(
         f"{'arch':<13} {'batch':>5} {'path':<12} {'img/s':>8} {'ms/img':>10} {'vs eager':>8} "
         f"{'of peak':>8} {'max |dlogit|':>10}"
     )
     for arch in args.archs.split(","):
-        for row in bench_arch(arch, args.seconds):
+        for row in bench_arch(arch, args.seconds, device):
             print(row, flush=True)
     print("\npreprocessing to the 224 px network input (ms per image):")
     for row in bench_preprocessing(args.seconds):
@@ -127,6 +129,7 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", default="resnet50,inception_v3", help="(default: %(default)s)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="(default: %(default)s)")
     parser.add_argument(
         "--seconds", type=float, default=3.0, help="timing budget per measurement (default: %(default)s)"
     )

@@ -30,9 +30,10 @@ INFERENCE_SHIM: Final = (
     "from model.inference import input_fn, model_fn, output_fn, predict_fn\n\n"
     '__all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]\n'
 )
-# The PyTorch inference containers already hold torch, numpy and Pillow; ONNX Runtime is only
-# for the CPU path and is imported lazily.
-REQUIREMENTS: Final = "numpy>=1.26\npillow>=10.3\n"
+# Unversioned on purpose: the PyTorch inference containers already hold numpy and Pillow, so the
+# install at start-up needs no network (the endpoint runs with network isolation). ONNX Runtime is
+# only for the CPU path and is imported lazily.
+REQUIREMENTS: Final = "numpy\npillow\n"
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 
 

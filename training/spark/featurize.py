@@ -95,8 +95,11 @@ def featurize(
 
     @F.pandas_udf(ArrayType(FloatType()))
     def features(contents: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        # Imported by name: under `python -m` this module is __main__, which workers cannot unpickle.
+        from training.spark.featurize import embed as embed_batch
+
         for batch in contents:
-            yield pd.Series(embed(list(batch), arch, checkpoint, pretrained, size))
+            yield pd.Series(embed_batch(list(batch), arch, checkpoint, pretrained, size))
 
     prefix = root_prefix(images)
     files = (

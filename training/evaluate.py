@@ -32,6 +32,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from model.errors import InvalidImageError
+from model.labels import labels_for
 from model.preprocessing import decode_gray, to_batch
 from model.runtime import Predictor, cam_png
 from training.data import read_dataset, read_manifest
@@ -141,10 +142,21 @@ def cam_overlay(gray: npt.NDArray[np.uint8], cam_b64: str) -> Image.Image:
 
 
 def evaluate_dataset(
-    predictor: Predictor, data: Path, out: Path, manifest: Path | None = None, split: str | None = None
+    predictor: Predictor,
+    data: Path,
+    out: Path,
+    manifest: Path | None = None,
+    split: str | None = None,
+    task: str | None = None,
 ) -> dict[str, Any]:
+    """Metrics of ``predictor`` on ``data``. ``task="binary"`` on a 3-class model scores covid vs
+    no_findings with the two probabilities renormalised (pneumonia images left out, and said so)."""
     out.mkdir(parents=True, exist_ok=True)
-    labels = list(predictor.meta.labels)
+    model_labels = list(predictor.meta.labels)
+    labels = list(labels_for(task)) if task else model_labels
+    if not set(labels) <= set(model_labels):
+        raise SystemExit(f"a {predictor.meta.task} model cannot be scored as {task}")
+    columns = [model_labels.index(label) for label in labels]
     records, report = read_dataset(data)
     if manifest is not None:
         wanted = {r.path for r in read_manifest(manifest) if split is None or r.split == split}
@@ -158,7 +170,7 @@ def evaluate_dataset(
         left = sorted({r.label for r in records} - set(labels))
         notes.append(
             f"{len(records) - len(kept)} images labelled {left} left out: "
-            f"not labels of this {predictor.meta.task} model"
+            f"not labels of the {task or predictor.meta.task} task"
         )
     decoded, usable = [], []
     for record in kept:
@@ -171,8 +183,10 @@ def evaluate_dataset(
     y = np.array([labels.index(r.label) for r in usable])
     batch = to_batch(list(images))
     probs, cams = predictor.run_arrays(batch)
+    probs = probs[:, columns] / probs[:, columns].sum(axis=1, keepdims=True)
+    cams = cams[:, columns]
     metrics = compute_metrics(y, probs, labels)
-    masked_probs, _ = predictor.run_arrays(central_mask(batch))
+    masked_probs = predictor.run_arrays(central_mask(batch))[0][:, columns]
     metrics["shortcut_probes"] = {
         "masked_lungs_accuracy": float((masked_probs.argmax(1) == y).mean()),
         "source_probe_accuracy": source_probe(images, y, [r.group for r in usable]),
@@ -261,6 +275,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--manifest", type=Path, default=None, help="manifest from training.data: restricts to --split")
     parser.add_argument("--split", default=None, help="with --manifest: train, val or test (default: all)")
+    parser.add_argument("--task", default=None, choices=["binary", "multiclass"], help="(default: the model's task)")
     parser.add_argument("--folds", type=int, default=0, help="grouped K-fold CV by training K models (default: off)")
     parser.add_argument("--jobs", type=int, default=1, help="folds trained in parallel (default: %(default)s)")
     parser.add_argument("--aggregate-only", action="store_true", help="only pool existing fold outputs under --out")
@@ -269,10 +284,12 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace, train_args: list[str]) -> dict[str, Any]:
     if args.folds:
+        if args.task:
+            train_args = [*train_args, "--task", args.task]
         return aggregate_cv(args.out, args.folds) if args.aggregate_only else run_cv(args, train_args)
     if args.model is None:
         raise SystemExit("--model is required unless --folds is given")
-    return evaluate_dataset(load_any_model(args.model), args.data, args.out, args.manifest, args.split)
+    return evaluate_dataset(load_any_model(args.model), args.data, args.out, args.manifest, args.split, args.task)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -78,3 +79,12 @@ def huge_declared_png(width: int = 30000, height: int = 30000) -> bytes:
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 HTML = b"<!doctype html><html><body>not an x-ray</body></html>"
+
+
+def class_folders(root: Path, per_class: int, size: int = 64) -> Path:
+    """A tiny class-folder dataset (covid/, no_findings/, pneumonia/) with NIH-style file names."""
+    for c, label in enumerate(("covid", "no_findings", "pneumonia")):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            (root / label / f"{c}{i:07d}_000.png").write_bytes(png(size, seed=c * 100 + i))
+    return root

@@ -12,11 +12,7 @@ from training.evaluate import evaluate_dataset
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("eval")
-    for c, label in enumerate(["covid", "no_findings", "pneumonia"]):
-        (root / label).mkdir()
-        for i in range(6):
-            (root / label / f"{c}{i:07d}_000.png").write_bytes(images.png(96, seed=c * 50 + i))
+    root = images.class_folders(tmp_path_factory.mktemp("eval"), per_class=6, size=96)
     (root / "covid" / "broken.png").write_bytes(images.PDF)
     return root
 

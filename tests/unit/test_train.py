@@ -18,12 +18,7 @@ from training.train import get_args_parser, main
 
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    for c, label in enumerate(["covid", "no_findings", "pneumonia"]):
-        (root / label).mkdir()
-        for i in range(10):
-            (root / label / f"{c}{i:07d}_000.png").write_bytes(images.png(64, seed=c * 100 + i))
-    return root
+    return images.class_folders(tmp_path_factory.mktemp("data"), per_class=10)
 
 
 def _args(data: Path, out: Path, *extra: str) -> list[str]:

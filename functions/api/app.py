@@ -24,7 +24,6 @@ from pydantic import BaseModel, Field
 
 from functions.common import clients
 from functions.common.config import Settings
-from functions.common.endpoint import EndpointClient
 from functions.common.errors import (
     ApiError,
     BadRequestError,
@@ -32,9 +31,6 @@ from functions.common.errors import (
     ImageRejectedError,
     PayloadTooLargeError,
 )
-from functions.common.notify import Notifier
-from functions.common.pipeline import ClassificationPipeline
-from functions.common.results import ResultsStore
 from functions.common.s3_events import ObjectRef
 from model.errors import InvalidImageError
 from model.preprocessing import downsize_png
@@ -43,10 +39,8 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 settings = Settings.from_env()
-results = ResultsStore(clients.dynamodb_table(settings.results_table))
-endpoint = EndpointClient(clients.sagemaker_runtime(), settings.endpoint_name)
-notifier = Notifier(clients.sns(), settings.results_topic_arn)
-pipeline = ClassificationPipeline(clients.s3(), endpoint, results, notifier, settings.max_object_bytes)
+pipeline = clients.classification_pipeline(settings)
+results, endpoint = pipeline.store, pipeline.endpoint
 s3 = clients.s3()
 app = APIGatewayRestResolver(enable_validation=True, cors=CORSConfig(allow_origin=settings.allowed_origin, max_age=300))
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg"}

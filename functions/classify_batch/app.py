@@ -21,24 +21,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.common import clients
 from functions.common.config import Settings
-from functions.common.endpoint import EndpointClient
 from functions.common.errors import TransientError
-from functions.common.notify import Notifier
-from functions.common.pipeline import ClassificationPipeline, Decision
-from functions.common.results import ResultsStore
+from functions.common.pipeline import Decision
 from functions.common.s3_events import ObjectRef, parse_sqs_body, refs_from_s3_event
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 settings = Settings.from_env()
-pipeline = ClassificationPipeline(
-    clients.s3(),
-    EndpointClient(clients.sagemaker_runtime(), settings.endpoint_name),
-    ResultsStore(clients.dynamodb_table(settings.results_table)),
-    Notifier(clients.sns(), settings.results_topic_arn),
-    settings.max_object_bytes,
-)
+pipeline = clients.classification_pipeline(settings)
 processor = BatchProcessor(event_type=EventType.SQS)
 idempotency_config = IdempotencyConfig(event_key_jmespath="[bucket, key, version]", raise_on_no_idempotency_key=True)
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)

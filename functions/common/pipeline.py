@@ -66,8 +66,8 @@ class ClassificationPipeline:
         max_side: int = 512,
     ) -> None:
         self._s3 = s3
-        self._endpoint = endpoint
-        self._store = store
+        self.endpoint = endpoint
+        self.store = store
         self._notifier = notifier
         self._max_object_bytes = max_object_bytes
         self._max_side = max_side
@@ -113,7 +113,7 @@ class ClassificationPipeline:
         prepared = {k: v for k, v in read.items() if isinstance(v, bytes)}
         if prepared:
             try:
-                verdicts: list[Decision] = list(self._endpoint.classify(list(prepared.values())))
+                verdicts: list[Decision] = list(self.endpoint.classify(list(prepared.values())))
             except (TransientError, ImageRejectedError) as exc:
                 verdicts = [exc] * len(prepared)
             decisions.update(zip(prepared, verdicts, strict=True))
@@ -141,7 +141,7 @@ class ClassificationPipeline:
                 reason=getattr(error, "reason", "rejected"),
                 model_version=model_version,
             )
-        if not self._store.put_final(item):
+        if not self.store.put_final(item):
             logger.info("duplicate or older event ignored", extra={"result_id": ref.result_id})
             return Outcome(ref.result_id, "duplicate")
         self._notifier.publish(item)
@@ -150,5 +150,5 @@ class ClassificationPipeline:
     def record_failure(self, ref: ObjectRef, error: Exception) -> None:
         """Last attempt failed: record `failed` (the message then goes to the dead-letter queue)."""
         item = result_item(ref, "failed", reason=type(error).__name__)
-        if self._store.put_failed(item):
+        if self.store.put_failed(item):
             self._notifier.publish(item)

@@ -13,10 +13,8 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from typing import Any, Final
 import boto3
 
 from model.metadata import METADATA_FILE
+from model.package import pack, read_members
 
 logger = logging.getLogger(__name__)
 
@@ -49,30 +48,15 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def read_members(tar_bytes: bytes) -> dict[str, bytes]:
-    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:*") as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
-
-
-def write_members(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in sorted(members.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def neo_input(members: dict[str, bytes]) -> bytes:
-    return write_members({k: v for k, v in members.items() if k not in NEO_SKIP and not k.startswith("code/")})
+    return pack({k: v for k, v in members.items() if k not in NEO_SKIP and not k.startswith("code/")})
 
 
 def repack(compiled: bytes, original: dict[str, bytes]) -> bytes:
     """The compiled artifact plus ``code/`` and ``metadata.json`` from the original package."""
     members = read_members(compiled)
     members.update({k: v for k, v in original.items() if k.startswith("code/") or k == METADATA_FILE})
-    return write_members(members)
+    return pack(members)
 
 
 def compile_and_repack(

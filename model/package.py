@@ -37,11 +37,21 @@ REQUIREMENTS: Final = "numpy\npillow\n"
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
+def pack(members: dict[str, bytes]) -> bytes:
+    """A gzipped tar of ``name -> bytes``, in sorted order with fixed modes (reproducible)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in sorted(members.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def read_members(tar_bytes: bytes) -> dict[str, bytes]:
+    """Every regular file of a tar (any compression) as ``name -> bytes``."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:*") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
 
 
 def code_files() -> dict[str, bytes]:
@@ -54,11 +64,8 @@ def code_files() -> dict[str, bytes]:
 def build_tarball(artifact_dir: Path, out_path: Path) -> Path:
     """Pack every file of ``artifact_dir`` at the root plus ``code/``; deterministic ordering."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(out_path, "w:gz") as tar:
-        for path in sorted(p for p in artifact_dir.iterdir() if p.is_file()):
-            _add_bytes(tar, path.name, path.read_bytes())
-        for name, data in sorted(code_files().items()):
-            _add_bytes(tar, name, data)
+    artifacts = {p.name: p.read_bytes() for p in artifact_dir.iterdir() if p.is_file()}
+    out_path.write_bytes(pack({**artifacts, **code_files()}))
     return out_path
 
 

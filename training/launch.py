@@ -13,14 +13,14 @@ and SM_MODEL_DIR becomes ``model.tar.gz`` in the serving layout.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import tarfile
 import time
 from pathlib import Path
 from typing import Any, Final
 
 import boto3
+
+from model.package import pack
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 ENTRY: Final = "from training.train import get_args_parser, main\n\nmain(get_args_parser().parse_args())\n"
@@ -31,17 +31,11 @@ DEFAULT_IMAGE: Final = "763104351884.dkr.ecr.{region}.amazonaws.com/pytorch-trai
 
 def source_tarball() -> bytes:
     """model/ and training/ (sources only) plus the entry script and requirements, deterministic."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        files = {"sagemaker_entry.py": ENTRY.encode(), "requirements.txt": REQUIREMENTS.encode()}
-        for package in ("model", "training"):
-            for path in sorted((ROOT / package).rglob("*.py")):
-                files[str(path.relative_to(ROOT))] = path.read_bytes()
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    files = {"sagemaker_entry.py": ENTRY.encode(), "requirements.txt": REQUIREMENTS.encode()}
+    for package in ("model", "training"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            files[str(path.relative_to(ROOT))] = path.read_bytes()
+    return pack(files)
 
 
 def hyperparameters(train_args: list[str], source_uri: str) -> dict[str, str]:

@@ -10,8 +10,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from model.deploy import CompilationFailedError, compile_and_repack, read_members, write_members
-from model.package import build_tarball
+from model.deploy import CompilationFailedError, compile_and_repack
+from model.package import build_tarball, pack, read_members
 
 ROLE = "arn:aws:iam::123456789012:role/neo"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-inference-pytorch:2.0-gpu-py3"
@@ -75,7 +75,7 @@ def test_compiles_waits_and_repacks_code(aws, tiny_model_dir: Path, tmp_path: Pa
     aws.put_object(
         Bucket="models",
         Key="m/job1/compiled/model-ml_g4dn.tar.gz",
-        Body=write_members({"compiled.pt": b"neo"}),
+        Body=pack({"compiled.pt": b"neo"}),
     )
     sagemaker = boto3.client("sagemaker")
     sleeps: list[float] = []

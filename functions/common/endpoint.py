@@ -17,16 +17,6 @@ MAX_BODY_BYTES: Final = 6_291_456
 _ENVELOPE: Final = 256
 _PER_INSTANCE: Final = 16
 MAX_INSTANCES: Final = 16
-TRANSIENT_CODES: Final = frozenset(
-    {
-        "ThrottlingException",
-        "ServiceUnavailable",
-        "InternalFailure",
-        "InternalDependencyException",
-        "ModelNotReadyException",
-        "RequestTimeout",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -73,8 +63,8 @@ class EndpointClient:
             original = exc.response.get("OriginalStatusCode")
             if error.get("Code") == "ModelError" and original is not None and int(str(original)) < 500:
                 raise ImageRejectedError("model_rejected", f"the model refused the request ({original})") from exc
-            if error.get("Code") in TRANSIENT_CODES or error.get("Code") == "ModelError":
-                raise EndpointUnavailableError(f"endpoint error {error.get('Code')}") from exc
+            # Everything else (throttling, 5xx from the model or the service, an endpoint not yet in
+            # service) may pass: botocore already retried it, the queue retries it, then dead-letters.
             raise EndpointUnavailableError(f"endpoint call failed: {error.get('Code')}") from exc
         except (ConnectionError, ReadTimeoutError) as exc:
             raise EndpointUnavailableError("endpoint unreachable or timed out") from exc

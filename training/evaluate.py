@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import io
 import itertools
 import json
@@ -207,19 +208,18 @@ def evaluate_dataset(
 
 def aggregate_cv(out: Path, folds: int) -> dict[str, Any]:
     """Pool the held-out predictions of every fold (each image scored once) and summarise per fold."""
-    rows, per_fold = [], []
+    ys, ps, per_fold = [], [], []
     labels: list[str] = []
     for k in range(folds):
-        lines = (out / f"fold-{k}" / "output" / "test_predictions.csv").read_text().splitlines()
-        labels = lines[0].split(",")[3:]
-        fold_rows = [line.split(",") for line in lines[1:]]
-        rows += fold_rows
-        y = np.array([labels.index(r[1]) for r in fold_rows])
-        p = np.array([[float(v) for v in r[3:]] for r in fold_rows])
+        with (out / f"fold-{k}" / "output" / "test_predictions.csv").open(newline="") as handle:
+            header, *rows = list(csv.reader(handle))
+        labels = header[3:]
+        y = np.array([labels.index(r[1]) for r in rows])
+        p = np.array([[float(v) for v in r[3:]] for r in rows])
         per_fold.append(float((p.argmax(1) == y).mean()))
-    y = np.array([labels.index(r[1]) for r in rows])
-    probs = np.array([[float(v) for v in r[3:]] for r in rows])
-    metrics = compute_metrics(y, probs, labels)
+        ys.append(y)
+        ps.append(p)
+    metrics = compute_metrics(np.concatenate(ys), np.concatenate(ps), labels)
     metrics["per_fold_accuracy"] = per_fold
     metrics["mean_fold_accuracy"] = float(np.mean(per_fold))
     metrics["std_fold_accuracy"] = float(np.std(per_fold))

@@ -10,6 +10,7 @@ packs as model.tar.gz in the serving layout), and checkpoints to /opt/ml/checkpo
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import logging
@@ -296,10 +297,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def write_predictions(path: Path, records: list[Record], labels: list[str], probs: np.ndarray) -> None:
     """One row per held-out image: pooled across folds, every image is scored exactly once."""
-    with path.open("w") as handle:
-        handle.write(",".join(["path", "label", "group", *labels]) + "\n")
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "group", *labels])
         for record, row in zip(records, probs, strict=True):
-            handle.write(",".join([record.path, record.label, record.group, *(f"{p:.6f}" for p in row)]) + "\n")
+            writer.writerow([record.path, record.label, record.group, *(f"{p:.6f}" for p in row)])
 
 
 def _env_path(name: str, default: str) -> Path:

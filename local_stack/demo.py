@@ -22,42 +22,6 @@ from local_stack.stack import LocalStack
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
-def wait_for_results(stack: LocalStack, keys: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
-    """Poll the ByObject index until every uploaded key has a final result (or the timeout)."""
-    table = stack.resource("dynamodb").Table(stack.template.ref("ResultsTable"))
-    bucket = stack.template.ref("UploadBucket")
-    found: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and len(found) < len(keys):
-        for key in keys:
-            if key in found:
-                continue
-            items = table.query(
-                IndexName="ByObject",
-                KeyConditionExpression="object_ref = :o",
-                ExpressionAttributeValues={":o": f"{bucket}/{key}"},
-            )["Items"]
-            final = [i for i in items if i["status"] in ("classified", "rejected")]
-            if final:
-                found[key] = final[0]
-        time.sleep(0.3)
-    return found
-
-
-def drain_notifications(stack: LocalStack) -> list[dict[str, Any]]:
-    sqs = stack.client("sqs")
-    received: list[dict[str, Any]] = []
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=stack.notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        ).get("Messages", [])
-        if not messages:
-            return received
-        for message in messages:
-            received.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=stack.notifications_queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
 def classify_via_api(stack: LocalStack, image: Path) -> dict[str, Any]:
     request = urllib.request.Request(  # noqa: S310 - the local gateway's http URL
         f"{stack.api_url}/classify",
@@ -88,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
             key = f"{prefix}demo/{path.name}"
             s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
             keys.append(key)
-        results = wait_for_results(stack, keys, args.timeout)
+        results = stack.wait_for_results(keys, timeout_s=args.timeout)
         elapsed = time.monotonic() - t0
         print(f"\n{len(files)} uploads -> {len(results)} results in {elapsed:.1f}s (read back from DynamoDB)\n")
         print(f"{'object key':<34} {'status':<11} {'label':<12} {'p(covid)':>8}  reason")
@@ -100,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
             probs = item.get("probabilities") or {}
             p_covid = f"{float(probs['covid']):.3f}" if "covid" in probs else "-"
             print(f"{key:<34} {item['status']:<11} {item.get('label', '-'):<12} {p_covid:>8}  {item.get('reason', '')}")
-        notifications = drain_notifications(stack)
+        notifications = stack.drain_notifications()
         print(f"\n{len(notifications)} SNS notifications received (no object keys in them):")
         for note in notifications:
             print(f"  result {note['result_id'][:12]}…  status={note['status']:<10} label={note.get('label', '-')}")

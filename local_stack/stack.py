@@ -15,6 +15,7 @@ import logging
 import secrets
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +319,45 @@ class LocalStack:
 
     def pollers_busy(self) -> bool:
         return any(p.busy.is_set() for p in self.pollers)
+
+    def results_for(self, key: str) -> list[dict[str, Any]]:
+        """Every result stored for an uploaded object key (ByObject index)."""
+        table = self.resource("dynamodb").Table(self.template.ref("ResultsTable"))
+        items: list[dict[str, Any]] = table.query(
+            IndexName="ByObject",
+            KeyConditionExpression="object_ref = :o",
+            ExpressionAttributeValues={":o": f"{self.template.ref('UploadBucket')}/{key}"},
+        )["Items"]
+        return items
+
+    def wait_for_results(
+        self, keys: list[str], statuses: tuple[str, ...] = ("classified", "rejected"), timeout_s: float = 60
+    ) -> dict[str, dict[str, Any]]:
+        """Poll until every key has a result in ``statuses`` (or the timeout); key -> that result."""
+        found: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and len(found) < len(keys):
+            for key in keys:
+                if key not in found:
+                    items = [i for i in self.results_for(key) if i["status"] in statuses]
+                    if items:
+                        found[key] = items[0]
+            time.sleep(0.2)
+        return found
+
+    def drain_notifications(self) -> list[dict[str, Any]]:
+        """Every SNS notification the local subscriber queue has received so far (then deleted)."""
+        sqs = self.client("sqs")
+        received: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=self.notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if not messages:
+                return received
+            for message in messages:
+                received.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.notifications_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     # -- what a user of the stack needs -----------------------------------------------------------
     def outputs(self) -> dict[str, str]:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,31 +40,18 @@ class Helpers:
         self.sqs = stack.client("sqs")
         self.bucket = stack.template.ref("UploadBucket")
         self.prefix = stack.template.parameter("UploadPrefix")
-        self.table = stack.resource("dynamodb").Table(stack.template.ref("ResultsTable"))
 
     def upload(self, key: str, data: bytes) -> str:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
         return key
 
     def results_for(self, key: str) -> list[dict[str, Any]]:
-        return self.table.query(
-            IndexName="ByObject",
-            KeyConditionExpression="object_ref = :o",
-            ExpressionAttributeValues={":o": f"{self.bucket}/{key}"},
-        )["Items"]  # type: ignore[no-any-return]
+        return self.stack.results_for(key)
 
     def wait_for(
         self, keys: list[str], statuses: tuple[str, ...] = ("classified", "rejected"), timeout: float = 60
     ) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(found) < len(keys):
-            for key in keys:
-                items = [i for i in self.results_for(key) if i["status"] in statuses]
-                if items:
-                    found[key] = items[0]
-            time.sleep(0.2)
-        return found
+        return self.stack.wait_for_results(keys, statuses, timeout)
 
     def wait_idle(self, timeout: float = 30) -> None:
         """Until the ingest queue is empty and the poller is not mid-batch."""
@@ -82,18 +68,7 @@ class Helpers:
         raise TimeoutError("ingest queue did not drain")
 
     def notifications(self) -> list[dict[str, Any]]:
-        out = []
-        while True:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.stack.notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-            ).get("Messages", [])
-            if not messages:
-                return out
-            for message in messages:
-                out.append(json.loads(message["Body"]))
-                self.sqs.delete_message(
-                    QueueUrl=self.stack.notifications_queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
+        return self.stack.drain_notifications()
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 Starts the local stack (moto, the local SageMaker endpoint, the two Lambdas from template.yaml),
 uploads every file of samples/ under the upload prefix, waits until each has a result, prints the
 results read back from DynamoDB and the SNS notifications received, classifies one image through
-the authenticated API, and exits 0 only if every upload is accounted for.
+the authenticated API, lists the results through it as the demo user (a member of the readers group,
+so it sees these bucket drops), and exits 0 only if every upload is accounted for.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ def classify_via_api(stack: LocalStack, image: Path) -> dict[str, Any]:
     )
     with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local gateway URL
         return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def list_via_api(stack: LocalStack) -> list[dict[str, Any]]:
+    request = urllib.request.Request(  # noqa: S310 - the local gateway's http URL
+        f"{stack.api_url}/results?limit=100", headers={"Authorization": stack.id_token()}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local gateway URL
+        return json.loads(response.read())["items"]  # type: ignore[no-any-return]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -73,7 +82,17 @@ def main(args: argparse.Namespace) -> int:
             f"\nPOST /classify {files[0].name} (Cognito token): {answer['label']} "
             f"{json.dumps({k: round(v, 3) for k, v in answer['probabilities'].items()})}"
         )
-    ok = len(results) == len(files) and len(notifications) == len(files)
+        listed = list_via_api(stack)
+        shared = {i["result_id"] for i in listed if i["scope"] == "shared"}
+        print(
+            f"GET /results as {stack.outputs()['DemoUsername']} (readers group): {len(shared)} shared results "
+            "(the bucket drops above, shown without their object keys)"
+        )
+    ok = (
+        len(results) == len(files)
+        and len(notifications) == len(files)
+        and {r["result_id"] for r in results.values()} <= shared
+    )
     print("\nall uploads accounted for" if ok else "\nSOME UPLOADS WERE NOT ACCOUNTED FOR")
     return 0 if ok else 1
 

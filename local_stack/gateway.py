@@ -42,6 +42,11 @@ class CognitoVerifier:
         return claims if claims.get("token_use") == "id" else None
 
 
+def rest_api_claims(claims: dict[str, Any]) -> dict[str, str]:
+    """Claims as a REST API's Cognito authorizer hands them on: every value a string, lists comma-joined."""
+    return {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in claims.items()}
+
+
 def _route_regex(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
 
@@ -143,7 +148,7 @@ class LocalGateway:
                 "accountId": "123456789012",
                 "apiId": "local",
                 "protocol": "HTTP/1.1",
-                "authorizer": {"claims": claims},
+                "authorizer": {"claims": rest_api_claims(claims)},
                 "identity": {
                     "sourceIp": environ.get("REMOTE_ADDR", "127.0.0.1"),
                     "userAgent": headers.get("User-Agent"),

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -16,6 +17,11 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 
 from local_stack.template import Template
+
+# Each Lambda container imports its handler in a process of its own; here the pollers and the gateway
+# share one process, and two threads importing the same packages for the first time can meet a
+# partially initialised module (Powertools' data_classes did). One import at a time, as in Lambda.
+_IMPORT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -49,6 +55,10 @@ class FunctionRunner:
         self._handler: Callable[[dict[str, Any], Any], Any] | None = None
 
     def handler(self) -> Callable[[dict[str, Any], Any], Any]:
+        with _IMPORT_LOCK:
+            return self._load_handler()
+
+    def _load_handler(self) -> Callable[[dict[str, Any], Any], Any]:
         if self._handler is None:
             # A fresh module object per runner, like a new Lambda container: its singletons read the
             # environment at import, and another local stack in this process keeps its own.

@@ -23,6 +23,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from functions.common.ownership import scope_of_key
 from local_stack.gateway import CognitoVerifier, LocalGateway
 from local_stack.poller import SqsPoller
 from local_stack.runner import FunctionRunner
@@ -32,6 +33,8 @@ from model.serve import EndpointApp, LocalEndpoint, load_predictor
 logger = logging.getLogger(__name__)
 
 DEMO_USER = "demo@example.com"
+# The web client's development server: the local stack's AllowedOrigin parameter.
+LOCAL_ORIGIN = "http://localhost:5173"
 OUTPUTS = Path(".local/outputs.json")
 CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
@@ -48,7 +51,7 @@ class LocalStack:
         concurrency: int = 2,
     ) -> None:
         self.context = context or StackContext()
-        self.template = Template(context=self.context)
+        self.template = Template(context=self.context, parameters={"AllowedOrigin": LOCAL_ORIGIN})
         self.model_path = model_path
         self.batching_window_s = batching_window_s
         self.retry_delay_s = retry_delay_s
@@ -129,6 +132,11 @@ class LocalStack:
             if "TimeToLiveSpecification" in props:
                 dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
             t.register(table, name, Arn=f"arn:aws:dynamodb:{ctx.region}:{ctx.account_id}:table/{name}")
+        secretsmanager = self.client("secretsmanager")
+        for secret in t.of_type("AWS::SecretsManager::Secret"):
+            # GenerateSecretString's job: a random value only this stack knows.
+            arn = secretsmanager.create_secret(Name=self._name(secret), SecretString=secrets.token_urlsafe(48))["ARN"]
+            t.register(secret, arn)
         sns = self.client("sns")
         for topic in t.of_type("AWS::SNS::Topic"):
             arn = sns.create_topic(Name=self._name(topic))["TopicArn"]
@@ -174,21 +182,22 @@ class LocalStack:
         t, idp = self.template, self.client("cognito-idp")
         for pool in t.of_type("AWS::Cognito::UserPool"):
             props = t.properties(pool)
+            policy = {
+                k: int(v) if str(v).isdigit() else v
+                for k, v in props.get("Policies", {}).get("PasswordPolicy", {}).items()
+            }
             created = idp.create_user_pool(
                 PoolName=self._name(pool),
-                Policies=props.get("Policies", {}),
+                Policies={"PasswordPolicy": policy},
                 UsernameAttributes=props.get("UsernameAttributes", []),
             )["UserPool"]
             t.register(pool, created["Id"], Arn=created["Arn"])
-            idp.admin_create_user(
-                UserPoolId=created["Id"],
-                Username=DEMO_USER,
-                MessageAction="SUPPRESS",
-                TemporaryPassword="Temp-" + secrets.token_urlsafe(12) + "1!",
-            )
-            idp.admin_set_user_password(
-                UserPoolId=created["Id"], Username=DEMO_USER, Password=self.demo_password, Permanent=True
-            )
+        for group in t.of_type("AWS::Cognito::UserPoolGroup"):
+            props = t.properties(group)
+            idp.create_group(UserPoolId=props["UserPoolId"], GroupName=props["GroupName"])
+            t.register(group, props["GroupName"])
+        # The demo user reads the shared results too, so `make demo` shows its bucket drops via the API.
+        self.create_user(DEMO_USER, groups=(t.parameter("ReadersGroupName"),), password=self.demo_password)
         for client in t.of_type("AWS::Cognito::UserPoolClient"):
             props = t.properties(client)
             created = idp.create_user_pool_client(
@@ -198,6 +207,21 @@ class LocalStack:
                 GenerateSecret=False,
             )["UserPoolClient"]
             t.register(client, created["ClientId"])
+
+    def create_user(self, username: str, groups: tuple[str, ...] = (), password: str | None = None) -> str:
+        """An admin-created user of the pool (as `aws cognito-idp admin-create-user`); returns its password."""
+        idp, pool = self.client("cognito-idp"), self.template.ref("UserPool")
+        password = password or "Local-" + secrets.token_urlsafe(12) + "1!"
+        idp.admin_create_user(
+            UserPoolId=pool,
+            Username=username,
+            MessageAction="SUPPRESS",
+            TemporaryPassword="Temp-" + secrets.token_urlsafe(12) + "1!",
+        )
+        idp.admin_set_user_password(UserPoolId=pool, Username=username, Password=password, Permanent=True)
+        for group in groups:
+            idp.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=group)
+        return password
 
     def _create_sagemaker(self) -> None:
         t, sagemaker = self.template, self.client("sagemaker")
@@ -321,12 +345,13 @@ class LocalStack:
         return any(p.busy.is_set() for p in self.pollers)
 
     def results_for(self, key: str) -> list[dict[str, Any]]:
-        """Every result stored for an uploaded object key (ByObject index)."""
+        """Every result stored for an uploaded object key, in the owner scope its key gives."""
         table = self.resource("dynamodb").Table(self.template.ref("ResultsTable"))
+        scope = scope_of_key(key, self.template.parameter("UploadPrefix"))
         items: list[dict[str, Any]] = table.query(
-            IndexName="ByObject",
-            KeyConditionExpression="object_ref = :o",
-            ExpressionAttributeValues={":o": f"{self.template.ref('UploadBucket')}/{key}"},
+            IndexName="ByOwnerObject",
+            KeyConditionExpression="owner_object = :o",
+            ExpressionAttributeValues={":o": f"{scope}#{self.template.ref('UploadBucket')}/{key}"},
         )["Items"]
         return items
 

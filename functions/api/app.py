@@ -1,56 +1,73 @@
-"""API Lambda (API Gateway REST, Cognito-authorised): classify one image, read results, get upload URLs.
+"""API Lambda (API Gateway REST, Cognito-authorised): classify one image, read results, get upload forms.
 
-POST /classify          raw image body (image/png | image/jpeg), <= SYNC_MAX_IMAGE_BYTES; ?store=true keeps it
-GET  /results/{id}      one result
-GET  /results           ?key=OBJECT_KEY | ?status= | ?label= | ?date=YYYY-MM-DD, &limit=&next_token=
-POST /uploads           {"filename": "...", "content_type": "image/png"} -> presigned PUT URL
+Every route acts for the signed-in caller (the Cognito ID token's ``sub``); see
+``functions.common.ownership`` for who reads what.
+
+POST /classify          raw image body (image/png | image/jpeg), <= SYNC_MAX_IMAGE_BYTES; ?store=true keeps
+                        the result, owned by the caller
+GET  /results/{id}      one result the caller may read (404 for any other, as for a missing one)
+GET  /results           the caller's results, plus the shared ones for readers and admins, newest first:
+                        at most one of ?key= | ?status= | ?label= | ?date=YYYY-MM-DD; &limit=&next_token=
+POST /uploads           {"content_type": "image/png"} -> a presigned POST form for a key of the caller's own
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import hashlib
-import uuid
+import json
+import re
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from functions.common import clients
-from functions.common.config import Settings
+from functions.common import clients, telemetry
+from functions.common.config import ApiSettings, Settings
 from functions.common.errors import (
     ApiError,
     BadRequestError,
     EndpointUnavailableError,
     ImageRejectedError,
+    NotFoundError,
     PayloadTooLargeError,
 )
+from functions.common.ownership import AccessGroups, Caller, upload_key, visible_result
+from functions.common.page_token import PageTokens
+from functions.common.results import STATUSES
 from functions.common.s3_events import ObjectRef
 from model.errors import InvalidImageError
+from model.labels import ALL_LABELS
 from model.preprocessing import downsize_png
 
-logger = Logger()
-tracer = Tracer()
+logger = telemetry.logger()
+tracer = telemetry.tracer()
 metrics = Metrics()
 settings = Settings.from_env()
+api_settings = ApiSettings.from_env()
 pipeline = clients.classification_pipeline(settings)
 results, endpoint = pipeline.store, pipeline.endpoint
 s3 = clients.s3()
-app = APIGatewayRestResolver(enable_validation=True, cors=CORSConfig(allow_origin=settings.allowed_origin, max_age=300))
-EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg"}
+page_tokens = PageTokens(clients.secret_bytes(api_settings.page_token_secret_arn))
+groups = AccessGroups(readers=api_settings.readers_group, admins=api_settings.admins_group)
+app = APIGatewayRestResolver(
+    enable_validation=True, cors=CORSConfig(allow_origin=api_settings.allowed_origin, max_age=300)
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class UploadRequest(BaseModel):
-    filename: str = Field(default="upload", max_length=200)
     content_type: Literal["image/png", "image/jpeg"] = "image/png"
 
 
+# -- errors -> HTTP: the one place ------------------------------------------------------------------
 def _error(status: int, reason: str, message: str) -> Response[Any]:
     return Response(
         status_code=status, content_type="application/json", body={"error": {"reason": reason, "message": message}}
@@ -77,41 +94,98 @@ def endpoint_unavailable(exc: EndpointUnavailableError) -> Response[Any]:
     return _error(503, "endpoint_unavailable", "the model endpoint is busy or unavailable; retry later")
 
 
+def internal_error() -> dict[str, Any]:
+    """What an unexpected exception becomes: a 500 the client can read, never a 502 and a raw traceback."""
+    return {
+        "statusCode": 500,
+        "headers": {"Content-Type": "application/json", "Access-Control-Allow-Origin": api_settings.allowed_origin},
+        "body": json.dumps({"error": {"reason": "internal_error", "message": "internal error; retry later"}}),
+        "isBase64Encoded": False,
+    }
+
+
+# -- the caller and the request ---------------------------------------------------------------------
+def current_caller() -> Caller:
+    return Caller.from_claims(app.current_event.request_context.authorizer.claims, groups)
+
+
 def _body_bytes() -> bytes:
     event = app.current_event
     if event.body is None:
         return b""
-    return base64.b64decode(event.body) if event.is_base64_encoded else event.body.encode("latin-1")
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(event.body, validate=True)
+        except binascii.Error as exc:
+            raise BadRequestError("the body is not valid base64") from exc
+    try:
+        # A non-binary content type reaches the function as text; only Latin-1 text maps back to bytes.
+        return event.body.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise BadRequestError(
+            "the body is text, not an image: send the image bytes with Content-Type image/png or image/jpeg"
+        ) from exc
 
 
+def _listing_filter(
+    key: str | None, status: str | None, label: str | None, date: str | None
+) -> tuple[str | None, str | None]:
+    chosen = {
+        name: value
+        for name, value in {"object_ref": key, "status": status, "label": label, "day": date}.items()
+        if value
+    }
+    if len(chosen) > 1:
+        raise BadRequestError("use at most one of key, status, label or date")
+    if not chosen:
+        return None, None
+    ((attribute, value),) = chosen.items()
+    if attribute == "status" and value not in STATUSES:
+        raise BadRequestError(f"status is one of {', '.join(STATUSES)}")
+    if attribute == "label" and value not in ALL_LABELS:
+        raise BadRequestError(f"label is one of {', '.join(ALL_LABELS)}")
+    if attribute == "day" and not _DATE.match(value):
+        raise BadRequestError("date is YYYY-MM-DD")
+    if attribute == "object_ref":
+        if len(value) > 1024:
+            raise BadRequestError("key is at most 1024 characters")
+        value = f"{settings.upload_bucket}/{value}"
+    return attribute, value
+
+
+# -- routes -----------------------------------------------------------------------------------------
 @app.post("/classify")
 @tracer.capture_method(capture_response=False)
 def classify(store: bool = False) -> dict[str, Any]:
+    caller = current_caller()
     image = _body_bytes()
-    if len(image) > settings.sync_max_image_bytes:
+    if len(image) > api_settings.sync_max_image_bytes:
         raise PayloadTooLargeError(
-            f"{len(image)} bytes; POST /classify takes at most {settings.sync_max_image_bytes}: use POST /uploads"
+            f"{len(image)} bytes; POST /classify takes at most {api_settings.sync_max_image_bytes}: use POST /uploads"
         )
     (verdict,) = endpoint.classify([downsize_png(image)])
     if verdict.rejection is not None:
         raise verdict.rejection
     metrics.add_metric(name="SyncClassified", unit=MetricUnit.Count, value=1)
-    answer: dict[str, Any] = {
-        "label": verdict.label,
-        "probabilities": verdict.probabilities,
-        "model": verdict.model,
-    }
+    answer: dict[str, Any] = {"label": verdict.label, "probabilities": verdict.probabilities, "model": verdict.model}
     if store:
         digest = hashlib.sha256(image).hexdigest()
-        ref = ObjectRef("api", digest, None, digest, len(image), "", dt.datetime.now(dt.UTC).isoformat())
-        pipeline.finalize(ref, verdict, source="api")
+        # The caller is part of the reference: the same image stored by two users is two results.
+        ref = ObjectRef(
+            "api", f"{caller.sub}/{digest}", None, digest, len(image), "", dt.datetime.now(dt.UTC).isoformat()
+        )
+        pipeline.finalize(ref, verdict, source="api", owner=caller.scope)
         answer["result_id"] = ref.result_id
     return answer
 
 
 @app.get("/results/<result_id>")
 def get_result(result_id: str) -> dict[str, Any]:
-    return results.get(result_id)
+    caller = current_caller()
+    item = results.get(result_id)
+    if not caller.may_read(item.get("owner")):
+        raise NotFoundError("no such result")
+    return visible_result(item, caller)
 
 
 @app.get("/results")
@@ -121,39 +195,79 @@ def list_results(
     label: str | None = None,
     date: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    next_token: str | None = None,
+    next_token: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> dict[str, Any]:
-    filters = {
-        "object_ref": f"{settings.upload_bucket}/{key}" if key else None,
-        "status": status,
-        "label": label,
-        "day": date,
+    caller = current_caller()
+    attribute, value = _listing_filter(key, status, label, date)
+    # Readers see shared results but not their keys, so only admins may search shared ones by key.
+    scopes = caller.key_scopes if attribute == "object_ref" else caller.readable_scopes
+    query = [attribute or "", value or ""]
+    positions = page_tokens.decode(next_token, caller.sub, query) if next_token else None
+    items, after = results.list_scoped(scopes, attribute, value, limit, positions)
+    return {
+        "items": [visible_result(item, caller) for item in items],
+        "next_token": page_tokens.encode(caller.sub, query, after) if after else None,
     }
-    chosen = {k: v for k, v in filters.items() if v}
-    if len(chosen) > 1:
-        raise BadRequestError("use one of key, status, label or date")
-    attribute, value = next(iter(chosen.items()), ("day", dt.datetime.now(dt.UTC).date().isoformat()))
-    return results.query(attribute, value, limit, next_token)
 
 
 @app.post("/uploads")
 def create_upload(request: UploadRequest) -> dict[str, Any]:
-    key = f"{settings.upload_prefix}{uuid.uuid4().hex}{EXTENSIONS[request.content_type]}"
-    url = s3.generate_presigned_url(
-        "put_object",
-        Params={"Bucket": settings.upload_bucket, "Key": key, "ContentType": request.content_type},
-        ExpiresIn=settings.presign_expiry_seconds,
+    caller = current_caller()
+    key = upload_key(settings.upload_prefix, caller.sub, request.content_type)
+    form = s3.generate_presigned_post(
+        Bucket=settings.upload_bucket,
+        Key=key,
+        Fields={"Content-Type": request.content_type},
+        Conditions=[
+            {"Content-Type": request.content_type},
+            ["content-length-range", 1, settings.max_object_bytes],
+        ],
+        ExpiresIn=api_settings.presign_expiry_seconds,
     )
     return {
-        "upload_url": url,
+        "url": form["url"],
+        "fields": form["fields"],
         "key": key,
-        "expires_in": settings.presign_expiry_seconds,
-        "headers": {"Content-Type": request.content_type},
+        "expires_in": api_settings.presign_expiry_seconds,
+        "max_bytes": settings.max_object_bytes,
+    }
+
+
+# -- audit and entry point --------------------------------------------------------------------------
+def audit_entry(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """One line per API call: who (Cognito sub), which route, which result, what came of it."""
+    claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
+    result_id = (event.get("pathParameters") or {}).get("result_id")
+    status = int(response.get("statusCode", 500))
+    reason = None
+    try:
+        body = json.loads(response.get("body") or "{}") if not response.get("isBase64Encoded") else {}
+    except json.JSONDecodeError:
+        body = {}
+    if isinstance(body, dict):
+        result_id = result_id or body.get("result_id")
+        reason = (body.get("error") or {}).get("reason") if isinstance(body.get("error"), dict) else None
+    return {
+        "sub": claims.get("sub"),
+        "route": f"{event.get('httpMethod')} {event.get('resource')}",
+        "result_id": result_id,
+        "status": status,
+        "outcome": "ok" if status < 400 else (reason or "error"),
     }
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        response: dict[str, Any] = app.resolve(event, context)
+    except Exception:  # the last resort: a readable 500 and a redacted log line, never a 502
+        logger.exception("unhandled error")
+        response = internal_error()
+    logger.info("audit", extra={"audit": audit_entry(event, response)})
+    return response
+
+
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return handle(event, context)  # type: ignore[no-any-return]

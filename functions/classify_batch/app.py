@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from typing import Any, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -19,18 +19,20 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.common import clients
+from functions.common import clients, telemetry
 from functions.common.config import Settings
 from functions.common.errors import TransientError
 from functions.common.pipeline import Decision
 from functions.common.s3_events import ObjectRef, parse_sqs_body, refs_from_s3_event
 
-logger = Logger()
-tracer = Tracer()
+logger = telemetry.logger()
+tracer = telemetry.tracer()
 metrics = Metrics()
 settings = Settings.from_env()
 pipeline = clients.classification_pipeline(settings)
-processor = BatchProcessor(event_type=EventType.SQS)
+# Failing every record is reported, not raised: the raised error would carry each record's traceback,
+# and with it the chained botocore errors (whose messages hold object keys), into the function's log.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 idempotency_config = IdempotencyConfig(event_key_jmespath="[bucket, key, version]", raise_on_no_idempotency_key=True)
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 

@@ -21,10 +21,18 @@ from functions.common.results import ResultsStore
 # of at most 20 s each stay inside the 60 s function timeout.
 RUNTIME_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=20)
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# Presigned uploads must be SigV4: in some regions botocore would otherwise sign them with SigV2.
+S3_CONFIG = AWS_CONFIG.merge(Config(signature_version="s3v4"))
 
 
 def s3() -> Any:
-    return boto3.client("s3", config=AWS_CONFIG)
+    return boto3.client("s3", config=S3_CONFIG)
+
+
+def secret_bytes(arn: str) -> bytes:
+    """A Secrets Manager secret's value, read once per container (the page token key)."""
+    value = boto3.client("secretsmanager", config=AWS_CONFIG).get_secret_value(SecretId=arn)["SecretString"]
+    return str(value).encode()
 
 
 def sns() -> Any:
@@ -44,7 +52,8 @@ def classification_pipeline(settings: Settings) -> ClassificationPipeline:
     return ClassificationPipeline(
         s3(),
         EndpointClient(sagemaker_runtime(), settings.endpoint_name),
-        ResultsStore(dynamodb_table(settings.results_table)),
+        ResultsStore(dynamodb_table(settings.results_table), settings.result_retention_days),
         Notifier(sns(), settings.results_topic_arn),
         settings.max_object_bytes,
+        upload_prefix=settings.upload_prefix,
     )

@@ -9,8 +9,10 @@
      ├── TransientError               worth retrying (throttling, 5xx, timeouts) -> retry, then DLQ + `failed`
      │    └── EndpointUnavailableError
      └── ApiError                     maps to an HTTP status in functions.api (one place)
-          ├── NotFoundError               404
+          ├── UnauthorizedError           401  no usable identity in the request
+          ├── NotFoundError               404  also for a result the caller may not read
           ├── BadRequestError             400
+          │    └── InvalidPageTokenError      a forged, foreign, expired or garbled next_token
           └── PayloadTooLargeError        413
 
 ``reason`` on a RejectedObjectError is what the `rejected` result records.
@@ -59,6 +61,10 @@ class ApiError(PipelineError):
     status: ClassVar[int] = 500
 
 
+class UnauthorizedError(ApiError):
+    status: ClassVar[int] = 401
+
+
 class NotFoundError(ApiError):
     status: ClassVar[int] = 404
 
@@ -69,3 +75,7 @@ class BadRequestError(ApiError):
 
 class PayloadTooLargeError(ApiError):
     status: ClassVar[int] = 413
+
+
+class InvalidPageTokenError(BadRequestError):
+    pass

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.common.endpoint import EndpointClient, Verdict
 from functions.common.errors import (
@@ -19,7 +19,8 @@ from functions.common.errors import (
     TransientError,
 )
 from functions.common.notify import Notifier
-from functions.common.results import CLASSIFIED, REJECTED, ResultsStore, now_iso
+from functions.common.ownership import scope_of_key
+from functions.common.results import CLASSIFIED, FAILED, REJECTED, ResultsStore, now_iso
 from functions.common.s3_events import ObjectRef, sequencer_key
 from model.errors import InvalidImageError
 from model.preprocessing import downsize_png
@@ -38,11 +39,12 @@ class Outcome:
     label: str | None = None
 
 
-def result_item(ref: ObjectRef, status: str, source: str = "s3", **fields: Any) -> dict[str, Any]:
+def result_item(ref: ObjectRef, status: str, owner: str, source: str = "s3", **fields: Any) -> dict[str, Any]:
     created = now_iso()
     return {
         "pk": ref.result_id,
         "result_id": ref.result_id,
+        "owner": owner,
         "object_ref": ref.object_ref,
         "version_id": ref.version_id,
         "etag": ref.etag,
@@ -64,6 +66,7 @@ class ClassificationPipeline:
         notifier: Notifier,
         max_object_bytes: int,
         max_side: int = 512,
+        upload_prefix: str = "",
     ) -> None:
         self._s3 = s3
         self.endpoint = endpoint
@@ -71,6 +74,11 @@ class ClassificationPipeline:
         self._notifier = notifier
         self._max_object_bytes = max_object_bytes
         self._max_side = max_side
+        self._upload_prefix = upload_prefix
+
+    def owner_of(self, ref: ObjectRef) -> str:
+        """The scope an object's result belongs to, from its key alone (see functions.common.ownership)."""
+        return scope_of_key(ref.key, self._upload_prefix)
 
     def read_image(self, ref: ObjectRef) -> bytes:
         """Fetch, validate and downsize one object; RejectedObjectError if it can never be classified."""
@@ -83,14 +91,18 @@ class ClassificationPipeline:
         }
         try:
             obj = self._s3.get_object(**kwargs)
+            if obj["ContentLength"] > self._max_object_bytes:
+                raise ObjectTooLargeError(f"{obj['ContentLength']} bytes; the limit is {self._max_object_bytes}")
+            data = obj["Body"].read()
         except ClientError as exc:
             if exc.response["Error"]["Code"] in _MISSING:
                 raise ObjectMissingError("the object was deleted before it was classified") from exc
             raise TransientError(f"S3 get_object failed: {exc.response['Error']['Code']}") from exc
-        if obj["ContentLength"] > self._max_object_bytes:
-            raise ObjectTooLargeError(f"{obj['ContentLength']} bytes; the limit is {self._max_object_bytes}")
+        except BotoCoreError as exc:
+            # Timeouts and connection errors: their own message holds the URL, and so the object key.
+            raise TransientError(f"S3 get_object failed: {type(exc).__name__}") from exc
         try:
-            return downsize_png(obj["Body"].read(), self._max_side)
+            return downsize_png(data, self._max_side)
         except InvalidImageError as exc:
             raise ImageRejectedError(exc.reason, str(exc)) from exc
 
@@ -119,12 +131,19 @@ class ClassificationPipeline:
             decisions.update(zip(prepared, verdicts, strict=True))
         return decisions
 
-    def finalize(self, ref: ObjectRef, decision: Verdict | RejectedObjectError, source: str = "s3") -> Outcome:
-        """Store the final result and notify, unless an equal or newer one is already stored."""
+    def finalize(
+        self, ref: ObjectRef, decision: Verdict | RejectedObjectError, source: str = "s3", owner: str | None = None
+    ) -> Outcome:
+        """Store the final result and notify, unless an equal or newer one is already stored.
+
+        ``owner`` defaults to the scope the object key gives (``owner_of``).
+        """
+        owner = owner or self.owner_of(ref)
         if isinstance(decision, Verdict) and decision.rejection is None:
             item = result_item(
                 ref,
                 CLASSIFIED,
+                owner,
                 source,
                 label=decision.label,
                 probabilities=decision.probabilities,
@@ -137,6 +156,7 @@ class ClassificationPipeline:
             item = result_item(
                 ref,
                 REJECTED,
+                owner,
                 source,
                 reason=getattr(error, "reason", "rejected"),
                 model_version=model_version,
@@ -149,6 +169,6 @@ class ClassificationPipeline:
 
     def record_failure(self, ref: ObjectRef, error: Exception) -> None:
         """Last attempt failed: record `failed` (the message then goes to the dead-letter queue)."""
-        item = result_item(ref, "failed", reason=type(error).__name__)
+        item = result_item(ref, FAILED, self.owner_of(ref), reason=type(error).__name__)
         if self.store.put_failed(item):
             self._notifier.publish(item)

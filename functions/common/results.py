@@ -1,27 +1,43 @@
-"""The results table: one item per uploaded object version, written with conditions.
+"""The results table: one item per uploaded object version, written with conditions, read by owner.
 
 Conditions make the table itself the guard against double work: a final result (classified or
 rejected) is written only if none exists, if the stored one is ``failed``, or if the stored one came
 from an older S3 event (smaller sequencer). ``failed`` never overwrites a final result.
+
+Reads are scoped by design, not filtered after the fact: every item has an ``owner`` scope (see
+``functions.common.ownership``) and every listing is a ``Query`` on an index whose partition key
+starts with that scope (``owner``, ``owner#status``, ``owner#label``, ``owner#day``, ``owner#bucket/key``).
+A listing over several scopes (a reader's own results and the shared ones) merges one query per
+scope, newest first, and hands back a position per scope.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
+import time
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from functions.common.errors import BadRequestError, NotFoundError
+from functions.common.errors import NotFoundError
 
 CLASSIFIED: Final = "classified"
 REJECTED: Final = "rejected"
 FAILED: Final = "failed"
 STATUSES: Final = (CLASSIFIED, REJECTED, FAILED)
-INDEXES: Final = {"status": "ByStatus", "label": "ByLabel", "day": "ByDay", "object_ref": "ByObject"}
+# Listing filter -> (index, its partition key attribute); None is "all of the scope's results".
+INDEXES: Final[dict[str | None, tuple[str, str]]] = {
+    None: ("ByOwner", "owner"),
+    "status": ("ByOwnerStatus", "owner_status"),
+    "label": ("ByOwnerLabel", "owner_label"),
+    "day": ("ByOwnerDay", "owner_day"),
+    "object_ref": ("ByOwnerObject", "owner_object"),
+}
+DONE: Final = "done"
+Positions = dict[str, Any]
 
 
 def now_iso() -> str:
@@ -37,27 +53,30 @@ def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(item, default=lambda d: float(d) if d % 1 else int(d)))  # type: ignore[no-any-return]
 
 
-def _encode_token(key: dict[str, Any] | None) -> str | None:
-    return base64.urlsafe_b64encode(json.dumps(key, default=str).encode()).decode() if key else None
-
-
-def _decode_token(token: str) -> dict[str, Any]:
-    try:
-        return json.loads(base64.urlsafe_b64decode(token.encode()))  # type: ignore[no-any-return]
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise BadRequestError("next_token is not valid") from exc
+def scoped_attributes(item: Mapping[str, Any]) -> dict[str, str]:
+    """The owner-prefixed index keys of an item (absent where the attribute is, e.g. no label)."""
+    owner = item["owner"]
+    return {
+        index_key: f"{owner}#{item[attribute]}"
+        for attribute, (_, index_key) in INDEXES.items()
+        if attribute is not None and item.get(attribute) is not None
+    }
 
 
 class ResultsStore:
-    def __init__(self, table: Any) -> None:
-        """``table``: a boto3 DynamoDB ``Table`` resource."""
+    def __init__(self, table: Any, retention_days: int = 365) -> None:
+        """``table``: a boto3 DynamoDB ``Table`` resource; items expire (TTL) after ``retention_days``."""
         self._table = table
+        self._retention_s = retention_days * 86_400
+
+    def _stored(self, item: dict[str, Any]) -> dict[str, Any]:
+        return _to_dynamo({**item, **scoped_attributes(item), "expires_at": int(time.time()) + self._retention_s})
 
     def put_final(self, item: dict[str, Any]) -> bool:
         """Write a classified/rejected result; False if an equal or newer final result exists."""
         try:
             self._table.put_item(
-                Item=_to_dynamo(item),
+                Item=self._stored(item),
                 ConditionExpression="attribute_not_exists(pk) OR #s = :failed OR sequencer < :seq",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":failed": FAILED, ":seq": item["sequencer"]},
@@ -72,7 +91,7 @@ class ResultsStore:
         """Record that an object went to the dead-letter queue, unless a final result exists."""
         try:
             self._table.put_item(
-                Item=_to_dynamo({**item, "status": FAILED}),
+                Item=self._stored({**item, "status": FAILED}),
                 ConditionExpression="attribute_not_exists(pk) OR #s = :failed",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":failed": FAILED},
@@ -86,31 +105,69 @@ class ResultsStore:
     def get(self, result_id: str) -> dict[str, Any]:
         item = self._table.get_item(Key={"pk": result_id}).get("Item")
         if item is None:
-            raise NotFoundError(f"no result {result_id}")
+            raise NotFoundError("no such result")
         return _from_dynamo(item)
 
-    def final_exists(self, result_id: str) -> bool:
-        item = self._table.get_item(
-            Key={"pk": result_id}, ProjectionExpression="#s", ExpressionAttributeNames={"#s": "status"}
-        ).get("Item")
-        return item is not None and item.get("status") != FAILED
-
-    def query(self, attribute: str, value: str, limit: int = 50, next_token: str | None = None) -> dict[str, Any]:
-        """Newest first, by status, label, day (YYYY-MM-DD) or object_ref; paginated."""
-        if attribute not in INDEXES:
-            raise BadRequestError(f"cannot list results by {attribute!r}; use one of {', '.join(INDEXES)}")
+    def _query_scope(
+        self, scope: str, attribute: str | None, value: str | None, limit: int, position: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        index, partition_attribute = INDEXES[attribute]
+        partition = scope if attribute is None else f"{scope}#{value}"
         kwargs: dict[str, Any] = {
-            "IndexName": INDEXES[attribute],
-            "KeyConditionExpression": "#a = :v",
-            "ExpressionAttributeNames": {"#a": attribute},
-            "ExpressionAttributeValues": {":v": value},
+            "IndexName": index,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": partition_attribute},
+            "ExpressionAttributeValues": {":p": partition},
             "ScanIndexForward": False,
-            "Limit": max(1, min(limit, 100)),
+            "Limit": limit,
         }
-        if next_token:
-            kwargs["ExclusiveStartKey"] = _decode_token(next_token)
+        if position:
+            result_id, created_at = position
+            kwargs["ExclusiveStartKey"] = {"pk": result_id, partition_attribute: partition, "created_at": created_at}
         page = self._table.query(**kwargs)
-        return {
-            "items": [_from_dynamo(i) for i in page.get("Items", [])],
-            "next_token": _encode_token(page.get("LastEvaluatedKey")),
+        return [_from_dynamo(i) for i in page.get("Items", [])], page.get("LastEvaluatedKey")
+
+    def list_scoped(
+        self,
+        scopes: Sequence[str],
+        attribute: str | None = None,
+        value: str | None = None,
+        limit: int = 50,
+        positions: Positions | None = None,
+    ) -> tuple[list[dict[str, Any]], Positions | None]:
+        """Newest first, the results of ``scopes`` (optionally those whose ``attribute`` equals ``value``).
+
+        Returns the page and the positions to continue from (None when every scope is exhausted).
+        """
+        if attribute not in INDEXES:
+            raise ValueError(f"cannot list results by {attribute!r}")
+        limit = max(1, min(limit, 100))
+        positions = positions or {}
+        pages = {
+            scope: self._query_scope(scope, attribute, value, limit, positions.get(scope))
+            for scope in scopes
+            if positions.get(scope) != DONE
         }
+        merged = sorted(
+            ((item, scope) for scope, (items, _) in pages.items() for item in items),
+            key=lambda pair: str(pair[0]["created_at"]),
+            reverse=True,
+        )[:limit]
+        taken = {scope: sum(1 for _, s in merged if s == scope) for scope in pages}
+        after: Positions = {}
+        for scope in scopes:
+            if scope not in pages:
+                after[scope] = DONE
+                continue
+            items, last_key = pages[scope]
+            count = taken[scope]
+            if count < len(items):
+                after[scope] = (
+                    [items[count - 1]["pk"], items[count - 1]["created_at"]] if count else positions.get(scope)
+                )
+            elif last_key is not None:
+                after[scope] = [last_key["pk"], last_key["created_at"]]
+            else:
+                after[scope] = DONE
+        more = any(p != DONE for p in after.values())
+        return [item for item, _ in merged], (after if more else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,41 @@ def test_sam_validate_lint_is_clean() -> None:
         env={"SAM_CLI_TELEMETRY": "0", "PATH": str(sam.parent) + ":/usr/bin:/bin", "HOME": str(ROOT)},
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_results_index_is_partitioned_by_owner(template: Template) -> None:
+    props = _props(template, "ResultsTable")
+    hash_keys = {
+        index["IndexName"]: next(k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH")
+        for index in props["GlobalSecondaryIndexes"]
+    }
+    assert hash_keys
+    assert all(key.startswith("owner") for key in hash_keys.values())
+
+
+def test_cors_origin_has_no_default_and_prod_names_no_localhost(template: Template) -> None:
+    assert "Default" not in template.doc["Parameters"]["AllowedOrigin"]
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert "localhost" not in config["prod"]["deploy"]["parameters"]["parameter_overrides"]
+
+
+def test_uploads_and_results_expire_after_their_retention_parameters(template: Template) -> None:
+    rules = {r["Id"]: r for r in _props(template, "UploadBucket")["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireUploads"]["ExpirationInDays"] == {"Ref": "UploadRetentionDays"}
+    assert _props(template, "ResultsTable")["TimeToLiveSpecification"] == {
+        "AttributeName": "expires_at",
+        "Enabled": True,
+    }
+    env = template.doc["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["RESULT_RETENTION_DAYS"] == {"Ref": "ResultRetentionDays"}
+
+
+def test_cognito_settings_are_parameters_and_only_admins_create_users(template: Template) -> None:
+    pool = _props(template, "UserPool")
+    assert pool["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+    assert pool["Policies"]["PasswordPolicy"]["MinimumLength"] == {"Ref": "PasswordMinimumLength"}
+    assert pool["MfaConfiguration"] == {"Ref": "MfaConfiguration"}
+    client = _props(template, "UserPoolClient")
+    assert client["IdTokenValidity"] == {"Ref": "TokenValidityHours"}
+    groups = {_props(template, g)["GroupName"]["Ref"] for g in template.of_type("AWS::Cognito::UserPoolGroup")}
+    assert groups == {"ReadersGroupName", "AdminsGroupName"}

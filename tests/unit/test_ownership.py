@@ -1,0 +1,116 @@
+"""Who owns a result and who reads it: the access rules, without AWS."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions.common.errors import UnauthorizedError
+from functions.common.ownership import (
+    SHARED,
+    AccessGroups,
+    Caller,
+    parse_groups,
+    scope_of_key,
+    upload_key,
+    user_scope,
+    visible_result,
+)
+
+SUB = "7d8e9f00-1111-4a2b-8c3d-4e5f6a7b8c9d"
+OTHER = "0a1b2c3d-4e5f-4a6b-8c7d-8e9fa0b1c2d3"
+GROUPS = AccessGroups(readers="readers", admins="admins")
+
+
+def _caller(groups: object = None, sub: str = SUB) -> Caller:
+    return Caller.from_claims({"sub": sub, "token_use": "id", "cognito:groups": groups}, GROUPS)
+
+
+def test_an_upload_key_handed_out_belongs_to_its_user() -> None:
+    key = upload_key("uploads/", SUB, "image/png")
+    assert key.startswith(f"uploads/{SUB}/")
+    assert scope_of_key(key, "uploads/") == user_scope(SUB)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "uploads/ward3/MRN-00123456_smith_john.png",  # a PACS export
+        f"uploads/{SUB}/my-own-name.png",  # not a name POST /uploads hands out
+        f"uploads/{SUB}/deeper/0123456789abcdef0123456789abcdef.png",
+        f"elsewhere/{SUB}/0123456789abcdef0123456789abcdef.png",
+    ],
+)
+def test_everything_else_dropped_into_the_bucket_is_shared(key: str) -> None:
+    assert scope_of_key(key, "uploads/") == SHARED
+
+
+@pytest.mark.parametrize("value", [["readers", "admins"], "readers,admins", "[readers admins]", "readers, admins"])
+def test_groups_are_read_in_every_claim_format(value: object) -> None:
+    assert parse_groups(value) == {"readers", "admins"}
+
+
+def test_a_plain_user_reads_only_its_own_scope() -> None:
+    caller = _caller()
+    assert caller.readable_scopes == (user_scope(SUB),)
+    assert not caller.may_read(SHARED)
+    assert not caller.may_read(user_scope(OTHER))
+
+
+def test_a_reader_also_reads_shared_results_but_not_their_keys() -> None:
+    caller = _caller("readers")
+    assert caller.may_read(SHARED)
+    assert not caller.may_see_key(SHARED)
+    assert caller.key_scopes == (user_scope(SUB),)
+
+
+def test_an_admin_reads_shared_results_with_their_keys() -> None:
+    caller = _caller("admins")
+    assert caller.may_read(SHARED)
+    assert caller.may_see_key(SHARED)
+    assert not caller.may_read(user_scope(OTHER))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        None,
+        {},
+        {"sub": "not-a-uuid", "token_use": "id"},
+        {"sub": SUB, "token_use": "access"},
+    ],
+)
+def test_a_request_without_an_id_token_identity_is_unauthorized(claims: dict[str, str] | None) -> None:
+    with pytest.raises(UnauthorizedError):
+        Caller.from_claims(claims, GROUPS)
+
+
+def _item(owner: str, source: str = "s3") -> dict[str, object]:
+    return {
+        "pk": "r1",
+        "result_id": "r1",
+        "owner": owner,
+        "owner_status": f"{owner}#classified",
+        "object_ref": "bucket/uploads/ward3/MRN-00123456.png",
+        "version_id": "v1",
+        "sequencer": "0A",
+        "status": "classified",
+        "label": "covid",
+        "source": source,
+    }
+
+
+def test_the_owner_sees_its_key_and_no_internal_attribute() -> None:
+    view = visible_result(_item(user_scope(SUB)), _caller())
+    assert view["key"] == "uploads/ward3/MRN-00123456.png"
+    assert view["scope"] == "own"
+    assert not {"pk", "owner", "owner_status", "object_ref", "sequencer"} & set(view)
+
+
+def test_a_reader_sees_a_shared_result_without_its_key() -> None:
+    view = visible_result(_item(SHARED), _caller("readers"))
+    assert (view["scope"], view["label"]) == ("shared", "covid")
+    assert "MRN" not in str(view)
+
+
+def test_an_admin_sees_a_shared_results_key() -> None:
+    assert visible_result(_item(SHARED), _caller("admins"))["key"].endswith("MRN-00123456.png")

@@ -26,6 +26,7 @@ import urllib3
 from local_stack.stack import LocalStack
 from model.labels import ALL_LABELS
 from tests import images
+from tests.integration.test_api import call as api_call
 from tests.integration.test_api import post_form
 
 pytestmark = pytest.mark.integration
@@ -40,15 +41,7 @@ def call(
     body: bytes | None = None,
     content_type: str = "application/json",
 ) -> tuple[int, Any]:
-    headers = {"Content-Type": content_type}
-    if token is not None:
-        headers["Authorization"] = token
-    request = urllib.request.Request(f"{stack.api_url}{path}", data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+    return api_call(stack, method, path, body, token=token, content_type=content_type)
 
 
 class Users:

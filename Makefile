@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # `sam build` runs these (BuildMethod: makefile): only the Lambda code, the torch-free model modules it
 # shares with serving (labels, errors, preprocessing) and functions/requirements.txt.
 LAMBDA_MODEL_FILES := model/__init__.py model/errors.py model/labels.py model/preprocessing.py
-build-ClassifyBatchFunction build-ApiFunction:
+build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:
 	mkdir -p "$(ARTIFACTS_DIR)/model"
 	cp -r functions "$(ARTIFACTS_DIR)/"
 	cp $(LAMBDA_MODEL_FILES) "$(ARTIFACTS_DIR)/model/"
@@ -18,7 +18,7 @@ build-ClassifyBatchFunction build-ApiFunction:
 	python3.11 -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)" \
 		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:
 
-.PHONY: venv test unit integration lint format typecheck model demo local invoke serve bench validate sam-build clean build-ClassifyBatchFunction build-ApiFunction
+.PHONY: venv test unit integration lint format typecheck model demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction
 
 venv: $(STAMP)
 
@@ -59,8 +59,14 @@ model: build/model/model.tar.gz
 demo: build/model/model.tar.gz
 	$(PY) -m local_stack.demo --model build/model/model.tar.gz
 
+# FAULTS="endpoint_5xx=0.2,s3_timeout=0.1,crash=0.05" SEED=1 VISIBILITY=2 make local
 local: build/model/model.tar.gz
-	$(PY) -m local_stack.stack --model build/model/model.tar.gz
+	$(PY) -m local_stack.stack --model build/model/model.tar.gz $(if $(FAULTS),--faults $(FAULTS)) \
+		$(if $(SEED),--seed $(SEED)) $(if $(VISIBILITY),--visibility-timeout $(VISIBILITY))
+
+# Move parked dead letters (already recorded `failed`) back to the ingest queue of a running `make local`.
+redrive: $(STAMP)
+	$(PY) -m local_stack.redrive
 
 # Replay an event file as `sam local invoke` does: make invoke FUNCTION=ApiFunction EVENT=events/api-classify.json
 invoke: build/model/model.tar.gz

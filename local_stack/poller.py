@@ -15,6 +15,9 @@ import threading
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from local_stack.faults import FunctionCrashed
 from local_stack.runner import FunctionRunner
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,7 @@ class SqsPoller:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sqs-poller", daemon=True)
         self.invocations = 0
+        self.crashes = 0
         self.busy = threading.Event()
 
     def start(self) -> None:
@@ -100,19 +104,30 @@ class SqsPoller:
             try:
                 response = self._runner.invoke(event) or {}
                 failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            except FunctionCrashed:
+                logger.warning("function crashed (injected): the whole batch will be retried")
+                self.crashes += 1
+                self._runner.restart()  # a crashed Lambda's next invocation gets a fresh container
+                failed = {m["MessageId"] for m in messages}
             except Exception:
                 logger.exception("function raised: the whole batch will be retried")
                 failed = {m["MessageId"] for m in messages}
             self.invocations += 1
             for message in messages:
-                if message["MessageId"] in failed:
-                    self._sqs.change_message_visibility(
-                        QueueUrl=self._queue_url,
-                        ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=self._retry_delay,
-                    )
-                else:
-                    self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+                try:
+                    if message["MessageId"] in failed:
+                        self._sqs.change_message_visibility(
+                            QueueUrl=self._queue_url,
+                            ReceiptHandle=message["ReceiptHandle"],
+                            VisibilityTimeout=self._retry_delay,
+                        )
+                    else:
+                        self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+                except ClientError as exc:
+                    # The invocation outlived the visibility timeout and the message was received again
+                    # (a short --visibility-timeout makes this common): that delivery settles it.
+                    if exc.response["Error"]["Code"] != "ReceiptHandleIsInvalid":
+                        raise
         finally:
             self.busy.clear()
         return len(messages)

@@ -46,13 +46,20 @@ class LocalContext:
 
 
 class FunctionRunner:
-    def __init__(self, template: Template, logical_id: str, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        template: Template,
+        logical_id: str,
+        extra_env: dict[str, str],
+        on_load: Callable[[Any], None] | None = None,
+    ) -> None:
         self.logical_id = logical_id
         self.environment = {**template.function_environment(logical_id), **extra_env}
         self.timeout_s = int(template.function_setting(logical_id, "Timeout") or 3)
         self.memory_mb = int(template.function_setting(logical_id, "MemorySize") or 128)
         self._handler_path = template.function_handler(logical_id)
         self._handler: Callable[[dict[str, Any], Any], Any] | None = None
+        self._on_load = on_load
 
     def handler(self) -> Callable[[dict[str, Any], Any], Any]:
         with _IMPORT_LOCK:
@@ -71,8 +78,15 @@ class FunctionRunner:
             # Registered, so that pydantic can resolve the module's postponed annotations.
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
+            if self._on_load is not None:
+                self._on_load(module)
             self._handler = getattr(module, attribute)
         return self._handler
+
+    def restart(self) -> None:
+        """Forget the loaded handler: the next invocation imports it afresh (a new container)."""
+        with _IMPORT_LOCK:
+            self._handler = None
 
     def invoke(self, event: dict[str, Any]) -> Any:
         context = LocalContext(self.logical_id, self.timeout_s, self.memory_mb)

@@ -24,6 +24,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from functions.common.ownership import scope_of_key
+from local_stack.faults import FAULTY_ENDPOINT_READ_TIMEOUT_S, FaultPlan, FaultSwitch
 from local_stack.gateway import CognitoVerifier, LocalGateway
 from local_stack.poller import SqsPoller
 from local_stack.runner import FunctionRunner
@@ -49,6 +50,8 @@ class LocalStack:
         context: StackContext | None = None,
         endpoint_app: Any = None,
         concurrency: int = 2,
+        faults: FaultPlan | None = None,
+        visibility_timeout_s: int | None = None,
     ) -> None:
         self.context = context or StackContext()
         self.template = Template(context=self.context, parameters={"AllowedOrigin": LOCAL_ORIGIN})
@@ -57,6 +60,11 @@ class LocalStack:
         self.retry_delay_s = retry_delay_s
         self.with_poller = with_poller
         self.concurrency = concurrency
+        self.faults = faults or FaultPlan()
+        # Redelivery in seconds instead of the template's minutes: for soaks and fault runs.
+        self.visibility_timeout_s = visibility_timeout_s
+        if visibility_timeout_s is not None:
+            self.retry_delay_s = visibility_timeout_s
         self.pollers: list[SqsPoller] = []
         self._endpoint_app = endpoint_app
         self.demo_password = "Local-" + secrets.token_urlsafe(12) + "1!"
@@ -103,7 +111,7 @@ class LocalStack:
         self._closers.append(self._moto.stop)
 
     def _start_endpoint(self) -> None:
-        app = self._endpoint_app or EndpointApp(load_predictor(self.model_path))
+        app = self._endpoint_app or FaultSwitch(EndpointApp(load_predictor(self.model_path)), self.faults)
         self.endpoint = LocalEndpoint(app).__enter__()
         self._closers.append(self.endpoint.close)
 
@@ -173,6 +181,8 @@ class LocalStack:
             }
             if "RedrivePolicy" in props:
                 attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+            if self.visibility_timeout_s is not None:
+                attributes["VisibilityTimeout"] = str(self.visibility_timeout_s)
             sqs.set_queue_attributes(QueueUrl=t.ref(queue), Attributes=attributes)
         # The local subscriber that lets the demo read the notifications (not part of the template).
         url = sqs.create_queue(QueueName=self._name("Notifications"))["QueueUrl"]
@@ -280,10 +290,22 @@ class LocalStack:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
+            **self._fault_environment(),
         }
 
+    def _fault_environment(self) -> dict[str, str]:
+        environment = {}
+        if self.faults.probabilities.get("slow_endpoint"):
+            environment["ENDPOINT_READ_TIMEOUT_S"] = str(FAULTY_ENDPOINT_READ_TIMEOUT_S)
+        if self.visibility_timeout_s is not None:
+            # A crashed delivery's notification lease must lapse before its retries run out.
+            environment["NOTIFY_LEASE_S"] = str(self.visibility_timeout_s)
+        return environment
+
     def runner(self, logical_id: str) -> FunctionRunner:
-        return FunctionRunner(self.template, logical_id, self.lambda_environment())
+        # Injected S3 timeouts and crashes hit the batch function only.
+        on_load = self.faults.install if logical_id == "ClassifyBatchFunction" else None
+        return FunctionRunner(self.template, logical_id, self.lambda_environment(), on_load=on_load)
 
     def _start_functions(self) -> None:
         t = self.template
@@ -300,25 +322,9 @@ class LocalStack:
         self.batch = self.runner("ClassifyBatchFunction")
         self.api = self.runner("ApiFunction")
         if self.with_poller:
-            mapping = t.resolve(t.sqs_event("ClassifyBatchFunction"))
-            queue = next(q for q in t.of_type("AWS::SQS::Queue") if t.physical[q]["Arn"] == mapping["Queue"])
-            # Like Lambda scaling out: concurrent pollers, each with its own "container" (module instance),
-            # capped by the template's MaximumConcurrency.
-            workers = min(self.concurrency, int(mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 1000)))
-            for _ in range(max(1, workers)):
-                poller = SqsPoller(
-                    sqs,
-                    t.ref(queue),
-                    mapping["Queue"],
-                    self.runner("ClassifyBatchFunction"),
-                    int(mapping["BatchSize"]),
-                    self.batching_window_s,
-                    self.retry_delay_s,
-                    self.context.region,
-                )
-                poller.start()
-                self.pollers.append(poller)
-                self._closers.append(poller.stop)
+            for function in t.of_type("AWS::Serverless::Function"):
+                if t.has_sqs_event(function):
+                    self._start_pollers(function)
         pool, client = t.ref("UserPool"), t.ref("UserPoolClient")
         verifier = CognitoVerifier(
             f"{self.aws_url}/{pool}/.well-known/jwks.json",
@@ -337,6 +343,28 @@ class LocalStack:
         server = LocalEndpoint(gateway).__enter__()
         self.api_url = f"{server.url}/{api_props['StageName']}"
         self._closers.append(server.close)
+
+    def _start_pollers(self, function: str) -> None:
+        t, sqs = self.template, self.client("sqs")
+        mapping = t.resolve(t.sqs_event(function))
+        queue = next(q for q in t.of_type("AWS::SQS::Queue") if t.physical[q]["Arn"] == mapping["Queue"])
+        # Like Lambda scaling out: concurrent pollers, each with its own "container" (module instance),
+        # capped by the template's MaximumConcurrency.
+        workers = min(self.concurrency, int(mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 1000)))
+        for _ in range(max(1, workers)):
+            poller = SqsPoller(
+                sqs,
+                t.ref(queue),
+                mapping["Queue"],
+                self.runner(function),
+                int(mapping["BatchSize"]),
+                float(mapping.get("MaximumBatchingWindowInSeconds", 0)) and self.batching_window_s,
+                self.retry_delay_s,
+                self.context.region,
+            )
+            poller.start()
+            self.pollers.append(poller)
+            self._closers.append(poller.stop)
 
     def batch_invocations(self) -> int:
         return sum(p.invocations for p in self.pollers)
@@ -415,7 +443,8 @@ class LocalStack:
 
 
 def main(args: argparse.Namespace) -> None:
-    with LocalStack(args.model) as stack:
+    faults = FaultPlan.parse(args.faults, args.seed)
+    with LocalStack(args.model, faults=faults, visibility_timeout_s=args.visibility_timeout) as stack:
         path = stack.write_outputs(args.outputs)
         print(f"local stack running; outputs in {path} (Ctrl-C to stop)", flush=True)
         print(
@@ -434,5 +463,18 @@ if __name__ == "__main__":
     parser.add_argument("--model", type=Path, required=True, help="model.tar.gz or its unpacked directory")
     parser.add_argument(
         "--outputs", type=Path, default=OUTPUTS, help="where to write the outputs (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--faults",
+        default="",
+        help="faults to inject, comma-separated name=probability: endpoint_5xx, slow_endpoint, s3_timeout, crash "
+        "(default: none)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault draws (default: %(default)s)")
+    parser.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=None,
+        help="queue visibility timeout in seconds, so that redelivery happens in seconds (default: the template's)",
     )
     main(parser.parse_args())

@@ -146,6 +146,10 @@ class Template:
             (e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values() if e["Type"] == "Api"
         ]
 
+    def has_sqs_event(self, logical_id: str) -> bool:
+        events = self.resources[logical_id].get("Properties", {}).get("Events", {})
+        return any(e["Type"] == "SQS" for e in events.values())
+
     def sqs_event(self, logical_id: str) -> dict[str, Any]:
         events = self.resources[logical_id]["Properties"].get("Events", {})
         (sqs,) = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]

@@ -30,6 +30,9 @@ MAX_PIXELS: Final = 64_000_000
 MIN_SIDE: Final = 32
 # The SageMaker runtime refuses larger bodies, so an image above this can never be served.
 MAX_IMAGE_BYTES: Final = 6_291_456
+# What one decode may allocate for its pixels (Pillow keeps 1, 2 or 4 bytes a pixel, by mode): an
+# 8000 x 8000 RGBA PNG (256 MB) fits, a 64 Mpx one of 4 bytes a pixel does not.
+MAX_DECODED_BYTES: Final = 256 * 1024 * 1024
 
 PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC: Final = b"\xff\xd8\xff"
@@ -80,10 +83,25 @@ def sniff_format(data: bytes) -> str:
     raise errors.NotAnImageError("not a PNG or JPEG image (checked by content, not by name)")
 
 
-def open_checked(data: bytes) -> Image.Image:
+def bytes_per_pixel(mode: str) -> int:
+    """What Pillow allocates per pixel for ``mode`` (RGB, like every multi-band mode, takes 4)."""
+    if mode in {"1", "L", "P"}:
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """The bytes decoding ``image`` allocates for its pixels, known from the header alone."""
+    width, height = image.size
+    return width * height * bytes_per_pixel(image.mode)
+
+
+def open_checked(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> Image.Image:
     """Open ``data`` lazily and check its size from the header, before any pixel is decoded."""
-    if len(data) > MAX_IMAGE_BYTES:
-        raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
+    if len(data) > max_bytes:
+        raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {max_bytes}")
     fmt = sniff_format(data)
     try:
         with warnings.catch_warnings():
@@ -98,6 +116,11 @@ def open_checked(data: bytes) -> Image.Image:
         raise errors.DecompressionBombError(f"image declares {width}x{height} pixels; the limit is {MAX_PIXELS} pixels")
     if min(width, height) < MIN_SIDE:
         raise errors.ImageTooSmallError(f"image is {width}x{height}; each side must be >= {MIN_SIDE} px")
+    if image.format != "JPEG" and decoded_bytes(image) > MAX_DECODED_BYTES:
+        # JPEGs are decoded at a reduced scale (draft), so only their pixel count is capped.
+        raise errors.DecompressionBombError(
+            f"image would decode to {decoded_bytes(image)} bytes ({image.mode}); the limit is {MAX_DECODED_BYTES}"
+        )
     return image
 
 
@@ -152,14 +175,99 @@ def decode_gray(data: bytes, size: int) -> npt.NDArray[np.uint8]:
     return np.asarray(resized, dtype=np.uint8)
 
 
-def downsize_png(data: bytes, max_side: int = 512) -> bytes:
+_ROWS: Final = 256
+
+
+def _sixteen_to_gray(image: Image.Image) -> Image.Image:
+    """16-bit gray to 8-bit, a band of rows at a time: no full-size 32-bit copy."""
+    width, height = image.size
+    out = np.empty((height, width), np.uint8)
+    for top in range(0, height, _ROWS):
+        band = np.asarray(image.crop((0, top, width, min(height, top + _ROWS))), dtype=np.uint32)
+        out[top : top + band.shape[0]] = (band * 255 + 32767) // 65535
+    return Image.fromarray(out, "L")
+
+
+def _palette_to_gray(image: Image.Image) -> Image.Image:
+    """A palette image to gray through its 256-entry table (alpha over black), never through RGBA."""
+    palette = (image.getpalette("RGB") or []) + [0] * 768
+    entries = np.asarray(palette[:768], dtype=np.float32).reshape(256, 3)
+    gray = entries @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)  # Pillow's L weights
+    transparency = image.info.get("transparency")
+    if isinstance(transparency, int):
+        gray[transparency] = 0.0
+    elif isinstance(transparency, bytes):
+        alpha = np.frombuffer(transparency, np.uint8)[:256].astype(np.float32) / 255.0
+        gray[: len(alpha)] *= alpha
+    lut = (gray + 0.5).clip(0, 255).astype(np.uint8)
+    width, height = image.size
+    out = np.empty((height, width), np.uint8)
+    for top in range(0, height, _ROWS):
+        out[top : top + _ROWS] = lut[np.asarray(image.crop((0, top, width, min(height, top + _ROWS))))]
+    return Image.fromarray(out, "L")
+
+
+_EXIF_TRANSPOSE: Final = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _reduced_gray(image: Image.Image, max_side: int) -> Image.Image:
+    """Decode and shrink to gray within the memory of the decoded pixels themselves.
+
+    Every mode is reduced by whole factors (a box average, Pillow's ``reduce``) in its own mode right
+    after decoding, before the conversion to gray, so no full-size RGBA or 32-bit copy is made.
+    """
+    factor = max(1, max(image.size) // (2 * max_side))
+    if image.mode.startswith("I;16"):
+        image = _sixteen_to_gray(image)
+    elif image.mode == "P":
+        image = _palette_to_gray(image)
+    if factor > 1:
+        image = _reduce_in_bands(image, factor)
+    return _to_gray(image)
+
+
+def _reduce_in_bands(image: Image.Image, factor: int) -> Image.Image:
+    """``image.reduce(factor)``, the same pixels, without the full-size copy ``reduce`` makes first."""
+    width, height = image.size
+    out = Image.new(image.mode, (-(-width // factor), -(-height // factor)))
+    step = factor * 64
+    for top in range(0, height, step):
+        out.paste(image.crop((0, top, width, min(height, top + step))).reduce(factor), (0, top // factor))
+    return out
+
+
+def _upright(image: Image.Image, orientation: int | None) -> Image.Image:
+    """What ``ImageOps.exif_transpose`` does, applied to the small gray image instead of the original."""
+    method = _EXIF_TRANSPOSE.get(orientation or 1)
+    return image if method is None else image.transpose(method)
+
+
+def downsize_png(data: bytes, max_side: int = 512, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
     """Validate an upload and re-encode it as gray PNG with its longest side at most ``max_side``.
 
     What the Lambdas send to the endpoint: a few hundred KB instead of a multi-MB original, with every
     bad input rejected before the endpoint is called. Larger than any preset, so no detail the model
-    uses is lost.
+    uses is lost. Peak memory stays near the decoded size (``MAX_DECODED_BYTES`` at most).
     """
-    gray = load_gray(data, max_side)
+    image = open_checked(data, max_bytes)
+    if image.format == "JPEG":
+        image.draft("L", (max_side, max_side))
+    try:
+        orientation = image.getexif().get(0x0112)
+        image.load()
+        gray = _upright(_reduced_gray(image, max_side), orientation)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise errors.TruncatedImageError(f"{image.format} data is truncated or corrupt") from exc
+    except Image.DecompressionBombError as exc:
+        raise errors.DecompressionBombError("image declares too many pixels") from exc
     if max(gray.size) > max_side:
         gray.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=3.0)
     buffer = io.BytesIO()

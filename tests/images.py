@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from local_stack.hostile import HTML, PDF, huge_declared_png, large_png
+
+__all__ = ["HTML", "PDF", "huge_declared_png", "large_png"]
 
 
 def gradient(size: int = 96, seed: int = 0) -> np.ndarray:
@@ -65,22 +67,6 @@ def truncated(data: bytes, keep: float = 0.5) -> bytes:
     return data[: int(len(data) * keep)]
 
 
-def huge_declared_png(width: int = 30000, height: int = 30000) -> bytes:
-    """A few hundred bytes that declare width x height pixels (a decompression bomb)."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        body = kind + payload
-        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    row = b"\x00" + b"\x00" * 64
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row)) + chunk(b"IEND", b"")
-
-
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-HTML = b"<!doctype html><html><body>not an x-ray</body></html>"
-
-
 def class_folders(root: Path, per_class: int, size: int = 64) -> Path:
     """A tiny class-folder dataset (covid/, no_findings/, pneumonia/) with NIH-style file names."""
     for c, label in enumerate(("covid", "no_findings", "pneumonia")):
@@ -88,3 +74,12 @@ def class_folders(root: Path, per_class: int, size: int = 64) -> Path:
         for i in range(per_class):
             (root / label / f"{c}{i:07d}_000.png").write_bytes(png(size, seed=c * 100 + i))
     return root
+
+
+def large_jpeg(side: int = 8000, seed: int = 0) -> bytes:
+    """A full-colour ``side`` x ``side`` JPEG with a little noise: the largest kind that still passes
+    the 25 MiB object limit (about 20 MB at 8000 px)."""
+    rng = np.random.default_rng(seed)
+    tile = (gradient(512, seed)[..., None] + rng.integers(0, 24, (512, 512, 3))).clip(0, 255).astype(np.uint8)
+    image = Image.fromarray(np.tile(tile, (side // 512 + 1, side // 512 + 1, 1))[:side, :side], "RGB")
+    return encode(image, "JPEG", quality=85)

@@ -8,6 +8,7 @@ POST /classify          raw image body (image/png | image/jpeg), <= SYNC_MAX_IMA
 GET  /results/{id}      one result the caller may read (404 for any other, as for a missing one)
 GET  /results           the caller's results, plus the shared ones for readers and admins, newest first:
                         at most one of ?key= | ?status= | ?label= | ?date=YYYY-MM-DD; &limit=&next_token=
+                        (?key= lists every version of the object, newest first, the current one marked)
 POST /uploads           {"content_type": "image/png"} -> a presigned POST form for a key of the caller's own
 """
 
@@ -31,13 +32,14 @@ from pydantic import BaseModel
 
 from functions.common import clients, telemetry
 from functions.common.config import ApiSettings, Settings
+from functions.common.deadline import ContextDeadline
 from functions.common.errors import (
     ApiError,
     BadRequestError,
-    EndpointUnavailableError,
     ImageRejectedError,
     NotFoundError,
     PayloadTooLargeError,
+    TransientError,
 )
 from functions.common.ownership import AccessGroups, Caller, upload_key, visible_result
 from functions.common.page_token import PageTokens
@@ -45,15 +47,15 @@ from functions.common.results import STATUSES
 from functions.common.s3_events import ObjectRef
 from model.errors import InvalidImageError
 from model.labels import ALL_LABELS
-from model.preprocessing import downsize_png
 
 logger = telemetry.logger()
 tracer = telemetry.tracer()
 metrics = Metrics()
 settings = Settings.from_env()
 api_settings = ApiSettings.from_env()
-pipeline = clients.classification_pipeline(settings)
-results, endpoint = pipeline.store, pipeline.endpoint
+results = clients.results_store(settings)
+# One endpoint attempt: API Gateway gives up after 29 s; a failure is a 503 with Retry-After.
+pipeline = clients.classification_pipeline(settings, endpoint_attempts=1, store=results)
 s3 = clients.s3()
 page_tokens = PageTokens(clients.secret_bytes(api_settings.page_token_secret_arn))
 groups = AccessGroups(readers=api_settings.readers_group, admins=api_settings.admins_group)
@@ -61,6 +63,7 @@ app = APIGatewayRestResolver(
     enable_validation=True, cors=CORSConfig(allow_origin=api_settings.allowed_origin, max_age=300)
 )
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+RETRY_AFTER_S = "5"
 
 
 class UploadRequest(BaseModel):
@@ -89,9 +92,11 @@ def rejected_image(exc: ImageRejectedError) -> Response[Any]:
     return _error(400, exc.reason, str(exc))
 
 
-@app.exception_handler(EndpointUnavailableError)
-def endpoint_unavailable(exc: EndpointUnavailableError) -> Response[Any]:
-    return _error(503, "endpoint_unavailable", "the model endpoint is busy or unavailable; retry later")
+@app.exception_handler(TransientError)
+def endpoint_unavailable(exc: TransientError) -> Response[Any]:
+    response = _error(503, "endpoint_unavailable", "the model endpoint is busy or unavailable; retry later")
+    response.headers["Retry-After"] = RETRY_AFTER_S
+    return response
 
 
 def internal_error() -> dict[str, Any]:
@@ -163,9 +168,7 @@ def classify(store: bool = False) -> dict[str, Any]:
         raise PayloadTooLargeError(
             f"{len(image)} bytes; POST /classify takes at most {api_settings.sync_max_image_bytes}: use POST /uploads"
         )
-    (verdict,) = endpoint.classify([downsize_png(image)])
-    if verdict.rejection is not None:
-        raise verdict.rejection
+    verdict = pipeline.classify_one(image, ContextDeadline(app.lambda_context))
     metrics.add_metric(name="SyncClassified", unit=MetricUnit.Count, value=1)
     answer: dict[str, Any] = {"label": verdict.label, "probabilities": verdict.probabilities, "model": verdict.model}
     if store:
@@ -204,8 +207,11 @@ def list_results(
     query = [attribute or "", value or ""]
     positions = page_tokens.decode(next_token, caller.sub, query) if next_token else None
     items, after = results.list_scoped(scopes, attribute, value, limit, positions)
+    views = [visible_result(item, caller) for item in items]
+    if attribute == "object_ref" and views and positions is None:
+        views[0]["current"] = True  # versions come newest first (by S3 sequencer)
     return {
-        "items": [visible_result(item, caller) for item in items],
+        "items": views,
         "next_token": page_tokens.encode(caller.sub, query, after) if after else None,
     }
 

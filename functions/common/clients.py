@@ -1,7 +1,8 @@
-"""boto3 clients, created once per Lambda container.
+"""boto3 clients, created once per Lambda container, with timeouts that fit the function's deadline.
 
 No endpoint URLs here: the local stack points them at moto and the local SageMaker endpoint with
-botocore's own AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME variables.
+botocore's own AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME variables. The arithmetic
+that ties these timeouts to the function timeout is in ``functions.common.deadline``.
 """
 
 from __future__ import annotations
@@ -11,22 +12,43 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from functions.common.budget import ByteBudget
 from functions.common.config import Settings
 from functions.common.endpoint import EndpointClient
 from functions.common.notify import Notifier
-from functions.common.pipeline import ClassificationPipeline
+from functions.common.pipeline import DECODE_BUDGET_BYTES, ClassificationPipeline, S3Objects
 from functions.common.results import ResultsStore
 
-# Standard mode retries throttling, 5xx and timeouts with exponential backoff and jitter; 3 attempts
-# of at most 20 s each stay inside the 60 s function timeout.
-RUNTIME_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=20)
-AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# S3, DynamoDB, SNS, SQS, Secrets Manager: 3 attempts of at most 2 + 5 s (botocore's default is 60 s).
+AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
 # Presigned uploads must be SigV4: in some regions botocore would otherwise sign them with SigV2.
 S3_CONFIG = AWS_CONFIG.merge(Config(signature_version="s3v4"))
 
 
+def runtime_config(read_timeout_s: int, attempts: int) -> Config:
+    return Config(
+        retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=2, read_timeout=read_timeout_s
+    )
+
+
 def s3() -> Any:
     return boto3.client("s3", config=S3_CONFIG)
+
+
+def sns() -> Any:
+    return boto3.client("sns", config=AWS_CONFIG)
+
+
+def sqs() -> Any:
+    return boto3.client("sqs", config=AWS_CONFIG)
+
+
+def sagemaker_runtime(read_timeout_s: int, attempts: int) -> Any:
+    return boto3.client("sagemaker-runtime", config=runtime_config(read_timeout_s, attempts))
+
+
+def dynamodb_table(name: str) -> Any:
+    return boto3.resource("dynamodb", config=AWS_CONFIG).Table(name)
 
 
 def secret_bytes(arn: str) -> bytes:
@@ -35,25 +57,30 @@ def secret_bytes(arn: str) -> bytes:
     return str(value).encode()
 
 
-def sns() -> Any:
-    return boto3.client("sns", config=AWS_CONFIG)
+def results_store(settings: Settings) -> ResultsStore:
+    return ResultsStore(dynamodb_table(settings.results_table), settings.result_retention_days)
 
 
-def sagemaker_runtime() -> Any:
-    return boto3.client("sagemaker-runtime", config=RUNTIME_CONFIG)
+def classification_pipeline(
+    settings: Settings, endpoint_attempts: int = 2, store: ResultsStore | None = None
+) -> ClassificationPipeline:
+    """The pipeline the Lambdas use, wired to real clients once per container.
 
-
-def dynamodb_table(name: str) -> Any:
-    return boto3.resource("dynamodb", config=AWS_CONFIG).Table(name)
-
-
-def classification_pipeline(settings: Settings) -> ClassificationPipeline:
-    """The pipeline both Lambdas use, wired to real clients once per container."""
+    The batch path gives the endpoint 2 attempts (the queue retries beyond that); the API 1, then 503.
+    """
+    call_budget_s = endpoint_attempts * (2 + settings.endpoint_read_timeout_s) + 2
     return ClassificationPipeline(
-        s3(),
-        EndpointClient(sagemaker_runtime(), settings.endpoint_name),
-        ResultsStore(dynamodb_table(settings.results_table), settings.result_retention_days),
+        S3Objects(s3()),
+        EndpointClient(
+            sagemaker_runtime(settings.endpoint_read_timeout_s, endpoint_attempts),
+            settings.endpoint_name,
+            call_budget_s,
+        ),
+        store or results_store(settings),
         Notifier(sns(), settings.results_topic_arn),
         settings.max_object_bytes,
         upload_prefix=settings.upload_prefix,
+        max_receive_count=settings.max_receive_count,
+        decode_budget=ByteBudget(DECODE_BUDGET_BYTES),
+        notify_lease_s=settings.notify_lease_s,
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functions.common.errors import ConfigurationError
 
 
-def _required(name: str) -> str:
+def required(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if not value:
         raise ConfigurationError(f"environment variable {name} is required (set by template.yaml)")
@@ -22,23 +22,25 @@ class Settings:
     endpoint_name: str
     upload_bucket: str
     upload_prefix: str
-    idempotency_table: str
     max_object_bytes: int
     max_receive_count: int
     result_retention_days: int
+    endpoint_read_timeout_s: int
+    notify_lease_s: int
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            results_table=_required("RESULTS_TABLE"),
-            results_topic_arn=_required("RESULTS_TOPIC_ARN"),
-            endpoint_name=_required("ENDPOINT_NAME"),
-            upload_bucket=_required("UPLOAD_BUCKET"),
-            upload_prefix=_required("UPLOAD_PREFIX"),
-            idempotency_table=_required("IDEMPOTENCY_TABLE"),
-            max_object_bytes=int(os.environ.get("MAX_OBJECT_BYTES", str(25 * 1024 * 1024))),
+            results_table=required("RESULTS_TABLE"),
+            results_topic_arn=required("RESULTS_TOPIC_ARN"),
+            endpoint_name=required("ENDPOINT_NAME"),
+            upload_bucket=required("UPLOAD_BUCKET"),
+            upload_prefix=required("UPLOAD_PREFIX"),
+            max_object_bytes=int(required("MAX_OBJECT_BYTES")),
             max_receive_count=int(os.environ.get("MAX_RECEIVE_COUNT", "5")),
             result_retention_days=int(os.environ.get("RESULT_RETENTION_DAYS", "365")),
+            endpoint_read_timeout_s=int(os.environ.get("ENDPOINT_READ_TIMEOUT_S", "15")),
+            notify_lease_s=int(os.environ.get("NOTIFY_LEASE_S", "60")),
         )
 
 
@@ -56,10 +58,10 @@ class ApiSettings:
     @classmethod
     def from_env(cls) -> ApiSettings:
         return cls(
-            allowed_origin=_required("ALLOWED_ORIGIN"),
-            readers_group=_required("READERS_GROUP"),
-            admins_group=_required("ADMINS_GROUP"),
-            page_token_secret_arn=_required("PAGE_TOKEN_SECRET_ARN"),
+            allowed_origin=required("ALLOWED_ORIGIN"),
+            readers_group=required("READERS_GROUP"),
+            admins_group=required("ADMINS_GROUP"),
+            page_token_secret_arn=required("PAGE_TOKEN_SECRET_ARN"),
             sync_max_image_bytes=int(os.environ.get("SYNC_MAX_IMAGE_BYTES", str(4 * 1024 * 1024))),
             presign_expiry_seconds=int(os.environ.get("PRESIGN_EXPIRY_SECONDS", "300")),
         )

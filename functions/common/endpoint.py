@@ -8,9 +8,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.common.errors import EndpointUnavailableError, ImageRejectedError
+from functions.common.deadline import Deadline
+from functions.common.errors import (
+    DeadlineError,
+    EndpointContractError,
+    EndpointUnavailableError,
+    ImageRejectedError,
+    RequestRefusedError,
+    TransientError,
+)
 
 MAX_BODY_BYTES: Final = 6_291_456
 # JSON framing per instance ({"b64": ""},) plus the envelope, kept well clear of the limit.
@@ -46,11 +54,22 @@ def chunk_by_size(images: Sequence[bytes], limit: int = MAX_BODY_BYTES) -> list[
 
 
 class EndpointClient:
-    def __init__(self, runtime: Any, endpoint_name: str) -> None:
+    """The SageMaker endpoint as the pipeline's ``Classifier``.
+
+    Per-image problems come back per image (``rejection``). A whole request refused with a 4xx is a
+    contract or deploy problem, not the images' fault: the request is split and each image retried
+    alone; only images refused alone while others pass are rejected, and if every image is refused
+    the contract is broken (``EndpointContractError``, transient: retried, then ``failed``, alarmed).
+    Every answer's shape is checked.
+    """
+
+    def __init__(self, runtime: Any, endpoint_name: str, call_budget_s: float = 0.0) -> None:
         self._runtime = runtime
         self._endpoint_name = endpoint_name
+        self._call_budget_s = call_budget_s
 
-    def _invoke(self, body: bytes) -> dict[str, Any]:
+    def _invoke(self, images: Sequence[bytes]) -> dict[str, Any]:
+        body = json.dumps({"instances": [{"b64": base64.b64encode(i).decode()} for i in images]}).encode()
         try:
             response = self._runtime.invoke_endpoint(
                 EndpointName=self._endpoint_name,
@@ -58,32 +77,84 @@ class EndpointClient:
                 Accept="application/json",
                 Body=body,
             )
+            raw = response["Body"].read()
         except ClientError as exc:
             error = exc.response.get("Error", {})
             original = exc.response.get("OriginalStatusCode")
             if error.get("Code") == "ModelError" and original is not None and int(str(original)) < 500:
-                raise ImageRejectedError("model_rejected", f"the model refused the request ({original})") from exc
+                raise RequestRefusedError(f"the model refused the request ({original})") from exc
             # Everything else (throttling, 5xx from the model or the service, an endpoint not yet in
             # service) may pass: botocore already retried it, the queue retries it, then dead-letters.
             raise EndpointUnavailableError(f"endpoint call failed: {error.get('Code')}") from exc
-        except (ConnectionError, ReadTimeoutError) as exc:
-            raise EndpointUnavailableError("endpoint unreachable or timed out") from exc
-        result: dict[str, Any] = json.loads(response["Body"].read())
-        return result
+        except BotoCoreError as exc:
+            raise EndpointUnavailableError(f"endpoint unreachable or timed out: {type(exc).__name__}") from exc
+        try:
+            answer = json.loads(raw)
+        except ValueError as exc:
+            raise EndpointContractError("the endpoint answered with something that is not JSON") from exc
+        return check_answer(answer, len(images))
 
-    def classify(self, images: Sequence[bytes]) -> list[Verdict]:
-        """One verdict per image, in order. Raises EndpointUnavailableError on transient failure."""
-        verdicts: list[Verdict | None] = [None] * len(images)
+    def _verdicts(self, images: Sequence[bytes]) -> list[Verdict | TransientError]:
+        try:
+            answer = self._invoke(images)
+        except RequestRefusedError as exc:
+            if len(images) == 1:
+                return [EndpointContractError(f"a single image was refused as a request: {exc}")]
+            alone = [self._verdicts([image])[0] for image in images]
+            if all(isinstance(v, EndpointContractError) for v in alone):
+                return [EndpointContractError("every image was refused, alone too: the contract is broken")] * len(
+                    images
+                )
+            rejection = ImageRejectedError("model_rejected", "the model refused this image")
+            return [Verdict(None, {}, {}, rejection) if isinstance(v, EndpointContractError) else v for v in alone]
+        except TransientError as exc:
+            return [exc] * len(images)
+        return [_verdict(prediction, answer["model"]) for prediction in answer["predictions"]]
+
+    def classify(self, images: Sequence[bytes], deadline: Deadline | None = None) -> list[Verdict | TransientError]:
+        """One verdict (or the transient error that kept it from one) per image, in order."""
+        verdicts: list[Verdict | TransientError] = [DeadlineError("no time left for the endpoint")] * len(images)
         for chunk in chunk_by_size(images):
-            body = json.dumps({"instances": [{"b64": base64.b64encode(images[i]).decode()} for i in chunk]})
-            answer = self._invoke(body.encode())
-            for index, prediction in zip(chunk, answer["predictions"], strict=True):
-                if "error" in prediction:
-                    error = prediction["error"]
-                    rejection = ImageRejectedError(
-                        str(error.get("reason", "invalid_image")), str(error.get("message", ""))
-                    )
-                    verdicts[index] = Verdict(None, {}, answer["model"], rejection)
-                else:
-                    verdicts[index] = Verdict(prediction["label"], prediction["probabilities"], answer["model"])
-        return [v for v in verdicts if v is not None]
+            if deadline is not None and deadline.remaining_s() < self._call_budget_s:
+                break
+            for index, verdict in zip(chunk, self._verdicts([images[i] for i in chunk]), strict=True):
+                verdicts[index] = verdict
+        return verdicts
+
+
+def _verdict(prediction: dict[str, Any], model: dict[str, Any]) -> Verdict:
+    if "error" in prediction:
+        error = prediction["error"]
+        return Verdict(
+            None,
+            {},
+            model,
+            ImageRejectedError(str(error.get("reason", "invalid_image")), str(error.get("message", ""))),
+        )
+    return Verdict(prediction["label"], prediction["probabilities"], model)
+
+
+def check_answer(answer: Any, count: int) -> dict[str, Any]:
+    """The endpoint's answer if it has the contract's shape, else EndpointContractError."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("model"), dict):
+        raise EndpointContractError("the answer has no model description")
+    predictions = answer.get("predictions")
+    if not isinstance(predictions, list) or len(predictions) != count:
+        raise EndpointContractError(f"the answer does not have {count} predictions")
+    for prediction in predictions:
+        if not isinstance(prediction, dict):
+            raise EndpointContractError("a prediction is not an object")
+        if "error" in prediction:
+            if not isinstance(prediction["error"], dict):
+                raise EndpointContractError("a prediction's error is not an object")
+            continue
+        probabilities = prediction.get("probabilities")
+        if (
+            not isinstance(prediction.get("label"), str)
+            or not isinstance(probabilities, dict)
+            or not probabilities
+            or not all(isinstance(k, str) and isinstance(v, int | float) for k, v in probabilities.items())
+            or prediction["label"] not in probabilities
+        ):
+            raise EndpointContractError("a prediction lacks a label or its probabilities")
+    return answer

@@ -7,7 +7,11 @@
      │    ├── ObjectTooLargeError         larger than MAX_OBJECT_BYTES
      │    └── ImageRejectedError          wraps model.errors.InvalidImageError (reason kept)
      ├── TransientError               worth retrying (throttling, 5xx, timeouts) -> retry, then DLQ + `failed`
-     │    └── EndpointUnavailableError
+     │    ├── EndpointUnavailableError
+     │    ├── EndpointContractError       the endpoint's answer breaks the contract (alarmed)
+     │    ├── DeadlineError               not enough of the invocation left to do it safely
+     │    └── UnexpectedError             any error nobody foresaw, for one object
+     ├── RequestRefusedError          the endpoint refused a whole request (4xx): split and retried per image
      └── ApiError                     maps to an HTTP status in functions.api (one place)
           ├── UnauthorizedError           401  no usable identity in the request
           ├── NotFoundError               404  also for a result the caller may not read
@@ -54,6 +58,22 @@ class TransientError(PipelineError):
 
 
 class EndpointUnavailableError(TransientError):
+    pass
+
+
+class EndpointContractError(TransientError):
+    pass
+
+
+class DeadlineError(TransientError):
+    pass
+
+
+class UnexpectedError(TransientError):
+    pass
+
+
+class RequestRefusedError(PipelineError):
     pass
 
 

@@ -1,42 +1,68 @@
-"""From S3 object references to stored, notified results: the batch Lambda's business logic."""
+"""From S3 object references to stored, notified results: the batch path's rules, in one place.
+
+``ClassificationPipeline.process`` takes the objects of one invocation and returns one ``Outcome`` per
+object; nothing one object does can fail another. The rules:
+
+- An object that can never be classified is a ``rejected`` result with its reason.
+- A transient problem (throttling, 5xx, timeouts, an endpoint breaking its contract, too little time
+  left, or any error nobody foresaw) is retried by the queue; on the last receive the object gets a
+  ``failed`` result and its message goes to the dead-letter queue.
+- Idempotency is the results table's: a final result is written only once per object version (and
+  never over a newer version's), and every stored status is notified exactly once (stored first,
+  then a claimed, published, marked notification; a redelivery republishes what was not marked).
+
+It talks to the world only through the ports in ``functions.common.ports``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.common.endpoint import EndpointClient, Verdict
+from functions.common.budget import ByteBudget
+from functions.common.deadline import SETTLE_S, Deadline, NoDeadline
+from functions.common.endpoint import Verdict
 from functions.common.errors import (
+    DeadlineError,
     ImageRejectedError,
     ObjectMissingError,
     ObjectTooLargeError,
     RejectedObjectError,
     TransientError,
+    UnexpectedError,
 )
-from functions.common.notify import Notifier
 from functions.common.ownership import scope_of_key
-from functions.common.results import CLASSIFIED, FAILED, REJECTED, ResultsStore, now_iso
+from functions.common.ports import Classifier, ObjectSource, Publisher, ResultStore
+from functions.common.results import BUSY, CLAIMED, CLASSIFIED, FAILED, REJECTED, now_iso
 from functions.common.s3_events import ObjectRef, sequencer_key
 from model.errors import InvalidImageError
-from model.preprocessing import downsize_png
+from model.preprocessing import MAX_DECODED_BYTES, decoded_bytes, downsize_png, open_checked
 
 logger = logging.getLogger(__name__)
 
 Decision = Verdict | RejectedObjectError | TransientError
-READ_CONCURRENCY = 8
+READ_THREADS = 8
+# A decode's peak is at most about twice its decoded pixels (tests/unit/test_decode_memory.py).
+DECODE_BUDGET_BYTES = 2 * MAX_DECODED_BYTES
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 
 
 @dataclass(frozen=True)
 class Outcome:
     result_id: str
-    status: str  # classified | rejected | duplicate
+    status: str  # classified | rejected | failed | duplicate | retry
     label: str | None = None
+    reason: str | None = None
+
+    @property
+    def retry(self) -> bool:
+        """The message must come back (or, after its last receive, go to the dead-letter queue)."""
+        return self.status in ("retry", FAILED)
 
 
 def result_item(ref: ObjectRef, status: str, owner: str, source: str = "s3", **fields: Any) -> dict[str, Any]:
@@ -57,43 +83,19 @@ def result_item(ref: ObjectRef, status: str, owner: str, source: str = "s3", **f
     }
 
 
-class ClassificationPipeline:
-    def __init__(
-        self,
-        s3: Any,
-        endpoint: EndpointClient,
-        store: ResultsStore,
-        notifier: Notifier,
-        max_object_bytes: int,
-        max_side: int = 512,
-        upload_prefix: str = "",
-    ) -> None:
+class S3Objects:
+    """The bucket as the pipeline's ``ObjectSource``."""
+
+    def __init__(self, s3: Any) -> None:
         self._s3 = s3
-        self.endpoint = endpoint
-        self.store = store
-        self._notifier = notifier
-        self._max_object_bytes = max_object_bytes
-        self._max_side = max_side
-        self._upload_prefix = upload_prefix
 
-    def owner_of(self, ref: ObjectRef) -> str:
-        """The scope an object's result belongs to, from its key alone (see functions.common.ownership)."""
-        return scope_of_key(ref.key, self._upload_prefix)
-
-    def read_image(self, ref: ObjectRef) -> bytes:
-        """Fetch, validate and downsize one object; RejectedObjectError if it can never be classified."""
-        if ref.size is not None and ref.size > self._max_object_bytes:
-            raise ObjectTooLargeError(f"{ref.size} bytes; the limit is {self._max_object_bytes}")
-        kwargs = {
-            "Bucket": ref.bucket,
-            "Key": ref.key,
-            **({"VersionId": ref.version_id} if ref.version_id else {}),
-        }
+    def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
+        kwargs = {"Bucket": ref.bucket, "Key": ref.key, **({"VersionId": ref.version_id} if ref.version_id else {})}
         try:
             obj = self._s3.get_object(**kwargs)
-            if obj["ContentLength"] > self._max_object_bytes:
-                raise ObjectTooLargeError(f"{obj['ContentLength']} bytes; the limit is {self._max_object_bytes}")
-            data = obj["Body"].read()
+            if obj["ContentLength"] > max_bytes:
+                raise ObjectTooLargeError(f"{obj['ContentLength']} bytes; the limit is {max_bytes}")
+            return bytes(obj["Body"].read())
         except ClientError as exc:
             if exc.response["Error"]["Code"] in _MISSING:
                 raise ObjectMissingError("the object was deleted before it was classified") from exc
@@ -101,40 +103,100 @@ class ClassificationPipeline:
         except BotoCoreError as exc:
             # Timeouts and connection errors: their own message holds the URL, and so the object key.
             raise TransientError(f"S3 get_object failed: {type(exc).__name__}") from exc
+
+
+class ClassificationPipeline:
+    def __init__(
+        self,
+        objects: ObjectSource,
+        endpoint: Classifier,
+        store: ResultStore,
+        notifier: Publisher,
+        max_object_bytes: int,
+        max_side: int = 512,
+        upload_prefix: str = "",
+        max_receive_count: int = 5,
+        decode_budget: ByteBudget | None = None,
+        notify_lease_s: int = 60,
+    ) -> None:
+        self.objects = objects
+        self.endpoint = endpoint
+        self.store = store
+        self.notifier = notifier
+        self.max_object_bytes = max_object_bytes
+        self._max_side = max_side
+        self._upload_prefix = upload_prefix
+        self._max_receive_count = max_receive_count
+        self.decode_budget = decode_budget or ByteBudget(DECODE_BUDGET_BYTES)
+        self._notify_lease_s = notify_lease_s
+
+    def owner_of(self, ref: ObjectRef) -> str:
+        """The scope an object's result belongs to, from its key alone (see functions.common.ownership)."""
+        return scope_of_key(ref.key, self._upload_prefix)
+
+    # -- preparing images ---------------------------------------------------------------------------
+    def prepare(self, data: bytes) -> bytes:
+        """Validate and downsize one image within the decode byte budget."""
         try:
-            return downsize_png(data, self._max_side)
+            cost = 2 * decoded_bytes(open_checked(data, self.max_object_bytes))
+            with self.decode_budget.hold(cost):
+                return downsize_png(data, self._max_side, self.max_object_bytes)
         except InvalidImageError as exc:
             raise ImageRejectedError(exc.reason, str(exc)) from exc
+
+    def read_image(self, ref: ObjectRef) -> bytes:
+        """Fetch, validate and downsize one object; RejectedObjectError if it can never be classified."""
+        if ref.size is not None and ref.size > self.max_object_bytes:
+            raise ObjectTooLargeError(f"{ref.size} bytes; the limit is {self.max_object_bytes}")
+        return self.prepare(self.objects.fetch(ref, self.max_object_bytes))
 
     def _read_or_error(self, ref: ObjectRef) -> bytes | RejectedObjectError | TransientError:
         try:
             return self.read_image(ref)
         except (RejectedObjectError, TransientError) as exc:
             return exc
+        except Exception as exc:  # one object's surprise is that object's retry, never its neighbours' failure
+            logger.exception("unexpected error reading an object", extra={"result_id": ref.result_id})
+            return UnexpectedError(f"unexpected {type(exc).__name__} while reading")
 
-    def decide(self, refs: Sequence[ObjectRef]) -> dict[str, Decision]:
+    def decide(self, refs: Sequence[ObjectRef], deadline: Deadline | None = None) -> dict[str, Decision]:
         """A decision per distinct object version, with one batched endpoint call for all images.
 
         Objects are fetched and downsized concurrently: S3 GETs wait on the network, and Pillow
-        releases the GIL while it decodes.
+        releases the GIL while it decodes; the byte budget keeps large decodes from piling up.
         """
         unique = list({ref.result_id: ref for ref in refs}.values())
-        with ThreadPoolExecutor(max_workers=min(READ_CONCURRENCY, max(1, len(unique)))) as pool:
+        with ThreadPoolExecutor(max_workers=min(READ_THREADS, max(1, len(unique)))) as pool:
             read = dict(zip((r.result_id for r in unique), pool.map(self._read_or_error, unique), strict=True))
         decisions: dict[str, Decision] = {k: v for k, v in read.items() if not isinstance(v, bytes)}
         prepared = {k: v for k, v in read.items() if isinstance(v, bytes)}
         if prepared:
             try:
-                verdicts: list[Decision] = list(self.endpoint.classify(list(prepared.values())))
-            except (TransientError, ImageRejectedError) as exc:
-                verdicts = [exc] * len(prepared)
+                verdicts: list[Decision] = list(self.endpoint.classify(list(prepared.values()), deadline))
+            except Exception as exc:  # the endpoint client maps what it knows; anything else is transient
+                logger.exception("unexpected error calling the endpoint")
+                verdicts = [UnexpectedError(f"unexpected {type(exc).__name__} from the endpoint")] * len(prepared)
             decisions.update(zip(prepared, verdicts, strict=True))
         return decisions
+
+    # -- settling results ---------------------------------------------------------------------------
+    def _notify_once(self, item: Mapping[str, Any]) -> None:
+        state = self.store.claim_notification(item["result_id"], item["status"], self._notify_lease_s)
+        if state == BUSY:
+            raise TransientError("another delivery is sending this notification")
+        if state != CLAIMED:
+            return
+        try:
+            self.notifier.publish(dict(item))
+        except Exception as exc:
+            self.store.release_notification(item["result_id"], item["status"])
+            raise TransientError(f"publishing the notification failed: {type(exc).__name__}") from exc
+        self.store.mark_notified(item["result_id"], item["status"])
 
     def finalize(
         self, ref: ObjectRef, decision: Verdict | RejectedObjectError, source: str = "s3", owner: str | None = None
     ) -> Outcome:
-        """Store the final result and notify, unless an equal or newer one is already stored.
+        """Store the final result, unless an equal or newer one is, and make sure it was notified.
 
         ``owner`` defaults to the scope the object key gives (``owner_of``).
         """
@@ -154,21 +216,64 @@ class ClassificationPipeline:
             error = decision.rejection if isinstance(decision, Verdict) else decision
             model_version = decision.model.get("version") if isinstance(decision, Verdict) else None
             item = result_item(
-                ref,
-                REJECTED,
-                owner,
-                source,
-                reason=getattr(error, "reason", "rejected"),
-                model_version=model_version,
+                ref, REJECTED, owner, source, reason=getattr(error, "reason", "rejected"), model_version=model_version
             )
-        if not self.store.put_final(item):
-            logger.info("duplicate or older event ignored", extra={"result_id": ref.result_id})
-            return Outcome(ref.result_id, "duplicate")
-        self._notifier.publish(item)
-        return Outcome(ref.result_id, item["status"], item.get("label"))
+        if self.store.put_final(item):
+            self._notify_once(item)
+            return Outcome(ref.result_id, item["status"], item.get("label"), item.get("reason"))
+        stored = self.store.get_or_none(ref.result_id)
+        if stored is not None and stored["status"] != FAILED:
+            self._notify_once(stored)  # a delivery that stored it may have died before notifying
+        logger.info("duplicate or older event", extra={"result_id": ref.result_id})
+        return Outcome(ref.result_id, "duplicate")
 
-    def record_failure(self, ref: ObjectRef, error: Exception) -> None:
-        """Last attempt failed: record `failed` (the message then goes to the dead-letter queue)."""
-        item = result_item(ref, FAILED, self.owner_of(ref), reason=type(error).__name__)
-        if self.store.put_failed(item):
-            self._notifier.publish(item)
+    def record_failure(self, ref: ObjectRef, reason: str) -> Outcome:
+        """The last attempt failed: record `failed` unless a result exists, and make sure whatever is
+        stored was notified (the message goes to the dead-letter queue)."""
+        item = result_item(ref, FAILED, self.owner_of(ref), reason=reason)
+        if not self.store.put_failed(item):
+            item = self.store.get_or_none(ref.result_id) or item
+        self._notify_once(item)
+        return Outcome(ref.result_id, item["status"] if item["status"] == FAILED else "duplicate", reason=reason)
+
+    def settle(self, ref: ObjectRef, decision: Decision, receive_count: int, deadline: Deadline) -> Outcome:
+        """One object's outcome from its decision; never raises."""
+        try:
+            if isinstance(decision, TransientError):
+                raise decision
+            if deadline.remaining_s() < SETTLE_S:
+                raise DeadlineError("too little time left to store the result")
+            return self.finalize(ref, decision)
+        except Exception as exc:
+            error = exc if isinstance(exc, TransientError) else UnexpectedError(type(exc).__name__)
+            if not isinstance(exc, TransientError):
+                logger.exception("unexpected error settling an object", extra={"result_id": ref.result_id})
+            if receive_count < self._max_receive_count:
+                return Outcome(ref.result_id, "retry", reason=type(error).__name__)
+            try:
+                return self.record_failure(ref, type(error).__name__)
+            except Exception:
+                logger.exception("could not record the failure; the dead-letter function will")
+                return Outcome(ref.result_id, FAILED, reason=type(error).__name__)
+
+    def process(
+        self, deliveries: Sequence[tuple[ObjectRef, int]], deadline: Deadline | None = None
+    ) -> dict[str, Outcome]:
+        """One outcome per object version of an invocation: ``(ref, receive count)`` pairs in."""
+        deadline = deadline or NoDeadline()
+        counts: dict[str, int] = {}
+        refs: dict[str, ObjectRef] = {}
+        for ref, count in deliveries:
+            counts[ref.result_id] = max(count, counts.get(ref.result_id, 0))
+            refs[ref.result_id] = ref
+        decisions = self.decide(list(refs.values()), deadline)
+        return {rid: self.settle(refs[rid], decisions[rid], counts[rid], deadline) for rid in refs}
+
+    def classify_one(self, image: bytes, deadline: Deadline | None = None) -> Verdict:
+        """The API's single image: the same validation, downsizing and endpoint as the batch path."""
+        (verdict,) = self.endpoint.classify([self.prepare(image)], deadline)
+        if isinstance(verdict, TransientError):
+            raise verdict
+        if verdict.rejection is not None:
+            raise verdict.rejection
+        return verdict

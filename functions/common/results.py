@@ -28,14 +28,18 @@ CLASSIFIED: Final = "classified"
 REJECTED: Final = "rejected"
 FAILED: Final = "failed"
 STATUSES: Final = (CLASSIFIED, REJECTED, FAILED)
-# Listing filter -> (index, its partition key attribute); None is "all of the scope's results".
-INDEXES: Final[dict[str | None, tuple[str, str]]] = {
-    None: ("ByOwner", "owner"),
-    "status": ("ByOwnerStatus", "owner_status"),
-    "label": ("ByOwnerLabel", "owner_label"),
-    "day": ("ByOwnerDay", "owner_day"),
-    "object_ref": ("ByOwnerObject", "owner_object"),
+# Listing filter -> (index, its partition key, its sort key); None is "all of the scope's results".
+# An object's versions sort by S3 sequencer (the order S3 wrote them), everything else by time.
+INDEXES: Final[dict[str | None, tuple[str, str, str]]] = {
+    None: ("ByOwner", "owner", "created_at"),
+    "status": ("ByOwnerStatus", "owner_status", "created_at"),
+    "label": ("ByOwnerLabel", "owner_label", "created_at"),
+    "day": ("ByOwnerDay", "owner_day", "created_at"),
+    "object_ref": ("ByOwnerObject", "owner_object", "sequencer"),
 }
+CLAIMED: Final = "claimed"
+NOTIFIED: Final = "notified"
+BUSY: Final = "busy"
 DONE: Final = "done"
 Positions = dict[str, Any]
 
@@ -58,7 +62,7 @@ def scoped_attributes(item: Mapping[str, Any]) -> dict[str, str]:
     owner = item["owner"]
     return {
         index_key: f"{owner}#{item[attribute]}"
-        for attribute, (_, index_key) in INDEXES.items()
+        for attribute, (_, index_key, _) in INDEXES.items()
         if attribute is not None and item.get(attribute) is not None
     }
 
@@ -88,13 +92,12 @@ class ResultsStore:
         return True
 
     def put_failed(self, item: dict[str, Any]) -> bool:
-        """Record that an object went to the dead-letter queue, unless a final result exists."""
+        """Record that an object went to the dead-letter queue, unless any result exists (a final one,
+        or the `failed` already recorded and perhaps notified)."""
         try:
             self._table.put_item(
                 Item=self._stored({**item, "status": FAILED}),
-                ConditionExpression="attribute_not_exists(pk) OR #s = :failed",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":failed": FAILED},
+                ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -103,15 +106,67 @@ class ResultsStore:
         return True
 
     def get(self, result_id: str) -> dict[str, Any]:
-        item = self._table.get_item(Key={"pk": result_id}).get("Item")
+        item = self.get_or_none(result_id)
         if item is None:
             raise NotFoundError("no such result")
-        return _from_dynamo(item)
+        return item
+
+    def get_or_none(self, result_id: str) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"pk": result_id}, ConsistentRead=True).get("Item")
+        return None if item is None else _from_dynamo(item)
+
+    # -- notifications: exactly one per stored status, from the reader's point of view ------------------
+    # The result is stored first, then its notification is claimed (a short lease), published and
+    # marked. A delivery that finds the result already stored but not marked publishes it then, so a
+    # failed publish is retried instead of lost; a live lease makes a concurrent delivery wait.
+    def claim_notification(self, result_id: str, status: str, lease_s: int) -> str:
+        now = int(time.time())
+        try:
+            self._table.update_item(
+                Key={"pk": result_id},
+                UpdateExpression="SET notify_lease = :until",
+                ConditionExpression=(
+                    "#s = :status AND attribute_not_exists(notified_at) "
+                    "AND (attribute_not_exists(notify_lease) OR notify_lease < :now)"
+                ),
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":status": status, ":now": now, ":until": now + lease_s},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            current = self.get_or_none(result_id) or {}
+            if current.get("status") != status or "notified_at" in current:
+                return NOTIFIED
+            return BUSY
+        return CLAIMED
+
+    def mark_notified(self, result_id: str, status: str) -> None:
+        self._table.update_item(
+            Key={"pk": result_id},
+            UpdateExpression="SET notified_at = :t REMOVE notify_lease",
+            ConditionExpression="#s = :status",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":status": status, ":t": now_iso()},
+        )
+
+    def release_notification(self, result_id: str, status: str) -> None:
+        try:
+            self._table.update_item(
+                Key={"pk": result_id},
+                UpdateExpression="REMOVE notify_lease",
+                ConditionExpression="#s = :status",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":status": status},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def _query_scope(
         self, scope: str, attribute: str | None, value: str | None, limit: int, position: Any
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        index, partition_attribute = INDEXES[attribute]
+        index, partition_attribute, sort_attribute = INDEXES[attribute]
         partition = scope if attribute is None else f"{scope}#{value}"
         kwargs: dict[str, Any] = {
             "IndexName": index,
@@ -122,8 +177,8 @@ class ResultsStore:
             "Limit": limit,
         }
         if position:
-            result_id, created_at = position
-            kwargs["ExclusiveStartKey"] = {"pk": result_id, partition_attribute: partition, "created_at": created_at}
+            result_id, sort_value = position
+            kwargs["ExclusiveStartKey"] = {"pk": result_id, partition_attribute: partition, sort_attribute: sort_value}
         page = self._table.query(**kwargs)
         return [_from_dynamo(i) for i in page.get("Items", [])], page.get("LastEvaluatedKey")
 
@@ -141,6 +196,7 @@ class ResultsStore:
         """
         if attribute not in INDEXES:
             raise ValueError(f"cannot list results by {attribute!r}")
+        sort_attribute = INDEXES[attribute][2]
         limit = max(1, min(limit, 100))
         positions = positions or {}
         pages = {
@@ -150,7 +206,7 @@ class ResultsStore:
         }
         merged = sorted(
             ((item, scope) for scope, (items, _) in pages.items() for item in items),
-            key=lambda pair: str(pair[0]["created_at"]),
+            key=lambda pair: str(pair[0][sort_attribute]),
             reverse=True,
         )[:limit]
         taken = {scope: sum(1 for _, s in merged if s == scope) for scope in pages}
@@ -162,11 +218,10 @@ class ResultsStore:
             items, last_key = pages[scope]
             count = taken[scope]
             if count < len(items):
-                after[scope] = (
-                    [items[count - 1]["pk"], items[count - 1]["created_at"]] if count else positions.get(scope)
-                )
+                last = items[count - 1] if count else None
+                after[scope] = [last["pk"], last[sort_attribute]] if last else positions.get(scope)
             elif last_key is not None:
-                after[scope] = [last_key["pk"], last_key["created_at"]]
+                after[scope] = [last_key["pk"], last_key[sort_attribute]]
             else:
                 after[scope] = DONE
         more = any(p != DONE for p in after.values())

@@ -43,7 +43,7 @@ def main(spec_path: Path, out_path: Path) -> None:
         if any(key in request.url for key in spec["timeout_keys"]):
             raise ReadTimeoutError(endpoint_url=request.url)
 
-    batch.pipeline._s3.meta.events.register("before-send.s3.GetObject", read_timeout)
+    batch.pipeline.objects._s3.meta.events.register("before-send.s3.GetObject", read_timeout)  # type: ignore[attr-defined]
     answers: dict[str, Any] = {"batch": batch.lambda_handler(spec["batch_event"], LambdaContext("batch"))}  # type: ignore[arg-type]
     answers["api"] = [api.lambda_handler(event, LambdaContext("api")) for event in spec["api_events"]]  # type: ignore[arg-type]
     out_path.write_text(json.dumps({"documents": emitter.documents, "answers": answers}))

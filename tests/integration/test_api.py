@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import urllib3
 
+from local_stack.faults import FaultSwitch
 from local_stack.stack import LocalStack
 from tests import images
 from tests.integration.conftest import Helpers
@@ -113,3 +114,28 @@ def test_cors_preflight_needs_no_token(stack: LocalStack) -> None:
     request = urllib.request.Request(f"{stack.api_url}/classify", method="OPTIONS")
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.headers["Access-Control-Allow-Origin"] == stack.template.parameter("AllowedOrigin")
+
+
+def test_an_endpoint_outage_is_a_503_with_retry_after(stack: LocalStack, faults: FaultSwitch) -> None:
+    faults.status = 503
+    try:
+        request = urllib.request.Request(
+            f"{stack.api_url}/classify",
+            data=SAMPLE.read_bytes(),
+            method="POST",
+            headers={"Content-Type": "image/png", "Authorization": stack.id_token()},
+        )
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(request, timeout=60)
+    finally:
+        faults.status = None
+    assert raised.value.code == 503
+    assert int(raised.value.headers["Retry-After"]) > 0
+
+
+def test_the_current_version_of_an_object_is_marked(stack: LocalStack, aws: Helpers) -> None:
+    _, upload = call(stack, "POST", "/uploads", json.dumps({"content_type": "image/png"}).encode())
+    assert post_form(upload, images.png(300, seed=8)) in (200, 201, 204)
+    aws.wait_for([upload["key"]])
+    _, listing = call(stack, "GET", f"/results?key={upload['key']}")
+    assert [i.get("current") for i in listing["items"]] == [True]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from local_stack.faults import FaultSwitch
+from local_stack.redrive import queue_url, redrive
 from local_stack.stack import LocalStack
 from tests import images
 from tests.integration.conftest import Helpers
@@ -108,30 +109,39 @@ def test_one_corrupt_message_in_a_batch_of_ten_fails_alone(aws: Helpers) -> None
             }
         )
     records.insert(6, {**records[0], "messageId": "corrupt", "body": "{not json"})
+    records.insert(2, {**records[0], "messageId": "empty-list", "body": "[]"})
     response = aws.stack.batch.invoke({"Records": records})
-    assert response == {"batchItemFailures": [{"itemIdentifier": "corrupt"}]}
+    assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == ["corrupt", "empty-list"]
     statuses = sorted(n["status"] for n in aws.notifications())
     assert statuses == ["classified"] * 8 + ["rejected"]
 
 
-def test_endpoint_failures_are_retried_then_dead_lettered_as_failed(aws: Helpers, faults: FaultSwitch) -> None:
-    dlq = aws.stack.template.ref("DeadLetterQueue")
+def test_endpoint_failures_are_retried_then_dead_lettered_parked_and_redriven(
+    aws: Helpers, faults: FaultSwitch
+) -> None:
+    parked = queue_url(aws.sqs, aws.stack.template.get_att("ParkedQueue", "Arn"))
     faults.status = 503
     try:
         key = aws.upload(_key(aws, "unlucky.png"), images.png(128, seed=5))
         failed = aws.wait_for([key], statuses=("failed",), timeout=60)
+        assert failed[key]["status"] == "failed"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _visible(aws, parked):
+            time.sleep(0.3)
     finally:
         faults.status = None
-    assert failed[key]["status"] == "failed"
-    deadline = time.monotonic() + 20
-    messages: list[dict] = []  # type: ignore[type-arg]
-    while not messages and time.monotonic() < deadline:
-        messages = aws.sqs.receive_message(QueueUrl=dlq, AttributeNames=["All"], WaitTimeSeconds=1).get("Messages", [])
-    assert len(messages) == 1
-    assert int(messages[0]["Attributes"]["ApproximateReceiveCount"]) >= 5
+    assert _visible(aws, parked) == 1
     assert faults.failed_calls >= 5
-    assert [n["status"] for n in aws.notifications()] == ["failed"]
-    aws.sqs.delete_message(QueueUrl=dlq, ReceiptHandle=messages[0]["ReceiptHandle"])
+    assert [n["status"] for n in aws.notifications()] == ["failed"]  # once, though two functions saw it fail
+    assert redrive(aws.sqs, parked, aws.stack.template.ref("IngestQueue")) == 1
+    assert aws.wait_for([key], statuses=("classified",), timeout=60)[key]["status"] == "classified"
+    assert [n["status"] for n in aws.notifications()] == ["classified"]
+    assert len(aws.results_for(key)) == 1
+
+
+def _visible(aws: Helpers, queue: str) -> int:
+    attributes = aws.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
 def test_sagemaker_control_plane_has_the_endpoint(stack: LocalStack) -> None:

@@ -18,10 +18,7 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-inference-pytorc
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def aws(aws_credentials: None):  # type: ignore[no-untyped-def]
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="models")

@@ -9,7 +9,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from functions.common.endpoint import MAX_BODY_BYTES, EndpointClient, chunk_by_size
-from functions.common.errors import EndpointUnavailableError, ImageRejectedError
+from functions.common.errors import DeadlineError, EndpointContractError, EndpointUnavailableError
 
 
 def test_chunks_stay_under_the_body_limit() -> None:
@@ -56,24 +56,86 @@ def test_batch_answers_map_back_to_images_including_per_instance_errors(runtime)
     assert verdicts[1].rejection.reason == "truncated"
 
 
+MODEL = {"name": "m", "version": "1", "task": "binary", "labels": ["covid", "no_findings"]}
+GOOD = {"label": "covid", "probabilities": {"covid": 0.9, "no_findings": 0.1}}
+
+
+def _refused(stub: Stubber, original: int = 400) -> None:
+    stub.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ModelError",
+        http_status_code=424,
+        modeled_fields={"OriginalStatusCode": original},
+    )
+
+
+def _answers(stub: Stubber, *predictions: dict) -> None:  # type: ignore[type-arg]
+    stub.add_response(
+        "invoke_endpoint",
+        {"Body": _body({"model": MODEL, "predictions": list(predictions)}), "ContentType": "application/json"},
+    )
+
+
 @pytest.mark.parametrize(
-    ("code", "status", "extra", "error"),
+    ("code", "status", "extra"),
     [
-        ("ThrottlingException", 400, {}, EndpointUnavailableError),
-        ("ServiceUnavailable", 503, {}, EndpointUnavailableError),
-        ("ModelError", 424, {"OriginalStatusCode": 500}, EndpointUnavailableError),
-        ("ModelError", 424, {"OriginalStatusCode": 400}, ImageRejectedError),
-        ("ValidationError", 400, {}, EndpointUnavailableError),
+        ("ThrottlingException", 400, {}),
+        ("ServiceUnavailable", 503, {}),
+        ("ModelError", 424, {"OriginalStatusCode": 500}),
+        ("ValidationError", 400, {}),
     ],
 )
-def test_errors_are_classified_as_transient_or_rejected(runtime, code, status, extra, error) -> None:  # type: ignore[no-untyped-def]
+def test_service_and_model_failures_are_transient(runtime, code, status, extra) -> None:  # type: ignore[no-untyped-def]
     with Stubber(runtime) as stub:
-        stub.add_client_error(
-            "invoke_endpoint",
-            service_error_code=code,
-            http_status_code=status,
-            response_meta=None,
-            modeled_fields=extra,
-        )
-        with pytest.raises(error):
-            EndpointClient(runtime, "ep").classify([b"a"])
+        stub.add_client_error("invoke_endpoint", service_error_code=code, http_status_code=status, modeled_fields=extra)
+        (verdict,) = EndpointClient(runtime, "ep").classify([b"a"])
+    assert isinstance(verdict, EndpointUnavailableError)
+
+
+def test_a_refused_request_is_split_and_only_the_image_refused_alone_is_rejected(runtime) -> None:  # type: ignore[no-untyped-def]
+    with Stubber(runtime) as stub:
+        _refused(stub)  # the request of three
+        _answers(stub, GOOD)
+        _refused(stub)  # the second image, alone
+        _answers(stub, GOOD)
+        verdicts = EndpointClient(runtime, "ep").classify([b"a", b"b", b"c"])
+    assert [v.label for v in verdicts] == ["covid", None, "covid"]  # type: ignore[union-attr]
+    assert verdicts[1].rejection.reason == "model_rejected"  # type: ignore[union-attr]
+
+
+def test_a_request_refused_for_every_image_is_a_broken_contract_not_a_rejection(runtime) -> None:  # type: ignore[no-untyped-def]
+    with Stubber(runtime) as stub:
+        for _ in range(3):
+            _refused(stub)
+        verdicts = EndpointClient(runtime, "ep").classify([b"a", b"b"])
+    assert all(isinstance(v, EndpointContractError) for v in verdicts)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"predictions": [GOOD]},  # no model
+        {"model": MODEL},  # no predictions
+        {"model": MODEL, "predictions": []},  # too few
+        {"model": MODEL, "predictions": [{"label": "covid"}]},  # no probabilities
+        {"model": MODEL, "predictions": [{"label": "covid", "probabilities": {"covid": "high"}}]},
+        {"model": MODEL, "predictions": ["covid"]},
+        [],
+    ],
+)
+def test_an_answer_of_the_wrong_shape_is_a_broken_contract(runtime, answer) -> None:  # type: ignore[no-untyped-def]
+    with Stubber(runtime) as stub:
+        stub.add_response("invoke_endpoint", {"Body": _body(answer), "ContentType": "application/json"})
+        (verdict,) = EndpointClient(runtime, "ep").classify([b"a"])
+    assert isinstance(verdict, EndpointContractError)
+
+
+class _NoTimeLeft:
+    def remaining_s(self) -> float:
+        return 1.0
+
+
+def test_no_request_is_sent_without_time_for_it(runtime) -> None:  # type: ignore[no-untyped-def]
+    with Stubber(runtime):  # any call would fail: nothing is queued
+        (verdict,) = EndpointClient(runtime, "ep", call_budget_s=30).classify([b"a"], _NoTimeLeft())
+    assert isinstance(verdict, DeadlineError)

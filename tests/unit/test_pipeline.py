@@ -1,21 +1,18 @@
-"""The batch pipeline's logic with moto (S3, DynamoDB, SNS in-process) and a stand-in endpoint."""
+"""The batch pipeline's rules, with in-memory objects, endpoint and notifier, and the real results store
+on in-process moto DynamoDB (its conditional writes are the idempotency under test)."""
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-import boto3
 import pytest
 
+from functions.common.budget import ByteBudget
 from functions.common.endpoint import Verdict
-from functions.common.errors import (
-    EndpointUnavailableError,
-    ImageRejectedError,
-    ObjectMissingError,
-    ObjectTooLargeError,
-)
+from functions.common.errors import EndpointUnavailableError, ObjectMissingError, TransientError
 from functions.common.notify import Notifier
 from functions.common.pipeline import ClassificationPipeline
 from functions.common.results import ResultsStore
@@ -25,111 +22,238 @@ from tests import images
 MODEL = {"name": "m", "version": "v1", "task": "binary", "labels": ["covid", "no_findings"]}
 
 
-class RecordingEndpoint:
-    """Answers covid for every image and records what it was sent."""
+class FakeObjects:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes | Exception] = {}
+        self.fetched: list[str] = []
 
-    def __init__(self, fail: bool = False) -> None:
+    def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
+        self.fetched.append(ref.key)
+        value = self.data.get(ref.key, ObjectMissingError("gone"))
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+class FakeEndpoint:
+    """Answers covid for every image and records the batch sizes it was sent."""
+
+    def __init__(self) -> None:
         self.calls: list[int] = []
-        self.fail = fail
+        self.fail: TransientError | None = None
 
-    def classify(self, batch: Sequence[bytes]) -> list[Verdict]:
+    def classify(self, batch: Sequence[bytes], deadline: Any = None) -> list[Verdict | TransientError]:
         self.calls.append(len(batch))
-        if self.fail:
-            raise EndpointUnavailableError("throttled")
+        if self.fail is not None:
+            return [self.fail] * len(batch)
         return [Verdict("covid", {"covid": 0.8, "no_findings": 0.2}, MODEL) for _ in batch]
 
 
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.fail_next = False
+
+    def publish(self, result: dict[str, Any]) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("SNS unreachable")
+        self.sent.append(result)
+
+
+class Clock:
+    def __init__(self, seconds: float = 60.0) -> None:
+        self.seconds = seconds
+
+    def remaining_s(self) -> float:
+        return self.seconds
+
+
 @pytest.fixture
-def env(results_table: Any) -> dict[str, Any]:
-    s3, sns, sqs = boto3.client("s3"), boto3.client("sns"), boto3.client("sqs")
-    s3.create_bucket(Bucket="uploads-bucket")
-    topic = sns.create_topic(Name="results")["TopicArn"]
-    queue = sqs.create_queue(QueueName="notes")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
-    endpoint = RecordingEndpoint()
-    pipeline = ClassificationPipeline(s3, endpoint, ResultsStore(results_table), Notifier(sns, topic), 1_000_000)  # type: ignore[arg-type]
+def world(results_table: Any) -> dict[str, Any]:
+    objects, endpoint, notifier = FakeObjects(), FakeEndpoint(), FakeNotifier()
+    pipeline = ClassificationPipeline(
+        objects, endpoint, ResultsStore(results_table), notifier, 1_000_000, upload_prefix="uploads/"
+    )
     return {
-        "s3": s3,
-        "sqs": sqs,
-        "queue": queue,
+        "objects": objects,
         "endpoint": endpoint,
+        "notifier": notifier,
         "pipeline": pipeline,
         "table": results_table,
     }
 
 
-def _put(env: dict[str, Any], key: str, data: bytes) -> ObjectRef:
-    etag = env["s3"].put_object(Bucket="uploads-bucket", Key=key, Body=data)["ETag"].strip('"')
-    return ObjectRef("uploads-bucket", key, None, etag, len(data), "0A", "2026-11-26T10:00:00Z")
+def _ref(world: dict[str, Any], key: str, data: bytes | Exception | None, size: int | None = None) -> ObjectRef:
+    if data is not None:
+        world["objects"].data[key] = data
+    length = size if size is not None else (len(data) if isinstance(data, bytes) else 10)
+    return ObjectRef("bucket", key, None, f"etag-{key}", length, "0A", "2026-11-26T10:00:00Z")
 
 
-def _notes(env: dict[str, Any]) -> list[dict[str, Any]]:
-    messages = (
-        env["sqs"]
-        .receive_message(QueueUrl=env["queue"], MaxNumberOfMessages=10, MessageAttributeNames=["All"])
-        .get("Messages", [])
-    )
-    return [json.loads(m["Body"]) for m in messages]
+def _stored(world: dict[str, Any], ref: ObjectRef) -> dict[str, Any]:
+    return world["table"].get_item(Key={"pk": ref.result_id})["Item"]  # type: ignore[no-any-return]
 
 
-def test_good_image_is_classified_stored_and_notified(env: dict[str, Any]) -> None:
-    ref = _put(env, "uploads/a.png", images.png(128))
-    decisions = env["pipeline"].decide([ref])
-    outcome = env["pipeline"].finalize(ref, decisions[ref.result_id])
-    assert outcome.status == "classified"
-    assert env["table"].get_item(Key={"pk": ref.result_id})["Item"]["label"] == "covid"
-    (note,) = _notes(env)
+def test_a_good_image_is_classified_stored_and_notified_once(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/ward3/a.png", images.png(128))
+    (outcome,) = world["pipeline"].process([(ref, 1)]).values()
+    assert (outcome.status, outcome.retry) == ("classified", False)
+    assert _stored(world, ref)["label"] == "covid"
+    (note,) = world["notifier"].sent
     assert note["status"] == "classified"
-    assert "uploads/a.png" not in json.dumps(note)
+    assert "notified_at" in _stored(world, ref)
 
 
 @pytest.mark.parametrize(
     ("data", "reason"),
     [(images.PDF, "not_an_image"), (images.truncated(images.png(256)), "truncated"), (b"", "empty")],
 )
-def test_bad_files_are_rejected_without_calling_the_endpoint(env: dict[str, Any], data: bytes, reason: str) -> None:
-    ref = _put(env, "uploads/bad.png", data)
-    decision = env["pipeline"].decide([ref])[ref.result_id]
-    assert isinstance(decision, ImageRejectedError)
-    assert decision.reason == reason
-    assert env["endpoint"].calls == []
-    assert env["pipeline"].finalize(ref, decision).status == "rejected"
+def test_bad_files_are_rejected_without_calling_the_endpoint(world: dict[str, Any], data: bytes, reason: str) -> None:
+    ref = _ref(world, "uploads/bad.png", data)
+    (outcome,) = world["pipeline"].process([(ref, 1)]).values()
+    assert (outcome.status, outcome.reason) == ("rejected", reason)
+    assert world["endpoint"].calls == []
 
 
-def test_oversize_object_is_rejected_from_the_event_size_alone(env: dict[str, Any]) -> None:
-    ref = ObjectRef("uploads-bucket", "uploads/huge.png", None, "e", 5_000_000, "0A", "")
-    assert isinstance(env["pipeline"].decide([ref])[ref.result_id], ObjectTooLargeError)
+def test_an_oversize_object_is_rejected_from_the_event_size_without_a_get(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/huge.png", None, size=5_000_000)
+    (outcome,) = world["pipeline"].process([(ref, 1)]).values()
+    assert (outcome.status, outcome.reason) == ("rejected", "too_large")
+    assert world["objects"].fetched == []
 
 
-def test_deleted_object_is_rejected_as_missing(env: dict[str, Any]) -> None:
-    ref = ObjectRef("uploads-bucket", "uploads/gone.png", None, "e", 10, "0A", "")
-    assert isinstance(env["pipeline"].decide([ref])[ref.result_id], ObjectMissingError)
+def test_a_deleted_object_is_rejected_as_missing(world: dict[str, Any]) -> None:
+    (outcome,) = world["pipeline"].process([(_ref(world, "uploads/gone.png", None), 1)]).values()
+    assert outcome.reason == "object_missing"
 
 
-def test_one_endpoint_call_for_the_whole_batch_and_duplicates_sent_once(env: dict[str, Any]) -> None:
-    refs = [_put(env, f"uploads/{i}.png", images.png(96, seed=i)) for i in range(5)]
-    env["pipeline"].decide([*refs, refs[0]])
-    assert env["endpoint"].calls == [5]
+def test_one_endpoint_call_for_the_whole_batch_and_duplicates_sent_once(world: dict[str, Any]) -> None:
+    refs = [_ref(world, f"uploads/{i}.png", images.png(96, seed=i)) for i in range(5)]
+    world["pipeline"].process([(r, 1) for r in [*refs, refs[0]]])
+    assert world["endpoint"].calls == [5]
 
 
-def test_a_duplicate_finalize_writes_and_notifies_once(env: dict[str, Any]) -> None:
-    ref = _put(env, "uploads/a.png", images.png(128))
-    decision = env["pipeline"].decide([ref])[ref.result_id]
-    assert env["pipeline"].finalize(ref, decision).status == "classified"
-    assert env["pipeline"].finalize(ref, decision).status == "duplicate"
-    assert len(_notes(env)) == 1
+def test_a_duplicate_delivery_stores_and_notifies_once(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/a.png", images.png(128))
+    world["pipeline"].process([(ref, 1)])
+    (again,) = world["pipeline"].process([(ref, 1)]).values()
+    assert again.status == "duplicate"
+    assert len(world["notifier"].sent) == 1
 
 
-def test_endpoint_outage_is_transient_for_every_image(env: dict[str, Any]) -> None:
-    env["endpoint"].fail = True
-    refs = [_put(env, f"uploads/{i}.png", images.png(96, seed=i)) for i in range(3)]
-    decisions = env["pipeline"].decide(refs)
-    assert all(isinstance(decisions[r.result_id], EndpointUnavailableError) for r in refs)
+def test_a_transient_failure_is_retried_and_stores_nothing(world: dict[str, Any]) -> None:
+    world["endpoint"].fail = EndpointUnavailableError("throttled")
+    ref = _ref(world, "uploads/a.png", images.png(128))
+    (outcome,) = world["pipeline"].process([(ref, 1)]).values()
+    assert (outcome.status, outcome.retry) == ("retry", True)
+    assert "Item" not in world["table"].get_item(Key={"pk": ref.result_id})
 
 
-def test_record_failure_writes_failed_and_notifies(env: dict[str, Any]) -> None:
-    ref = _put(env, "uploads/a.png", images.png(128))
-    env["pipeline"].record_failure(ref, EndpointUnavailableError("x"))
-    assert env["table"].get_item(Key={"pk": ref.result_id})["Item"]["status"] == "failed"
-    assert _notes(env)[0]["status"] == "failed"
+def test_on_the_last_receive_a_transient_failure_is_recorded_failed_and_notified(world: dict[str, Any]) -> None:
+    world["endpoint"].fail = EndpointUnavailableError("throttled")
+    ref = _ref(world, "uploads/a.png", images.png(128))
+    (outcome,) = world["pipeline"].process([(ref, 5)]).values()
+    assert (outcome.status, outcome.retry) == ("failed", True)  # the message goes on to the dead-letter queue
+    assert (_stored(world, ref)["status"], _stored(world, ref)["reason"]) == ("failed", "EndpointUnavailableError")
+    assert [n["status"] for n in world["notifier"].sent] == ["failed"]
+    world["pipeline"].record_failure(ref, "dead_lettered")  # what the dead-letter function does next
+    assert len(world["notifier"].sent) == 1
+
+
+def test_a_redriven_failed_object_ends_classified_and_notified_again_once(world: dict[str, Any]) -> None:
+    world["endpoint"].fail = EndpointUnavailableError("down")
+    ref = _ref(world, "uploads/a.png", images.png(128))
+    world["pipeline"].process([(ref, 5)])
+    world["endpoint"].fail = None
+    (outcome,) = world["pipeline"].process([(ref, 1)]).values()
+    assert outcome.status == "classified"
+    assert [n["status"] for n in world["notifier"].sent] == ["failed", "classified"]
+
+
+def test_an_unexpected_error_of_one_object_leaves_its_neighbours_alone(world: dict[str, Any]) -> None:
+    good = _ref(world, "uploads/good.png", images.png(128))
+    odd = _ref(world, "uploads/odd.png", RuntimeError("nobody saw this coming"))
+    outcomes = world["pipeline"].process([(good, 1), (odd, 1)])
+    assert outcomes[good.result_id].status == "classified"
+    assert (outcomes[odd.result_id].status, outcomes[odd.result_id].reason) == ("retry", "UnexpectedError")
+
+
+def test_a_failed_publish_is_retried_and_the_redelivery_notifies_once(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/a.png", images.png(128))
+    world["notifier"].fail_next = True
+    (first,) = world["pipeline"].process([(ref, 1)]).values()
+    assert first.retry
+    assert _stored(world, ref)["status"] == "classified"  # stored, not yet notified
+    (second,) = world["pipeline"].process([(ref, 2)]).values()
+    assert (second.status, second.retry) == ("duplicate", False)
+    assert len(world["notifier"].sent) == 1
+
+
+def test_a_notification_another_delivery_is_sending_makes_this_one_wait(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/a.png", images.png(128))
+    world["pipeline"].process([(ref, 1)])
+    world["table"].update_item(
+        Key={"pk": ref.result_id},
+        UpdateExpression="SET notify_lease = :far REMOVE notified_at",
+        ExpressionAttributeValues={":far": 2**40},
+    )
+    (outcome,) = world["pipeline"].process([(ref, 2)]).values()
+    assert outcome.retry
+    assert len(world["notifier"].sent) == 1
+
+
+def test_with_too_little_time_left_objects_wait_for_the_next_delivery(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/a.png", images.png(128))
+    (outcome,) = world["pipeline"].process([(ref, 1)], Clock(seconds=1.0)).values()
+    assert (outcome.status, outcome.reason) == ("retry", "DeadlineError")
+    assert world["notifier"].sent == []
+
+
+def test_an_upload_of_a_user_belongs_to_that_user(world: dict[str, Any]) -> None:
+    sub = "7d8e9f00-1111-4a2b-8c3d-4e5f6a7b8c9d"
+    ref = _ref(world, f"uploads/{sub}/{'0' * 32}.png", images.png(128))
+    world["pipeline"].process([(ref, 1)])
+    assert _stored(world, ref)["owner"] == f"user#{sub}"
+
+
+def test_a_notification_carries_no_object_key() -> None:
+    class RecordingSns:
+        def __init__(self) -> None:
+            self.messages: list[str] = []
+
+        def publish(self, **kwargs: Any) -> None:
+            self.messages.append(json.dumps(kwargs))
+
+    sns = RecordingSns()
+    item = {"result_id": "r1", "status": "classified", "label": "covid", "object_ref": "b/uploads/MRN-1.png"}
+    Notifier(sns, "arn:topic").publish({**item, "version_id": "v", "etag": "e", "owner": "shared"})
+    (message,) = sns.messages
+    assert "MRN-1" not in message
+    assert json.loads(json.loads(message)["Message"]) == {"result_id": "r1", "status": "classified", "label": "covid"}
+
+
+def test_concurrent_decodes_stay_within_the_byte_budget(results_table: Any) -> None:
+    budget = ByteBudget(3 * 800 * 800)
+    objects = FakeObjects()
+    pipeline = ClassificationPipeline(
+        objects, FakeEndpoint(), ResultsStore(results_table), FakeNotifier(), 10_000_000, decode_budget=budget
+    )
+    refs = []
+    for i in range(8):
+        objects.data[f"k{i}"] = images.png(800, seed=i)
+        refs.append(ObjectRef("b", f"k{i}", None, f"e{i}", None, "0A", ""))
+    decisions = pipeline.decide(refs)
+    assert all(isinstance(d, Verdict) for d in decisions.values())
+    assert 0 < budget.peak_held <= budget.capacity
+
+
+def test_the_byte_budget_makes_a_large_decode_wait() -> None:
+    budget = ByteBudget(100)
+    with budget.hold(80):
+        waiter = threading.Thread(target=lambda: budget.hold(50).__enter__())
+        waiter.start()
+        waiter.join(timeout=0.2)
+        assert waiter.is_alive()  # 80 + 50 > 100: it waits
+    waiter.join(timeout=2)
+    assert not waiter.is_alive()

@@ -77,6 +77,9 @@ def test_outputs_are_the_documented_ones(template: Template) -> None:
         "UploadPrefix",
         "IngestQueueUrl",
         "DeadLetterQueueUrl",
+        "ParkedQueueArn",
+        "IngestQueueArn",
+        "AlarmTopicArn",
         "ResultsTableName",
         "ResultsTopicArn",
         "ApiUrl",
@@ -151,3 +154,21 @@ def test_cognito_settings_are_parameters_and_only_admins_create_users(template: 
     assert client["IdTokenValidity"] == {"Ref": "TokenValidityHours"}
     groups = {_props(template, g)["GroupName"]["Ref"] for g in template.of_type("AWS::Cognito::UserPoolGroup")}
     assert groups == {"ReadersGroupName", "AdminsGroupName"}
+
+
+def test_every_alarm_notifies_the_alarm_topic(template: Template) -> None:
+    alarms = template.of_type("AWS::CloudWatch::Alarm")
+    assert {"DeadLettersAlarm", "IngestAgeAlarm", "BatchErrorsAlarm", "FailedResultsAlarm", "Endpoint5xxAlarm"} <= set(
+        alarms
+    )
+    for alarm in alarms:
+        assert _props(template, alarm)["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_dead_letters_are_settled_and_parked_for_redrive(template: Template) -> None:
+    event = template.sqs_event("DeadLetterFunction")
+    assert event["Queue"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    redrive = _props(template, "DeadLetterQueue")["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["ParkedQueue", "Arn"]}
+    timeout = template.function_setting("DeadLetterFunction", "Timeout")
+    assert _props(template, "DeadLetterQueue")["VisibilityTimeout"] >= 6 * timeout

@@ -1,0 +1,30 @@
+"""A byte budget for concurrent decodes: large images wait for memory instead of exhausting it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class ByteBudget:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._free = capacity
+        self._changed = threading.Condition()
+        self.peak_held = 0
+
+    @contextmanager
+    def hold(self, amount: int) -> Iterator[None]:
+        """Wait until ``amount`` bytes are free (all of it, if more than the capacity), hold them."""
+        amount = min(amount, self.capacity)
+        with self._changed:
+            self._changed.wait_for(lambda: self._free >= amount)
+            self._free -= amount
+            self.peak_held = max(self.peak_held, self.capacity - self._free)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += amount
+                self._changed.notify_all()

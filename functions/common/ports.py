@@ -1,0 +1,44 @@
+"""The batch path's ports: what the pipeline needs from the world, as small Protocols.
+
+``ClassificationPipeline`` depends only on these; the AWS adapters (``S3Objects``, ``EndpointClient``,
+``ResultsStore``, ``Notifier``) implement them, and unit tests use in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from functions.common.deadline import Deadline
+from functions.common.endpoint import Verdict
+from functions.common.errors import TransientError
+from functions.common.s3_events import ObjectRef
+
+
+class ObjectSource(Protocol):
+    def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
+        """The object's bytes; ObjectMissingError, ObjectTooLargeError or TransientError otherwise."""
+
+
+class Classifier(Protocol):
+    def classify(self, images: Sequence[bytes], deadline: Deadline | None = None) -> list[Verdict | TransientError]:
+        """One verdict per image, in order, or the transient error that kept it from one."""
+
+
+class ResultStore(Protocol):
+    def put_final(self, item: dict[str, Any]) -> bool: ...
+
+    def put_failed(self, item: dict[str, Any]) -> bool: ...
+
+    def get_or_none(self, result_id: str) -> dict[str, Any] | None: ...
+
+    def claim_notification(self, result_id: str, status: str, lease_s: int) -> str:
+        """``claimed``, ``notified`` (already sent) or ``busy`` (another delivery is sending it)."""
+
+    def mark_notified(self, result_id: str, status: str) -> None: ...
+
+    def release_notification(self, result_id: str, status: str) -> None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, result: dict[str, Any]) -> None: ...

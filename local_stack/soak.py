@@ -94,6 +94,7 @@ class SoakReport:
     peak_memory_mb: float = 0.0
     faults: dict[str, int] = field(default_factory=dict)
     crashes: int = 0
+    problems: list[str] = field(default_factory=list)
 
     def table(self) -> str:
         rows = [
@@ -115,7 +116,7 @@ class SoakReport:
             ("peak memory (whole local stack)", f"{self.peak_memory_mb:.0f} MB"),
         ]
         width = max(len(name) for name, _ in rows)
-        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+        return "\n".join([*(f"{name:<{width}}  {value}" for name, value in rows), *self.problems])
 
     @property
     def kept_the_promise(self) -> bool:
@@ -138,7 +139,7 @@ def run_soak(
 ) -> SoakReport:
     plan = FaultPlan.parse(faults, seed)
     report = SoakReport(uploads=uploads)
-    rng = random.Random(seed)  # noqa: S311 - which deliveries to repeat, not secrets
+    rng = random.Random(seed + 1)  # noqa: S311 - which deliveries to repeat (not the corpus's draws)
     started = time.monotonic()
     # A stack name of its own: moto keeps one set of resources per process, shared with any other stack.
     context = StackContext(stack_name=f"xray-soak-{uuid.uuid4().hex[:8]}")
@@ -176,17 +177,21 @@ def run_soak(
         notes = _settle(stack, versions, timeout_s)
         table = stack.resource("dynamodb").Table(stack.template.ref("ResultsTable"))
         stored = {v.result_id: table.get_item(Key={"pk": v.result_id}).get("Item") for v in versions}
-        for item in stored.values():
+        for version in versions:
+            item = stored[version.result_id]
             if item is None or item["status"] not in FINAL:
                 report.missing += 1
+                report.problems.append(f"missing: {version.key} ({version.etag}): {item}")
             else:
                 report.statuses[item["status"]] += 1
         per_result = Counter((n["result_id"], n["status"]) for n in notes)
         report.notifications = len(notes)
         report.duplicate_notifications = sum(count - 1 for count in per_result.values())
-        report.unnotified = sum(
-            1 for rid, item in stored.items() if item is not None and (rid, item["status"]) not in per_result
-        )
+        for rid, item in stored.items():
+            if item is not None and item["status"] in FINAL and (rid, item["status"]) not in per_result:
+                report.unnotified += 1
+                report.problems.append(f"not notified: {item.get('object_ref')} {item}")
+        report.problems += [f"notified {count}x: {key}" for key, count in per_result.items() if count > 1]
         report.parked = _visible(stack, stack.template.get_att("ParkedQueue", "QueueName"))
         report.faults = dict(plan.injected)
         report.crashes = sum(p.crashes for p in stack.pollers)

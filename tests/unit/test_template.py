@@ -170,5 +170,8 @@ def test_dead_letters_are_settled_and_parked_for_redrive(template: Template) -> 
     assert event["Queue"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     redrive = _props(template, "DeadLetterQueue")["RedrivePolicy"]
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["ParkedQueue", "Arn"]}
+    # Receive counts carry over into the dead-letter queue: its limit must leave the function tries.
+    ingest_limit = _props(template, "IngestQueue")["RedrivePolicy"]["maxReceiveCount"]
+    assert redrive["maxReceiveCount"] >= ingest_limit + 3
     timeout = template.function_setting("DeadLetterFunction", "Timeout")
     assert _props(template, "DeadLetterQueue")["VisibilityTimeout"] >= 6 * timeout

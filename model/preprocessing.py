@@ -124,15 +124,60 @@ def open_checked(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> Image.Image:
     return image
 
 
-def _to_gray(image: Image.Image) -> Image.Image:
+def png_significant_bits(data: bytes) -> int | None:
+    """The gray significant bits of a PNG's ``sBIT`` chunk, if it has one (Pillow does not read it)."""
+    if not data.startswith(PNG_MAGIC):
+        return None
+    position = len(PNG_MAGIC)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        tag = data[position + 4 : position + 8]
+        if tag == b"sBIT":
+            return data[position + 8] if length >= 1 and position + 8 < len(data) else None
+        if tag in (b"IDAT", b"IEND"):
+            return None
+        position += 12 + length
+    return None
+
+
+def wide_full_scale(image: Image.Image, significant_bits: int | None) -> int:
+    """The sample value that is white in a 16-bit (or 32-bit integer) gray image.
+
+    With the bits actually stored known (PNG ``sBIT``, DICOM BitsStored): ``2**bits - 1`` when the
+    samples are stored as they are, which many exporters do, or 65535 when they were scaled up to 16
+    bits as the PNG standard asks (then some exceed ``2**bits - 1``). Unknown: the image's own range,
+    to the next whole bit depth, so a 12-bit detector's 0..4095 stored in 16 bits is not nearly black.
+    Never 65535 blindly.
+    """
+    extrema = image.getextrema()
+    high = int(extrema[1]) if isinstance(extrema, tuple) and not isinstance(extrema[1], tuple) else 65535
+    if significant_bits:
+        stored = (1 << significant_bits) - 1
+        return stored if high <= stored else 65535
+    return (1 << max(8, high.bit_length())) - 1
+
+
+def _wide_to_gray(image: Image.Image, significant_bits: int | None) -> Image.Image:
+    """16-bit (or 32-bit integer) gray to 8-bit, a band of rows at a time: no full-size 32-bit copy.
+
+    Pillow's own convert("L") clips at 255, which would make such an image white.
+    """
+    scale = wide_full_scale(image, significant_bits)
+    width, height = image.size
+    out = np.empty((height, width), np.uint8)
+    for top in range(0, height, _ROWS):
+        band = np.asarray(image.crop((0, top, width, min(height, top + _ROWS))), dtype=np.int64)
+        out[top : top + band.shape[0]] = ((band.clip(0, scale) * 255 + scale // 2) // scale).astype(np.uint8)
+    return Image.fromarray(out, "L")
+
+
+def _to_gray(image: Image.Image, significant_bits: int | None = None) -> Image.Image:
     """Convert any decoded mode to 8-bit gray without clipping high bit depths."""
     mode = image.mode
     if mode == "L":
         return image
     if mode in _SIXTEEN_BIT_MODES:
-        # Pillow's convert("L") clips 16-bit values at 255 (a white image); scale the full range instead.
-        wide = np.asarray(image, dtype=np.uint32)
-        return Image.fromarray(((wide * 255 + 32767) // 65535).clip(0, 255).astype(np.uint8), "L")
+        return _wide_to_gray(image, significant_bits)
     if mode == "F":
         floats = np.asarray(image, dtype=np.float32)
         return Image.fromarray((floats.clip(0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "L")
@@ -158,7 +203,7 @@ def load_gray(data: bytes, min_size: int) -> Image.Image:
         image.draft("L", (min_size, min_size))
     try:
         image.load()
-        return _to_gray(ImageOps.exif_transpose(image))
+        return _to_gray(ImageOps.exif_transpose(image), png_significant_bits(data))
     except (OSError, SyntaxError, ValueError) as exc:
         raise errors.TruncatedImageError(f"{image.format} data is truncated or corrupt") from exc
     except Image.DecompressionBombError as exc:
@@ -176,16 +221,6 @@ def decode_gray(data: bytes, size: int) -> npt.NDArray[np.uint8]:
 
 
 _ROWS: Final = 256
-
-
-def _sixteen_to_gray(image: Image.Image) -> Image.Image:
-    """16-bit gray to 8-bit, a band of rows at a time: no full-size 32-bit copy."""
-    width, height = image.size
-    out = np.empty((height, width), np.uint8)
-    for top in range(0, height, _ROWS):
-        band = np.asarray(image.crop((0, top, width, min(height, top + _ROWS))), dtype=np.uint32)
-        out[top : top + band.shape[0]] = (band * 255 + 32767) // 65535
-    return Image.fromarray(out, "L")
 
 
 def _palette_to_gray(image: Image.Image) -> Image.Image:
@@ -218,15 +253,15 @@ _EXIF_TRANSPOSE: Final = {
 }
 
 
-def _reduced_gray(image: Image.Image, max_side: int) -> Image.Image:
+def _reduced_gray(image: Image.Image, max_side: int, significant_bits: int | None = None) -> Image.Image:
     """Decode and shrink to gray within the memory of the decoded pixels themselves.
 
     Every mode is reduced by whole factors (a box average, Pillow's ``reduce``) in its own mode right
     after decoding, before the conversion to gray, so no full-size RGBA or 32-bit copy is made.
     """
     factor = max(1, max(image.size) // (2 * max_side))
-    if image.mode.startswith("I;16"):
-        image = _sixteen_to_gray(image)
+    if image.mode in _SIXTEEN_BIT_MODES:
+        image = _wide_to_gray(image, significant_bits)
     elif image.mode == "P":
         image = _palette_to_gray(image)
     if factor > 1:
@@ -263,7 +298,7 @@ def downsize_png(data: bytes, max_side: int = 512, max_bytes: int = MAX_IMAGE_BY
     try:
         orientation = image.getexif().get(0x0112)
         image.load()
-        gray = _upright(_reduced_gray(image, max_side), orientation)
+        gray = _upright(_reduced_gray(image, max_side, png_significant_bits(data)), orientation)
     except (OSError, SyntaxError, ValueError) as exc:
         raise errors.TruncatedImageError(f"{image.format} data is truncated or corrupt") from exc
     except Image.DecompressionBombError as exc:

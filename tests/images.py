@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,19 @@ def jpeg(size: int = 96, mode: str = "L", seed: int = 0, **kwargs: object) -> by
 def png16(size: int = 96) -> bytes:
     wide = gradient(size).astype(np.uint16) * 257
     return encode(Image.fromarray(wide), "PNG")
+
+
+def png12_in_16(size: int = 96, significant_bits: int | None = None, scaled: bool = False) -> bytes:
+    """A 12-bit detector image in a 16-bit PNG: raw 0..4095 values (as many exporters store them),
+    or scaled to 0..65535 as the PNG standard asks; optionally with an ``sBIT`` chunk."""
+    twelve = (gradient(size).astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    data = encode(Image.fromarray(twelve * 16 + twelve // 256 if scaled else twelve), "PNG")
+    if significant_bits is None:
+        return data
+    body = b"sBIT" + bytes([significant_bits])
+    chunk = struct.pack(">I", 1) + body + struct.pack(">I", zlib.crc32(body))
+    end_of_header = 8 + 25  # signature + IHDR (length, tag, 13 bytes, CRC)
+    return data[:end_of_header] + chunk + data[end_of_header:]
 
 
 def palette_png(size: int = 96) -> bytes:

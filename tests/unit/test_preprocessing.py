@@ -5,7 +5,15 @@ import pytest
 from PIL import Image
 
 from model import errors
-from model.preprocessing import PRESETS, decode_gray, get_preset, sniff_format, to_batch
+from model.preprocessing import (
+    PRESETS,
+    decode_gray,
+    downsize_png,
+    get_preset,
+    png_significant_bits,
+    sniff_format,
+    to_batch,
+)
 from tests import images
 
 
@@ -77,6 +85,27 @@ def test_sixteen_bit_is_scaled_not_clipped() -> None:
     decoded = decode_gray(images.png16(), 64)
     assert decoded.max() < 255 or decoded.mean() < 200
     assert 80 < decoded.mean() < 175
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        images.png12_in_16(),
+        images.png12_in_16(significant_bits=12),
+        images.png12_in_16(significant_bits=12, scaled=True),
+    ],
+    ids=["12-bit raw, no sBIT", "12-bit raw, sBIT 12", "12-bit scaled to 16, sBIT 12"],
+)
+def test_a_12_bit_image_in_16_bits_is_scaled_by_its_bits_not_by_65535(data: bytes) -> None:
+    reference = decode_gray(images.png(96), 64).astype(int)
+    for decoded in (decode_gray(data, 64), decode_gray(downsize_png(data), 64)):
+        assert abs(decoded.mean() - reference.mean()) < 3  # it was 7.9 of 255: nearly black
+
+
+def test_the_png_significant_bits_are_read() -> None:
+    assert png_significant_bits(images.png12_in_16(significant_bits=12)) == 12
+    assert png_significant_bits(images.png12_in_16()) is None
+    assert png_significant_bits(images.jpeg(64)) is None
 
 
 def test_exif_orientation_is_applied() -> None:

@@ -12,7 +12,14 @@
      │         ├── TruncatedImageError          reason "truncated"
      │         ├── DecompressionBombError       reason "decompression_bomb"
      │         ├── ImageTooSmallError           reason "too_small"
-     │         └── ImageTooLargeError           reason "too_large"
+     │         ├── ImageTooLargeError           reason "too_large"
+     │         └── DicomRefusedError            a DICOM that is not a single-frame CR/DX frontal chest image
+     │              ├── UnsupportedTransferSyntaxError  reason "unsupported_transfer_syntax"
+     │              ├── MultiFrameError                 reason "multi_frame"
+     │              ├── UnsupportedPhotometricError     reason "unsupported_photometric"
+     │              ├── UnsupportedModalityError        reason "unsupported_modality"
+     │              ├── NotFrontalError                 reason "not_frontal"
+     │              └── NotChestError                   reason "not_chest"
      └── ModelUnavailableError          (5xx: deployment problem)
           ├── ArtifactNotFoundError
           └── PretrainedWeightsUnavailableError
@@ -75,6 +82,34 @@ class ImageTooSmallError(InvalidImageError):
 
 class ImageTooLargeError(InvalidImageError):
     reason: ClassVar[str] = "too_large"
+
+
+class DicomRefusedError(InvalidImageError):
+    reason: ClassVar[str] = "dicom_refused"
+
+
+class UnsupportedTransferSyntaxError(DicomRefusedError):
+    reason: ClassVar[str] = "unsupported_transfer_syntax"
+
+
+class MultiFrameError(DicomRefusedError):
+    reason: ClassVar[str] = "multi_frame"
+
+
+class UnsupportedPhotometricError(DicomRefusedError):
+    reason: ClassVar[str] = "unsupported_photometric"
+
+
+class UnsupportedModalityError(DicomRefusedError):
+    reason: ClassVar[str] = "unsupported_modality"
+
+
+class NotFrontalError(DicomRefusedError):
+    reason: ClassVar[str] = "not_frontal"
+
+
+class NotChestError(DicomRefusedError):
+    reason: ClassVar[str] = "not_chest"
 
 
 class ModelUnavailableError(XrayModelError):

@@ -5,7 +5,7 @@ SageMaker PyTorch container, a Neo-compiled GPU endpoint and the local endpoint 
 all run this file. ``handle_invocation`` is the whole request path in one call for servers that are
 not the SageMaker toolkit.
 
-Requests: ``image/png``, ``image/jpeg``, ``application/x-image`` (one image, raw bytes) or
+Requests: ``image/png``, ``image/jpeg``, ``application/dicom``, ``application/x-image`` (one image, raw bytes) or
 ``application/json`` ``{"instances": [{"b64": "..."}], "explain": false}``. An explanation (class
 activation map) is asked for with ``"explain": true`` or the custom attribute ``explain=true``.
 """
@@ -26,7 +26,7 @@ from model.runtime import InstanceError, PredictionResult, Predictor
 
 logger = logging.getLogger(__name__)
 
-IMAGE_TYPES: Final = frozenset({"image/png", "image/jpeg", "application/x-image"})
+IMAGE_TYPES: Final = frozenset({"image/png", "image/jpeg", "application/dicom", "application/x-image"})
 JSON_TYPE: Final = "application/json"
 MAX_BODY_BYTES: Final = MAX_IMAGE_BYTES
 MAX_INSTANCES: Final = 64

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from model import errors
+from model import dicom, errors
 
 # A real chest radiograph is at most ~4300 x 4300 px (18.5 Mpx); 64 Mpx leaves room for scans
 # while refusing e.g. a 30000 x 30000 PNG that would need 900 MB just to decode.
@@ -73,14 +73,25 @@ def get_preset(preset_id: str) -> Preset:
 
 
 def sniff_format(data: bytes) -> str:
-    """Return ``"PNG"`` or ``"JPEG"`` from the magic bytes, or raise an ``InvalidImageError``."""
+    """Return ``"PNG"``, ``"JPEG"`` or ``"DICOM"`` from the magic bytes, or raise an ``InvalidImageError``."""
     if not data:
         raise errors.EmptyImageError("empty body: no image bytes")
     if data.startswith(PNG_MAGIC):
         return "PNG"
     if data.startswith(JPEG_MAGIC):
         return "JPEG"
-    raise errors.NotAnImageError("not a PNG or JPEG image (checked by content, not by name)")
+    if dicom.is_dicom(data):
+        return "DICOM"
+    raise errors.NotAnImageError("not a PNG, JPEG or DICOM image (checked by content, not by name)")
+
+
+def decode_cost(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> int:
+    """What decoding ``data`` may allocate at its peak, known from its header alone (for a byte budget)."""
+    if sniff_format(data) == "DICOM":
+        if len(data) > max_bytes:
+            raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {max_bytes}")
+        return dicom.decode_cost(data)
+    return 2 * decoded_bytes(open_checked(data, max_bytes))
 
 
 def bytes_per_pixel(mode: str) -> int:
@@ -103,6 +114,8 @@ def open_checked(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> Image.Image:
     if len(data) > max_bytes:
         raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {max_bytes}")
     fmt = sniff_format(data)
+    if fmt == "DICOM":
+        raise errors.UnsupportedImageTypeError("a DICOM file has no Pillow image; decode it with model.dicom")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -197,6 +210,10 @@ def _to_gray(image: Image.Image, significant_bits: int | None = None) -> Image.I
 def load_gray(data: bytes, min_size: int) -> Image.Image:
     """Validate and decode to an upright 8-bit gray image, at least ``min_size`` px on each side
     where the source is (JPEGs are decoded at a reduced scale when that still holds)."""
+    if sniff_format(data) == "DICOM":
+        if len(data) > MAX_IMAGE_BYTES:
+            raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
+        return dicom.dicom_to_gray(data, MAX_PIXELS, MIN_SIDE)[0]
     image = open_checked(data)
     if image.format == "JPEG":
         # DCT-domain downscaling and gray output straight from the decoder: ~5x faster on large JPEGs.
@@ -292,6 +309,11 @@ def downsize_png(data: bytes, max_side: int = 512, max_bytes: int = MAX_IMAGE_BY
     bad input rejected before the endpoint is called. Larger than any preset, so no detail the model
     uses is lost. Peak memory stays near the decoded size (``MAX_DECODED_BYTES`` at most).
     """
+    if sniff_format(data) == "DICOM":
+        if len(data) > max_bytes:
+            raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {max_bytes}")
+        gray = dicom.dicom_to_gray(data, MAX_PIXELS, MIN_SIDE)[0]
+        return _encode_downsized(gray, max_side)
     image = open_checked(data, max_bytes)
     if image.format == "JPEG":
         image.draft("L", (max_side, max_side))
@@ -303,6 +325,10 @@ def downsize_png(data: bytes, max_side: int = 512, max_bytes: int = MAX_IMAGE_BY
         raise errors.TruncatedImageError(f"{image.format} data is truncated or corrupt") from exc
     except Image.DecompressionBombError as exc:
         raise errors.DecompressionBombError("image declares too many pixels") from exc
+    return _encode_downsized(gray, max_side)
+
+
+def _encode_downsized(gray: Image.Image, max_side: int) -> bytes:
     if max(gray.size) > max_side:
         gray.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=3.0)
     buffer = io.BytesIO()

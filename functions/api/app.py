@@ -3,8 +3,8 @@
 Every route acts for the signed-in caller (the Cognito ID token's ``sub``); see
 ``functions.common.ownership`` for who reads what.
 
-POST /classify          raw image body (image/png | image/jpeg), <= SYNC_MAX_IMAGE_BYTES; ?store=true keeps
-                        the result, owned by the caller
+POST /classify          raw image body (image/png | image/jpeg | application/dicom), <= SYNC_MAX_IMAGE_BYTES;
+                        ?store=true keeps the result, owned by the caller
 GET  /results/{id}      one result the caller may read (404 for any other, as for a missing one)
 GET  /results           the caller's results, plus the shared ones for readers and admins, newest first:
                         at most one of ?key= | ?status= | ?label= | ?date=YYYY-MM-DD; &limit=&next_token=
@@ -67,7 +67,7 @@ RETRY_AFTER_S = "5"
 
 
 class UploadRequest(BaseModel):
-    content_type: Literal["image/png", "image/jpeg"] = "image/png"
+    content_type: Literal["image/png", "image/jpeg", "application/dicom"] = "image/png"
 
 
 # -- errors -> HTTP: the one place ------------------------------------------------------------------
@@ -128,7 +128,8 @@ def _body_bytes() -> bytes:
         return event.body.encode("latin-1")
     except UnicodeEncodeError as exc:
         raise BadRequestError(
-            "the body is text, not an image: send the image bytes with Content-Type image/png or image/jpeg"
+            "the body is text, not an image: send the image bytes with Content-Type image/png, image/jpeg "
+            "or application/dicom"
         ) from exc
 
 

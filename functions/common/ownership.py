@@ -27,7 +27,7 @@ SHARED: Final = "shared"
 USER_PREFIX: Final = "user#"
 _SUB = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _UPLOAD_NAME = re.compile(r"^[0-9a-f]{32}\.(png|jpg|dcm)$")
-EXTENSIONS: Final = {"image/png": ".png", "image/jpeg": ".jpg"}
+EXTENSIONS: Final = {"image/png": ".png", "image/jpeg": ".jpg", "application/dicom": ".dcm"}
 
 
 def user_scope(sub: str) -> str:

@@ -41,7 +41,7 @@ from functions.common.ports import Classifier, ObjectSource, Publisher, ResultSt
 from functions.common.results import BUSY, CLAIMED, CLASSIFIED, FAILED, REJECTED, now_iso
 from functions.common.s3_events import ObjectRef, sequencer_key
 from model.errors import InvalidImageError
-from model.preprocessing import MAX_DECODED_BYTES, decoded_bytes, downsize_png, open_checked
+from model.preprocessing import MAX_DECODED_BYTES, decode_cost, downsize_png
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class ClassificationPipeline:
     def prepare(self, data: bytes) -> bytes:
         """Validate and downsize one image within the decode byte budget."""
         try:
-            cost = 2 * decoded_bytes(open_checked(data, self.max_object_bytes))
+            cost = decode_cost(data, self.max_object_bytes)
             with self.decode_budget.hold(cost):
                 return downsize_png(data, self._max_side, self.max_object_bytes)
         except InvalidImageError as exc:

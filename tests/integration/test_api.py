@@ -9,12 +9,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import urllib3
+from PIL import Image
 
 from local_stack.faults import FaultSwitch
 from local_stack.stack import LocalStack
-from tests import images
+from tests import dicoms, images
 from tests.integration.conftest import Helpers
 
 pytestmark = pytest.mark.integration
@@ -139,3 +141,13 @@ def test_the_current_version_of_an_object_is_marked(stack: LocalStack, aws: Help
     aws.wait_for([upload["key"]])
     _, listing = call(stack, "GET", f"/results?key={upload['key']}")
     assert [i.get("current") for i in listing["items"]] == [True]
+
+
+def test_classify_takes_a_dicom(stack: LocalStack) -> None:
+    pixels = np.asarray(Image.open(SAMPLE).convert("L"))
+    status, from_dicom = call(stack, "POST", "/classify", dicoms.dicom(pixels), content_type="application/dicom")
+    _, from_png = call(stack, "POST", "/classify", SAMPLE.read_bytes(), content_type="image/png")
+    assert status == 200
+    assert from_dicom["label"] == from_png["label"]
+    for label, p in from_png["probabilities"].items():
+        assert from_dicom["probabilities"][label] == pytest.approx(p, abs=0.01)

@@ -7,12 +7,14 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from local_stack.faults import FaultSwitch
 from local_stack.redrive import queue_url, redrive
 from local_stack.stack import LocalStack
-from tests import images
+from tests import dicoms, images
 from tests.integration.conftest import Helpers
 
 pytestmark = pytest.mark.integration
@@ -155,3 +157,15 @@ def test_outputs_file_has_the_stack_outputs_and_local_extras(stack: LocalStack, 
     assert set(stack.template.doc["Outputs"]) <= set(outputs)
     assert {"AwsEndpointUrl", "DemoUsername", "DemoPassword"} <= set(outputs)
     assert outputs["UploadBucketName"] == stack.template.ref("UploadBucket")
+
+
+def test_a_dicom_dropped_into_the_bucket_is_classified_and_no_phi_leaves(aws: Helpers) -> None:
+    pixels = np.asarray(Image.open(SAMPLES / "covid-2.png").convert("L"))
+    refused = dicoms.dicom(pixels, ViewPosition="LL")
+    keys = [aws.upload(_key(aws, "study.dcm"), dicoms.dicom(pixels)), aws.upload(_key(aws, "lateral"), refused)]
+    results = aws.wait_for(keys)
+    assert results[keys[0]]["status"] == "classified"
+    assert (results[keys[1]]["status"], results[keys[1]]["reason"]) == ("rejected", "not_frontal")
+    published = json.dumps(aws.notifications()) + json.dumps([dict(r) for r in results.values()], default=str)
+    for value in ("Smith", "MRN-00123456", "19511203", "ACC-98765", "Example Hospital"):
+        assert value not in published

@@ -17,6 +17,9 @@ build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
 	python3.11 -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)" \
 		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:
+	# The python3.11 runtime brings boto3, botocore and s3transfer: 35 MB less of the 250 MB unzipped limit.
+	rm -rf "$(ARTIFACTS_DIR)"/boto3 "$(ARTIFACTS_DIR)"/botocore "$(ARTIFACTS_DIR)"/s3transfer \
+		"$(ARTIFACTS_DIR)"/boto3-* "$(ARTIFACTS_DIR)"/botocore-* "$(ARTIFACTS_DIR)"/s3transfer-*
 
 .PHONY: venv test unit integration lint format typecheck model demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction
 

@@ -56,10 +56,6 @@ class FaultPlan:
             probabilities[name.strip()] = float(value)
         return cls(probabilities, seed)
 
-    @property
-    def active(self) -> bool:
-        return any(p > 0 for p in self.probabilities.values())
-
     def fires(self, name: str) -> bool:
         with self._lock:
             hit = self._random.random() < self.probabilities.get(name, 0.0)

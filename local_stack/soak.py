@@ -192,7 +192,7 @@ def run_soak(
                 report.unnotified += 1
                 report.problems.append(f"not notified: {item.get('object_ref')} {item}")
         report.problems += [f"notified {count}x: {key}" for key, count in per_result.items() if count > 1]
-        report.parked = _visible(stack, stack.template.get_att("ParkedQueue", "QueueName"))
+        report.parked = _in_queue(stack, "ParkedQueue")
         report.faults = dict(plan.injected)
         report.crashes = sum(p.crashes for p in stack.pollers)
     report.wall_s = time.monotonic() - started
@@ -200,9 +200,9 @@ def run_soak(
     return report
 
 
-def _visible(stack: LocalStack, queue_name: str) -> int:
-    sqs = stack.client("sqs")
-    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+def _in_queue(stack: LocalStack, queue: str) -> int:
+    """Messages in a queue of the template (by logical id), visible or in flight."""
+    sqs, url = stack.client("sqs"), stack.template.ref(queue)
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     return sum(int(attributes[n]) for n in names)
@@ -211,7 +211,6 @@ def _visible(stack: LocalStack, queue_name: str) -> int:
 def _settle(stack: LocalStack, versions: list[ObjectRef], timeout_s: float) -> list[dict[str, Any]]:
     """Wait until every version has a notified final result and the queues are quiet; the notifications."""
     table = stack.resource("dynamodb").Table(stack.template.ref("ResultsTable"))
-    queues = [stack.template.get_att(q, "QueueName") for q in ("IngestQueue", "DeadLetterQueue")]
     notes: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
     pending = {v.result_id for v in versions}
@@ -221,7 +220,11 @@ def _settle(stack: LocalStack, versions: list[ObjectRef], timeout_s: float) -> l
             item = table.get_item(Key={"pk": rid}).get("Item")
             if item is not None and item["status"] in FINAL and "notified_at" in item:
                 pending.discard(rid)
-        if not pending and not stack.pollers_busy() and all(_visible(stack, q) == 0 for q in queues):
+        if (
+            not pending
+            and not stack.pollers_busy()
+            and all(_in_queue(stack, q) == 0 for q in ("IngestQueue", "DeadLetterQueue"))
+        ):
             break
         time.sleep(0.5)
     time.sleep(1.0)  # late duplicates, if any, would arrive now

@@ -85,11 +85,20 @@ def sniff_format(data: bytes) -> str:
     raise errors.NotAnImageError("not a PNG, JPEG or DICOM image (checked by content, not by name)")
 
 
+def _check_bytes(data: bytes, max_bytes: int) -> None:
+    if len(data) > max_bytes:
+        raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {max_bytes}")
+
+
+def _dicom_gray(data: bytes, max_bytes: int) -> Image.Image:
+    _check_bytes(data, max_bytes)
+    return dicom.dicom_to_gray(data, MAX_PIXELS, MIN_SIDE)[0]
+
+
 def decode_cost(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> int:
     """What decoding ``data`` may allocate at its peak, known from its header alone (for a byte budget)."""
     if sniff_format(data) == "DICOM":
-        if len(data) > max_bytes:
-            raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {max_bytes}")
+        _check_bytes(data, max_bytes)
         return dicom.decode_cost(data)
     return 2 * decoded_bytes(open_checked(data, max_bytes))
 
@@ -111,8 +120,7 @@ def decoded_bytes(image: Image.Image) -> int:
 
 def open_checked(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> Image.Image:
     """Open ``data`` lazily and check its size from the header, before any pixel is decoded."""
-    if len(data) > max_bytes:
-        raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {max_bytes}")
+    _check_bytes(data, max_bytes)
     fmt = sniff_format(data)
     if fmt == "DICOM":
         raise errors.UnsupportedImageTypeError("a DICOM file has no Pillow image; decode it with model.dicom")
@@ -211,9 +219,7 @@ def load_gray(data: bytes, min_size: int) -> Image.Image:
     """Validate and decode to an upright 8-bit gray image, at least ``min_size`` px on each side
     where the source is (JPEGs are decoded at a reduced scale when that still holds)."""
     if sniff_format(data) == "DICOM":
-        if len(data) > MAX_IMAGE_BYTES:
-            raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
-        return dicom.dicom_to_gray(data, MAX_PIXELS, MIN_SIDE)[0]
+        return _dicom_gray(data, MAX_IMAGE_BYTES)
     image = open_checked(data)
     if image.format == "JPEG":
         # DCT-domain downscaling and gray output straight from the decoder: ~5x faster on large JPEGs.
@@ -310,10 +316,7 @@ def downsize_png(data: bytes, max_side: int = 512, max_bytes: int = MAX_IMAGE_BY
     uses is lost. Peak memory stays near the decoded size (``MAX_DECODED_BYTES`` at most).
     """
     if sniff_format(data) == "DICOM":
-        if len(data) > max_bytes:
-            raise errors.ImageTooLargeError(f"image is {len(data)} bytes; the limit is {max_bytes}")
-        gray = dicom.dicom_to_gray(data, MAX_PIXELS, MIN_SIDE)[0]
-        return _encode_downsized(gray, max_side)
+        return _encode_downsized(_dicom_gray(data, max_bytes), max_side)
     image = open_checked(data, max_bytes)
     if image.format == "JPEG":
         image.draft("L", (max_side, max_side))

@@ -12,22 +12,22 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from functions.common.budget import ByteBudget
 from functions.common.config import Settings
+from functions.common.deadline import CONNECT_S, endpoint_call_budget_s
 from functions.common.endpoint import EndpointClient
 from functions.common.notify import Notifier
-from functions.common.pipeline import DECODE_BUDGET_BYTES, ClassificationPipeline, S3Objects
+from functions.common.pipeline import ClassificationPipeline, S3Objects
 from functions.common.results import ResultsStore
 
 # S3, DynamoDB, SNS, SQS, Secrets Manager: 3 attempts of at most 2 + 5 s (botocore's default is 60 s).
-AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=CONNECT_S, read_timeout=5)
 # Presigned uploads must be SigV4: in some regions botocore would otherwise sign them with SigV2.
 S3_CONFIG = AWS_CONFIG.merge(Config(signature_version="s3v4"))
 
 
 def runtime_config(read_timeout_s: int, attempts: int) -> Config:
     return Config(
-        retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=2, read_timeout=read_timeout_s
+        retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=CONNECT_S, read_timeout=read_timeout_s
     )
 
 
@@ -68,19 +68,17 @@ def classification_pipeline(
 
     The batch path gives the endpoint 2 attempts (the queue retries beyond that); the API 1, then 503.
     """
-    call_budget_s = endpoint_attempts * (2 + settings.endpoint_read_timeout_s) + 2
     return ClassificationPipeline(
         S3Objects(s3()),
         EndpointClient(
             sagemaker_runtime(settings.endpoint_read_timeout_s, endpoint_attempts),
             settings.endpoint_name,
-            call_budget_s,
+            endpoint_call_budget_s(settings.endpoint_read_timeout_s, endpoint_attempts),
         ),
         store or results_store(settings),
         Notifier(sns(), settings.results_topic_arn),
         settings.max_object_bytes,
         upload_prefix=settings.upload_prefix,
         max_receive_count=settings.max_receive_count,
-        decode_budget=ByteBudget(DECODE_BUDGET_BYTES),
         notify_lease_s=settings.notify_lease_s,
     )

@@ -4,8 +4,8 @@ The time budget of the batch function (``Timeout`` 60 s in template.yaml), in on
 
 - S3 reads, DynamoDB and SNS calls: connect 2 s, read 5 s, 3 attempts (``clients.AWS_CONFIG``).
 - Endpoint: connect 2 s, read 15 s (ENDPOINT_READ_TIMEOUT_S), 2 attempts; a request is sent only if
-  ``ENDPOINT_CALL_S`` (both attempts and their back-off) is left, otherwise its images wait for the
-  next delivery as a transient error.
+  ``endpoint_call_budget_s`` (every attempt and the back-off) is left, otherwise its images wait for
+  the next delivery as a transient error.
 - Each object is settled (store, notify) only while ``SETTLE_S`` is left; the rest are retried.
 - The ingest queue's visibility timeout (360 s) is 6x the function timeout, as Lambda asks, so a
   message is never redelivered while a slow invocation still works on it.
@@ -18,8 +18,13 @@ from __future__ import annotations
 
 from typing import Any, Final, Protocol
 
-ENDPOINT_CALL_S: Final = 2 * (2 + 15) + 2
+CONNECT_S: Final = 2
 SETTLE_S: Final = 8.0
+
+
+def endpoint_call_budget_s(read_timeout_s: int, attempts: int) -> float:
+    """The time one endpoint request may take: every attempt to its timeouts, plus the back-off."""
+    return attempts * (CONNECT_S + read_timeout_s) + 2.0
 
 
 class Deadline(Protocol):

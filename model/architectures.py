@@ -5,6 +5,9 @@ its preprocessing preset's normalisation inside the graph, then ends in global a
 single linear layer. That last property makes a class activation map (CAM) a linear function of the
 last convolutional features, so the exported graph can return it from the same forward pass.
 
+The same pooled features feed the out-of-distribution gate (``FeatureGate``): a Mahalanobis distance
+to the nearest training class, part of the exported graph so every backend (Neo included) computes it.
+
 No side effects at import; nothing is downloaded unless ``pretrained="imagenet"`` is asked for.
 """
 
@@ -65,6 +68,31 @@ class _Backbone(nn.Module):
         return self.head(mid), mid
 
 
+class FeatureGate(nn.Module):
+    """Squared Mahalanobis distance of pooled features to the nearest class mean, per feature.
+
+    With a shared covariance ``S`` (fitted by ``training.gate``), ``whiten`` is ``W`` with
+    ``W W^T = S^-1`` and ``centers[k] = mean_k @ W``, so the distance is one matrix product and a
+    minimum. It is divided by the feature count: in-distribution images score about 1. Until it is
+    fitted the gate is the identity around the origin and ``ModelMetadata.gate`` is empty, so nothing
+    is refused.
+    """
+
+    whiten: torch.Tensor
+    centers: torch.Tensor
+
+    def __init__(self, num_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.register_buffer("whiten", torch.eye(num_features))
+        self.register_buffer("centers", torch.zeros(num_classes, num_features))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        z = pooled @ self.whiten
+        distances = ((z.unsqueeze(1) - self.centers.unsqueeze(0)) ** 2).mean(dim=2)
+        score: torch.Tensor = distances.min(dim=1).values
+        return score
+
+
 class XrayNet(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
@@ -82,6 +110,7 @@ class XrayNet(nn.Module):
         self.backbone = backbone
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(num_features, num_classes)
+        self.gate = FeatureGate(num_features, num_classes)
         self.aux_head = aux_head
         self.register_buffer("mean", torch.tensor(preset.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(preset.std).view(1, 3, 1, 1), persistent=False)
@@ -96,6 +125,11 @@ class XrayNet(nn.Module):
         logits: torch.Tensor = self.classifier(self.dropout(feats.mean(dim=(2, 3))))
         return logits
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The globally pooled last features: the classifier's and the gate's input."""
+        feats, _ = self.features(x)
+        return feats.mean(dim=(2, 3))
+
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits plus auxiliary logits (InceptionV3 in training mode only)."""
         feats, mid = self.features(x)
@@ -105,21 +139,31 @@ class XrayNet(nn.Module):
 
 
 class ExportWrapper(nn.Module):
-    """The served graph: ``input0`` -> (``logits`` (N, K), ``cam`` (N, K, h, w)).
+    """The served graph: ``input0`` -> ``logits`` (N, K), ``cam`` (N, K, h, w), ``gate_score`` (N,) and
+    ``turned_gate_score`` (N,).
 
     ``cam[n, k]`` is the classifier weight of class k applied to each spatial position of the last
-    feature map, so ``cam.mean((2, 3)) + bias == logits``.
+    feature map, so ``cam.mean((2, 3)) + bias == logits``. ``gate_score`` is ``FeatureGate``'s
+    distance; ``turned_gate_score`` is the lowest distance of the image turned by 90, 180 or 270
+    degrees. A chest X-ray on its side scores lower turned than as it is, which is how the service
+    tells it (``not_upright``) from an image that is no chest X-ray at all. The four orientations run
+    as one batch.
     """
 
     def __init__(self, net: XrayNet) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats, _ = self.net.features(x)
-        logits = self.net.classifier(feats.mean(dim=(2, 3)))
-        cam = torch.einsum("kc,nchw->nkhw", self.net.classifier.weight, feats)
-        return logits, cam
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = x.shape[0]
+        # torch.rot90 by flips and a transpose: ONNX has no rot90 operator.
+        turned = torch.cat([x, x.flip(3).transpose(2, 3), x.flip(2).flip(3), x.transpose(2, 3).flip(3)])
+        feats, _ = self.net.features(turned)
+        pooled = feats.mean(dim=(2, 3))
+        logits = self.net.classifier(pooled[:n])
+        cam = torch.einsum("kc,nchw->nkhw", self.net.classifier.weight, feats[:n])
+        scores = self.net.gate(pooled).reshape(4, -1)
+        return logits, cam, scores[0], scores[1:].min(dim=0).values
 
 
 def _torchvision_model(arch: ArchSpec, weights: str | None) -> nn.Module:

@@ -16,6 +16,7 @@ from model.architectures import XrayNet, build_model
 from model.metadata import ModelMetadata
 
 _META_KEY = "xray_metadata"
+GATE_PREFIX = "gate."
 
 
 def save_checkpoint(net: XrayNet, meta: ModelMetadata, path: Path, half: bool = False) -> Path:
@@ -23,7 +24,10 @@ def save_checkpoint(net: XrayNet, meta: ModelMetadata, path: Path, half: bool = 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        # The gate's whitening matrix keeps fp32: its distances square any rounding.
+        state = {
+            k: v.half() if v.is_floating_point() and not k.startswith(GATE_PREFIX) else v for k, v in state.items()
+        }
     save_file(state, str(path), metadata={_META_KEY: meta.to_json()})
     return path
 
@@ -39,5 +43,10 @@ def read_checkpoint_metadata(path: Path) -> ModelMetadata:
 def load_checkpoint(path: Path) -> tuple[XrayNet, ModelMetadata]:
     meta = read_checkpoint_metadata(path)
     net = build_model(meta.arch, meta.task, pretrained="none")
-    net.load_state_dict(load_file(str(path)))
+    missing, unexpected = net.load_state_dict(load_file(str(path)), strict=False)
+    # A checkpoint from before the gate existed has no gate tensors: it loads with an unfitted gate.
+    if unexpected or [k for k in missing if not k.startswith(GATE_PREFIX)]:
+        raise ValueError(f"{path} does not match {meta.arch}: missing {missing}, unexpected {unexpected}")
+    if missing and meta.gate:
+        raise ValueError(f"{path} has a gate policy but no gate tensors")
     return net.eval(), meta

@@ -13,13 +13,16 @@
      │         ├── DecompressionBombError       reason "decompression_bomb"
      │         ├── ImageTooSmallError           reason "too_small"
      │         ├── ImageTooLargeError           reason "too_large"
-     │         └── DicomRefusedError            a DICOM that is not a single-frame CR/DX frontal chest image
-     │              ├── UnsupportedTransferSyntaxError  reason "unsupported_transfer_syntax"
-     │              ├── MultiFrameError                 reason "multi_frame"
-     │              ├── UnsupportedPhotometricError     reason "unsupported_photometric"
-     │              ├── UnsupportedModalityError        reason "unsupported_modality"
-     │              ├── NotFrontalError                 reason "not_frontal"
-     │              └── NotChestError                   reason "not_chest"
+     │         ├── DicomRefusedError            a DICOM that is not a single-frame CR/DX frontal chest image
+     │         │    ├── UnsupportedTransferSyntaxError  reason "unsupported_transfer_syntax"
+     │         │    ├── MultiFrameError                 reason "multi_frame"
+     │         │    ├── UnsupportedPhotometricError     reason "unsupported_photometric"
+     │         │    ├── UnsupportedModalityError        reason "unsupported_modality"
+     │         │    ├── NotFrontalError                 reason "not_frontal"
+     │         │    └── NotChestError                   reason "not_chest"
+     │         └── GateRefusedError             the model's out-of-distribution gate; carries ``score``
+     │              ├── NotAChestXrayError              reason "not_a_chest_xray"
+     │              └── NotUprightError                 reason "not_upright" (a turned chest X-ray)
      └── ModelUnavailableError          (5xx: deployment problem)
           ├── ArtifactNotFoundError
           └── PretrainedWeightsUnavailableError
@@ -110,6 +113,25 @@ class NotFrontalError(DicomRefusedError):
 
 class NotChestError(DicomRefusedError):
     reason: ClassVar[str] = "not_chest"
+
+
+class GateRefusedError(InvalidImageError):
+    """Decoded fine, but the gate's score is over its threshold: the model must not answer for it."""
+
+    reason: ClassVar[str] = "gate_refused"
+
+    def __init__(self, message: str, score: float, threshold: float) -> None:
+        super().__init__(message)
+        self.score = score
+        self.threshold = threshold
+
+
+class NotAChestXrayError(GateRefusedError):
+    reason: ClassVar[str] = "not_a_chest_xray"
+
+
+class NotUprightError(GateRefusedError):
+    reason: ClassVar[str] = "not_upright"
 
 
 class ModelUnavailableError(XrayModelError):

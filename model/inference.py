@@ -102,14 +102,9 @@ def run(predictor: Predictor, request: InferenceRequest) -> dict[str, Any]:
 
 
 def error_body(exc: errors.XrayModelError) -> dict[str, Any]:
-    reason = getattr(exc, "reason", type(exc).__name__)
-    return {
-        "error": {
-            "instance": 0 if isinstance(exc, errors.InvalidImageError) else None,
-            "reason": reason,
-            "message": str(exc),
-        }
-    }
+    if isinstance(exc, errors.InvalidImageError):
+        return InstanceError(0, exc).to_dict()
+    return {"error": {"instance": None, "reason": getattr(exc, "reason", type(exc).__name__), "message": str(exc)}}
 
 
 def handle_invocation(

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 METADATA_FILE: Final = "metadata.json"
 INPUT_NAME: Final = "input0"
-OUTPUT_NAMES: Final = ("logits", "cam")
+OUTPUT_NAMES: Final = ("logits", "cam", "gate_score", "turned_gate_score")
 
 
 @dataclass
@@ -24,9 +24,17 @@ class ModelMetadata:
     temperature: float = 1.0
     input_name: str = INPUT_NAME
     output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
+    # The out-of-distribution gate's policy (``training.gate``): threshold, method, how it was fitted.
+    # Empty: the gate was never fitted and refuses nothing.
+    gate: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+
+    @property
+    def gate_threshold(self) -> float | None:
+        threshold = self.gate.get("threshold")
+        return float(threshold) if threshold is not None else None
 
     @property
     def input_shape(self) -> list[int]:

@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -40,11 +40,68 @@ CAM_SIZE: Final = 64
 FloatArray = npt.NDArray[np.float32]
 
 
+class Outputs(NamedTuple):
+    """The served graph's outputs (``model.metadata.OUTPUT_NAMES``), as float32 arrays."""
+
+    logits: FloatArray  # (N, K)
+    cam: FloatArray  # (N, K, h, w)
+    gate_score: FloatArray  # (N,)
+    turned_gate_score: FloatArray  # (N,)
+
+
+class Scored(NamedTuple):
+    """What the predictor makes of ``Outputs``: calibrated probabilities instead of logits."""
+
+    probabilities: FloatArray  # (N, K)
+    cam: FloatArray  # (N, K, h, w)
+    gate_score: FloatArray  # (N,)
+    turned_gate_score: FloatArray  # (N,)
+
+
+def _outputs(values: Sequence[Any]) -> Outputs:
+    if len(values) != len(Outputs._fields):
+        raise errors.ArtifactNotFoundError(
+            f"the model has {len(values)} outputs, not {len(Outputs._fields)}: rebuild it with `make model`"
+        )
+    return Outputs(*(np.asarray(v, np.float32) for v in values))
+
+
+ACCEPTED: Final = 0
+NOT_UPRIGHT: Final = 1
+NOT_A_CHEST_XRAY: Final = 2
+
+
+def gate_decisions(
+    scores: npt.NDArray[np.floating[Any]],
+    turned: npt.NDArray[np.floating[Any]],
+    threshold: float | None,
+    upright_threshold: float | None = None,
+) -> npt.NDArray[np.int8]:
+    """The gate's rule, per image: ACCEPTED, NOT_UPRIGHT or NOT_A_CHEST_XRAY.
+
+    - An image under ``threshold`` whose best turned copy scores lower still, and under ``threshold``,
+      is a chest X-ray on its side or upside down: it is never classified as it is.
+    - An image over ``threshold`` is refused. It is called a turned chest X-ray only if a turned copy
+      scores lower and under ``upright_threshold`` (a typical chest X-ray's score, below
+      ``threshold``): otherwise it is no chest X-ray at all.
+    Without a threshold (a gate never fitted) everything is accepted.
+    """
+    decisions = np.full(len(scores), ACCEPTED, np.int8)
+    if threshold is None:
+        return decisions
+    upright = threshold if upright_threshold is None else upright_threshold
+    over = scores > threshold
+    better_turned = turned < scores
+    decisions[over] = NOT_A_CHEST_XRAY
+    decisions[better_turned & ((~over & (turned <= threshold)) | (over & (turned <= upright)))] = NOT_UPRIGHT
+    return decisions
+
+
 class Backend(Protocol):
     name: str
 
-    def run(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """``(N, 1, S, S)`` -> (logits ``(N, K)``, cam ``(N, K, h, w)``)."""
+    def run(self, batch: FloatArray) -> Outputs:
+        """``(N, 1, S, S)`` -> the graph's outputs."""
         ...
 
 
@@ -60,9 +117,8 @@ class OnnxBackend:
         self._session = ort.InferenceSession(str(path), options, providers=providers)
         self._input = self._session.get_inputs()[0].name
 
-    def run(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
-        logits, cam = self._session.run(None, {self._input: batch})
-        return np.asarray(logits, np.float32), np.asarray(cam, np.float32)
+    def run(self, batch: FloatArray) -> Outputs:
+        return _outputs(self._session.run(None, {self._input: batch}))
 
 
 class TorchScriptBackend:
@@ -80,11 +136,11 @@ class TorchScriptBackend:
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self._module = torch.jit.load(str(path), map_location=self._device).eval()  # type: ignore[no-untyped-call]
 
-    def run(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def run(self, batch: FloatArray) -> Outputs:
         torch = self._torch
         with torch.inference_mode():
-            logits, cam = self._module(torch.from_numpy(batch).to(self._device))
-        return logits.float().cpu().numpy(), cam.float().cpu().numpy()
+            values = self._module(torch.from_numpy(batch).to(self._device))
+        return _outputs([v.float().cpu().numpy() for v in values])
 
 
 def _find_neo_artifact(model_dir: Path) -> Path | None:
@@ -123,14 +179,20 @@ def load_backend(model_dir: Path, prefer: str | None = None) -> Backend:
     raise errors.ArtifactNotFoundError(f"no servable model ({ONNX_FILE}, {TORCHSCRIPT_FILE}) in {model_dir}")
 
 
+def gate_dict(score: float, threshold: float | None) -> dict[str, Any]:
+    """The gate's part of an answer: its score and the threshold over which it refuses."""
+    return {"score": round(float(score), 4), "threshold": None if threshold is None else round(threshold, 4)}
+
+
 @dataclass
 class Prediction:
     label: str
     probabilities: dict[str, float]
+    gate: dict[str, Any]
     explanation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"label": self.label, "probabilities": self.probabilities}
+        out: dict[str, Any] = {"label": self.label, "probabilities": self.probabilities, "gate": self.gate}
         if self.explanation is not None:
             out["explanation"] = {"type": "cam", "format": "png", "b64": self.explanation}
         return out
@@ -143,7 +205,10 @@ class InstanceError:
 
     def to_dict(self) -> dict[str, Any]:
         reason = getattr(self.error, "reason", "invalid_request")
-        return {"error": {"instance": self.index, "reason": reason, "message": str(self.error)}}
+        error: dict[str, Any] = {"instance": self.index, "reason": reason, "message": str(self.error)}
+        if isinstance(self.error, errors.GateRefusedError):
+            error["gate"] = gate_dict(self.error.score, self.error.threshold)
+        return {"error": error}
 
 
 @dataclass
@@ -188,14 +253,34 @@ class Predictor:
         m = self.meta
         return {"name": m.name, "version": m.version, "task": m.task, "labels": list(m.labels)}
 
-    def run_arrays(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Calibrated probabilities and CAMs for a preprocessed batch, in chunks of MAX_BATCH."""
-        probs, cams = [], []
+    def run_arrays(self, batch: FloatArray) -> Scored:
+        """Calibrated probabilities, CAMs and gate scores for a preprocessed batch, in chunks of MAX_BATCH."""
+        parts = []
         for start in range(0, len(batch), MAX_BATCH):
-            logits, cam = self.backend.run(np.ascontiguousarray(batch[start : start + MAX_BATCH]))
-            probs.append(softmax(logits, self.meta.temperature))
-            cams.append(cam)
-        return np.concatenate(probs), np.concatenate(cams)
+            out = self.backend.run(np.ascontiguousarray(batch[start : start + MAX_BATCH]))
+            parts.append(Scored(softmax(out.logits, self.meta.temperature), *out[1:]))
+        return Scored(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+    def gate_decisions(self, scored: Scored) -> npt.NDArray[np.int8]:
+        gate = self.meta.gate
+        return gate_decisions(
+            scored.gate_score, scored.turned_gate_score, self.meta.gate_threshold, gate.get("upright_threshold")
+        )
+
+    def gate_error(self, decision: int, score: float) -> errors.GateRefusedError:
+        threshold = self.meta.gate_threshold or 0.0
+        if decision == NOT_UPRIGHT:
+            return errors.NotUprightError(
+                "this looks like a chest X-ray turned on its side or upside down: upload it upright",
+                score,
+                threshold,
+            )
+        return errors.NotAChestXrayError(
+            f"this does not look like a frontal chest X-ray (gate score {score:.2f} > {threshold:.2f}); "
+            "the model only answers for adult frontal chest radiographs",
+            score,
+            threshold,
+        )
 
     def predict(self, images: Sequence[bytes], explain: bool = False) -> PredictionResult:
         decoded: list[npt.NDArray[np.uint8]] = []
@@ -207,17 +292,24 @@ class Predictor:
             except errors.InvalidImageError as exc:
                 slots.append(InstanceError(index, exc))
         if decoded:
-            probs, cams = self.run_arrays(to_batch(decoded))
+            out = self.run_arrays(to_batch(decoded))
+            decisions = self.gate_decisions(out)
             pending = [i for i, slot in enumerate(slots) if slot is None]
             for row, index in enumerate(pending):
-                slots[index] = self._prediction(probs[row], cams[row], explain)
+                score = float(out.gate_score[row])
+                slots[index] = (
+                    self._prediction(out.probabilities[row], out.cam[row], score, explain)
+                    if decisions[row] == ACCEPTED
+                    else InstanceError(index, self.gate_error(int(decisions[row]), score))
+                )
         return PredictionResult([s for s in slots if s is not None])
 
-    def _prediction(self, probs: FloatArray, cams: FloatArray, explain: bool) -> Prediction:
+    def _prediction(self, probs: FloatArray, cams: FloatArray, score: float, explain: bool) -> Prediction:
         top = int(np.argmax(probs))
         labels = self.meta.labels
         return Prediction(
             label=labels[top],
             probabilities={label: float(p) for label, p in zip(labels, probs, strict=True)},
+            gate=gate_dict(score, self.meta.gate_threshold),
             explanation=cam_png(cams[top]) if explain else None,
         )

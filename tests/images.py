@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from local_stack.hostile import HTML, PDF, huge_declared_png, large_png
 
@@ -20,6 +20,75 @@ def gradient(size: int = 96, seed: int = 0) -> np.ndarray:
     y, x = np.mgrid[0:size, 0:size]
     base = (x + y) * (255.0 / (2 * size))
     return (base + rng.normal(0, 8, (size, size))).clip(0, 255).astype(np.uint8)
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLE_XRAYS = tuple(sorted(p for p in SAMPLES.glob("*-*.png") if p.name != "not-an-xray.png"))
+
+
+def chest(size: int = 256, seed: int = 0) -> np.ndarray:
+    """A distinct chest X-ray for each seed: a bundled sample, cropped a little, resized and noised.
+
+    For tests that need the bundled model to classify (its gate refuses anything else)."""
+    rng = np.random.default_rng(seed)
+    base = Image.open(SAMPLE_XRAYS[seed % len(SAMPLE_XRAYS)]).convert("L")
+    share = rng.uniform(0.9, 1.0)
+    w, h = int(base.width * share), int(base.height * share)
+    x, y = int(rng.integers(0, base.width - w + 1)), int(rng.integers(0, base.height - h + 1))
+    crop = base.crop((x, y, x + w, y + h)).resize((size, size), Image.Resampling.LANCZOS)
+    noisy = np.asarray(crop, np.float64) + rng.normal(0, 3, (size, size))
+    return noisy.clip(0, 255).astype(np.uint8)
+
+
+def xray_png(size: int = 256, seed: int = 0) -> bytes:
+    return encode(Image.fromarray(chest(size, seed), "L"), "PNG")
+
+
+def xray_jpeg(size: int = 256, seed: int = 0) -> bytes:
+    return encode(Image.fromarray(chest(size, seed), "L"), "JPEG", quality=90)
+
+
+def photograph(seed: int = 0, size: int = 480) -> bytes:
+    """A colour outdoor scene, rendered: sky, sun, hills, a house and noise (JPEG, like a phone photo)."""
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0, 1, size)[:, None, None]
+    sky = (np.array([90, 150, 230]) * (1 - y) + np.array([200, 220, 250]) * y).repeat(size, axis=1)
+    scene = Image.fromarray(sky.astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(scene)
+    sun = int(rng.integers(40, size - 80))
+    draw.ellipse((sun, 30, sun + 60, 90), fill=(255, 230, 90))
+    for _ in range(3):
+        top = int(rng.integers(size // 2, size - 60))
+        draw.polygon(
+            [(0, size), (int(rng.integers(0, size)), top), (size, size)], fill=(40, int(rng.integers(110, 170)), 50)
+        )
+    x = int(rng.integers(40, size - 160))
+    draw.rectangle((x, size - 170, x + 120, size - 80), fill=(180, 60, 40))
+    draw.polygon([(x - 10, size - 170), (x + 60, size - 230), (x + 130, size - 170)], fill=(90, 40, 30))
+    pixels = np.asarray(scene, np.float64) + rng.normal(0, 6, (size, size, 3))
+    return encode(Image.fromarray(pixels.clip(0, 255).astype(np.uint8), "RGB"), "JPEG", quality=88)
+
+
+def text_page(seed: int = 0) -> bytes:
+    """A scanned-looking page of text (PNG)."""
+    rng = np.random.default_rng(seed)
+    page = Image.new("L", (600, 800), 245)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=16)
+    for line in range(40):
+        words = " ".join(f"word{rng.integers(1000)}" for _ in range(7))
+        draw.text((30, 20 + 19 * line), words, fill=20, font=font)
+    return encode(page, "PNG")
+
+
+def turned(data: bytes, degrees: int) -> bytes:
+    """The image turned counter-clockwise by ``degrees`` (PNG)."""
+    return encode(Image.open(io.BytesIO(data)).rotate(degrees, expand=True), "PNG")
+
+
+def inverted(data: bytes) -> bytes:
+    """The grayscale negative of an image (PNG)."""
+    return encode(ImageOps.invert(Image.open(io.BytesIO(data)).convert("L")), "PNG")
 
 
 def encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:

@@ -10,6 +10,9 @@ diagram), class-activation overlays for one sample per class, and two shortcut p
   is reading something other than the lungs);
 - ``source_probe``: grouped-CV accuracy of a linear classifier on the image *borders only*
   (a coarse thumbnail with the lung field masked): how well the source alone gives the label away.
+
+The metrics are on every image; ``gate`` says how many the served out-of-distribution gate would
+refuse (and why) and gives the metrics on the images it lets through.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,7 @@ from PIL import Image
 from model.errors import InvalidImageError
 from model.labels import labels_for
 from model.preprocessing import decode_gray, to_batch
-from model.runtime import Predictor, cam_png
+from model.runtime import ACCEPTED, NOT_A_CHEST_XRAY, NOT_UPRIGHT, Predictor, cam_png
 from training.data import read_dataset, read_manifest
 from training.metrics import compute_metrics
 
@@ -142,6 +146,30 @@ def cam_overlay(gray: npt.NDArray[np.uint8], cam_b64: str) -> Image.Image:
     return Image.blend(base, red, 0.4)
 
 
+def gate_report(
+    y: npt.NDArray[np.int64],
+    probs: npt.NDArray[np.float32],
+    labels: list[str],
+    decisions: npt.NDArray[np.int8],
+    threshold: float | None,
+) -> dict[str, Any]:
+    """What the served gate would refuse of these X-rays, and the metrics on the images it lets through
+    (the top-level metrics are on every image, as if there were no gate)."""
+    accepted = decisions == ACCEPTED
+    refused_labels = Counter(labels[i] for i in y[~accepted])
+    report: dict[str, Any] = {
+        "threshold": threshold,
+        "refused": int((~accepted).sum()),
+        "not_a_chest_xray": int((decisions == NOT_A_CHEST_XRAY).sum()),
+        "not_upright": int((decisions == NOT_UPRIGHT).sum()),
+        "refused_by_label": {label: refused_labels.get(label, 0) for label in labels},
+    }
+    if accepted.any():
+        kept = compute_metrics(y[accepted], probs[accepted], labels)
+        report["metrics_accepted"] = {k: v for k, v in kept.items() if k != "per_class"}
+    return report
+
+
 def evaluate_dataset(
     predictor: Predictor,
     data: Path,
@@ -183,11 +211,13 @@ def evaluate_dataset(
     images = np.stack(decoded)
     y = np.array([labels.index(r.label) for r in usable])
     batch = to_batch(list(images))
-    probs, cams = predictor.run_arrays(batch)
-    probs = probs[:, columns] / probs[:, columns].sum(axis=1, keepdims=True)
-    cams = cams[:, columns]
+    scored = predictor.run_arrays(batch)
+    probs = scored.probabilities[:, columns] / scored.probabilities[:, columns].sum(axis=1, keepdims=True)
+    cams = scored.cam[:, columns]
     metrics = compute_metrics(y, probs, labels)
-    masked_probs = predictor.run_arrays(central_mask(batch))[0][:, columns]
+    decisions = predictor.gate_decisions(scored)
+    metrics["gate"] = gate_report(y, probs, labels, decisions, predictor.meta.gate_threshold)
+    masked_probs = predictor.run_arrays(central_mask(batch)).probabilities[:, columns]
     metrics["shortcut_probes"] = {
         "masked_lungs_accuracy": float((masked_probs.argmax(1) == y).mean()),
         "source_probe_accuracy": source_probe(images, y, [r.group for r in usable]),
@@ -311,6 +341,6 @@ if __name__ == "__main__":
         if k in result
     }
     summary.update(
-        {k: result[k] for k in ("shortcut_probes", "mean_fold_accuracy", "std_fold_accuracy") if k in result}
+        {k: result[k] for k in ("shortcut_probes", "gate", "mean_fold_accuracy", "std_fold_accuracy") if k in result}
     )
     print(json.dumps(summary, indent=2))

@@ -38,6 +38,7 @@ from model.preprocessing import get_preset
 from training.calibration import fit_temperature
 from training.data import Record, ingest, read_manifest, write_manifest
 from training.dataset import XrayDataset, augmentation
+from training.gate import MAX_REFUSAL, fit_gate, refused_count, served_scores
 from training.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,22 @@ def _metrics(
 ) -> dict[str, Any]:
     probs = torch.softmax(logits / temperature, dim=1).numpy()
     return compute_metrics(targets.numpy(), probs, labels)
+
+
+def fit_model_gate(
+    net: XrayNet, train_set: XrayDataset, val_set: XrayDataset, test_set: XrayDataset, max_refusal: float
+) -> dict[str, Any]:
+    """Fit the out-of-distribution gate on the training images; its threshold on the validation ones."""
+    if not len(val_set):
+        logger.warning("no validation images: the model's gate stays unfitted and refuses nothing")
+        return {}
+    targets = train_set.targets.numpy()
+    policy = fit_gate(net, train_set.images.numpy(), targets, val_set.images.numpy(), max_refusal)
+    if len(test_set):
+        scores, turned = served_scores(net, test_set.images.numpy())
+        policy["test"] = {"images": len(test_set), "refused": refused_count(scores, turned, policy["threshold"])}
+    logger.info("gate: threshold %.3f, %s", policy["threshold"], policy.get("test", policy["threshold_from"]))
+    return policy
 
 
 def save_state(path: Path, **state: Any) -> None:
@@ -249,6 +266,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     val_logits, val_targets = evaluate(net, val_loader, device, amp)
     temperature = fit_temperature(val_logits, val_targets) if len(val_targets) else 1.0
     test_logits, test_targets = evaluate(net, test_loader, device, amp)
+    gate = fit_model_gate(net, train_set, val_set, test_set, args.gate_max_refusal)
     metrics = {
         "best_epoch": best_epoch,
         "val": _metrics(val_logits, val_targets, labels, temperature) if len(val_targets) else {},
@@ -264,6 +282,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         input_size=size,
         preset=spec.preset,
         temperature=temperature,
+        gate=gate,
         training_data={
             "data": str(args.data.name),
             "counts": {s: dict(Counter(r.label for r in v)) for s, v in splits.items()},
@@ -362,6 +381,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     add("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default: %(default)s)")
     add("--label-smoothing", type=float, default=0.05, help="(default: %(default)s)")
     add("--schedule", default="cosine", choices=["cosine", "onecycle"], help="(default: %(default)s)")
+    add(
+        "--gate-max-refusal",
+        type=float,
+        default=MAX_REFUSAL,
+        help="largest share of validation X-rays the out-of-distribution gate may refuse (default: %(default)s)",
+    )
     add(
         "--patience",
         type=int,

@@ -71,10 +71,9 @@ class UploadRequest(BaseModel):
 
 
 # -- errors -> HTTP: the one place ------------------------------------------------------------------
-def _error(status: int, reason: str, message: str) -> Response[Any]:
-    return Response(
-        status_code=status, content_type="application/json", body={"error": {"reason": reason, "message": message}}
-    )
+def _error(status: int, reason: str, message: str, **extra: Any) -> Response[Any]:
+    body = {"error": {"reason": reason, "message": message, **extra}}
+    return Response(status_code=status, content_type="application/json", body=body)
 
 
 @app.exception_handler(ApiError)
@@ -89,7 +88,7 @@ def invalid_image(exc: InvalidImageError) -> Response[Any]:
 
 @app.exception_handler(ImageRejectedError)
 def rejected_image(exc: ImageRejectedError) -> Response[Any]:
-    return _error(400, exc.reason, str(exc))
+    return _error(400, exc.reason, str(exc), **({"gate": exc.gate} if exc.gate is not None else {}))
 
 
 @app.exception_handler(TransientError)
@@ -171,7 +170,12 @@ def classify(store: bool = False) -> dict[str, Any]:
         )
     verdict = pipeline.classify_one(image, ContextDeadline(app.lambda_context))
     metrics.add_metric(name="SyncClassified", unit=MetricUnit.Count, value=1)
-    answer: dict[str, Any] = {"label": verdict.label, "probabilities": verdict.probabilities, "model": verdict.model}
+    answer: dict[str, Any] = {
+        "label": verdict.label,
+        "probabilities": verdict.probabilities,
+        "gate": verdict.gate,
+        "model": verdict.model,
+    }
     if store:
         digest = hashlib.sha256(image).hexdigest()
         # The caller is part of the reference: the same image stored by two users is two results.

@@ -35,6 +35,7 @@ class Verdict:
     probabilities: dict[str, float]
     model: dict[str, Any]
     rejection: ImageRejectedError | None = None
+    gate: dict[str, Any] | None = None  # the model gate's score and threshold
 
 
 def chunk_by_size(images: Sequence[bytes], limit: int = MAX_BODY_BYTES) -> list[list[int]]:
@@ -125,13 +126,11 @@ class EndpointClient:
 def _verdict(prediction: dict[str, Any], model: dict[str, Any]) -> Verdict:
     if "error" in prediction:
         error = prediction["error"]
-        return Verdict(
-            None,
-            {},
-            model,
-            ImageRejectedError(str(error.get("reason", "invalid_image")), str(error.get("message", ""))),
+        rejection = ImageRejectedError(
+            str(error.get("reason", "invalid_image")), str(error.get("message", "")), error.get("gate")
         )
-    return Verdict(prediction["label"], prediction["probabilities"], model)
+        return Verdict(None, {}, model, rejection, error.get("gate"))
+    return Verdict(prediction["label"], prediction["probabilities"], model, gate=prediction.get("gate"))
 
 
 def check_answer(answer: Any, count: int) -> dict[str, Any]:
@@ -144,9 +143,12 @@ def check_answer(answer: Any, count: int) -> dict[str, Any]:
     for prediction in predictions:
         if not isinstance(prediction, dict):
             raise EndpointContractError("a prediction is not an object")
+        if "error" in prediction and not isinstance(prediction["error"], dict):
+            raise EndpointContractError("a prediction's error is not an object")
+        gate = prediction.get("error", prediction).get("gate")
+        if gate is not None and not (isinstance(gate, dict) and isinstance(gate.get("score"), int | float)):
+            raise EndpointContractError("a prediction's gate has no numeric score")
         if "error" in prediction:
-            if not isinstance(prediction["error"], dict):
-                raise EndpointContractError("a prediction's error is not an object")
             continue
         probabilities = prediction.get("probabilities")
         if (

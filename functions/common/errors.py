@@ -24,7 +24,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class PipelineError(Exception):
@@ -48,9 +48,12 @@ class ObjectTooLargeError(RejectedObjectError):
 
 
 class ImageRejectedError(RejectedObjectError):
-    def __init__(self, reason: str, message: str) -> None:
+    """``gate`` is the model gate's score and threshold when the gate refused the image."""
+
+    def __init__(self, reason: str, message: str, gate: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.gate = gate
 
 
 class TransientError(PipelineError):

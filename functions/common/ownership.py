@@ -109,6 +109,7 @@ PUBLIC_FIELDS: Final = (
     "status",
     "label",
     "probabilities",
+    "gate",
     "reason",
     "model_name",
     "model_version",

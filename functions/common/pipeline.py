@@ -209,14 +209,21 @@ class ClassificationPipeline:
                 source,
                 label=decision.label,
                 probabilities=decision.probabilities,
+                gate=decision.gate,
                 model_name=decision.model.get("name"),
                 model_version=decision.model.get("version"),
             )
         else:
             error = decision.rejection if isinstance(decision, Verdict) else decision
-            model_version = decision.model.get("version") if isinstance(decision, Verdict) else None
+            verdict = decision if isinstance(decision, Verdict) else None
             item = result_item(
-                ref, REJECTED, owner, source, reason=getattr(error, "reason", "rejected"), model_version=model_version
+                ref,
+                REJECTED,
+                owner,
+                source,
+                reason=getattr(error, "reason", "rejected"),
+                gate=verdict.gate if verdict else None,
+                model_version=verdict.model.get("version") if verdict else None,
             )
         if self.store.put_final(item):
             self._notify_once(item)

@@ -70,13 +70,13 @@ def test_api_prediction_equals_the_pipeline_prediction(stack: LocalStack, aws: H
 
 
 def test_classify_rejects_a_bad_image_with_its_reason(stack: LocalStack) -> None:
-    status, body = call(stack, "POST", "/classify", images.truncated(images.png(300)), content_type="image/png")
+    status, body = call(stack, "POST", "/classify", images.truncated(images.xray_png(300)), content_type="image/png")
     assert status == 400
     assert body["error"]["reason"] == "truncated"
 
 
 def test_classify_can_store_the_result(stack: LocalStack) -> None:
-    status, answer = call(stack, "POST", "/classify?store=true", images.png(200, seed=9), content_type="image/png")
+    status, answer = call(stack, "POST", "/classify?store=true", images.xray_png(200, seed=9), content_type="image/png")
     assert status == 200
     status, stored = call(stack, "GET", f"/results/{answer['result_id']}")
     assert (status, stored["status"], stored["source"]) == (200, "classified", "api")
@@ -100,7 +100,7 @@ def test_presigned_upload_is_classified_and_found_by_key(stack: LocalStack, aws:
     status, upload = call(stack, "POST", "/uploads", json.dumps({"content_type": "image/png"}).encode())
     assert status == 200
     assert upload["key"].startswith(aws.prefix)
-    assert post_form(upload, images.png(700, seed=4)) in (200, 201, 204)
+    assert post_form(upload, images.xray_png(700, seed=4)) in (200, 201, 204)
     aws.wait_for([upload["key"]])
     status, listing = call(stack, "GET", f"/results?key={upload['key']}")
     assert status == 200
@@ -137,7 +137,7 @@ def test_an_endpoint_outage_is_a_503_with_retry_after(stack: LocalStack, faults:
 
 def test_the_current_version_of_an_object_is_marked(stack: LocalStack, aws: Helpers) -> None:
     _, upload = call(stack, "POST", "/uploads", json.dumps({"content_type": "image/png"}).encode())
-    assert post_form(upload, images.png(300, seed=8)) in (200, 201, 204)
+    assert post_form(upload, images.xray_png(300, seed=8)) in (200, 201, 204)
     aws.wait_for([upload["key"]])
     _, listing = call(stack, "GET", f"/results?key={upload['key']}")
     assert [i.get("current") for i in listing["items"]] == [True]

@@ -29,11 +29,11 @@ def test_every_upload_is_accounted_for(aws: Helpers) -> None:
     good = {
         f"s{i}.png": p.read_bytes() for i, p in enumerate(sorted(SAMPLES.glob("*.png"))) if p.name != "not-an-xray.png"
     }
-    good["synthetic.jpg"] = images.jpeg(400, seed=3)
+    good["synthetic.jpg"] = images.xray_jpeg(400, seed=3)
     bad = {
         "doc.png": images.PDF,
         "page.png": images.HTML,
-        "cut.png": images.truncated(images.png(300, seed=2)),
+        "cut.png": images.truncated(images.xray_png(300, seed=2)),
         "dot.png": images.png(1),
         "bomb.png": images.huge_declared_png(),
     }
@@ -55,12 +55,12 @@ def test_every_upload_is_accounted_for(aws: Helpers) -> None:
 
 
 def test_keys_with_spaces_plus_and_unicode(aws: Helpers) -> None:
-    key = aws.upload(f"{aws.prefix}{uuid.uuid4().hex[:6]}/Röntgen a+b %2B c.png", images.png(128))
+    key = aws.upload(f"{aws.prefix}{uuid.uuid4().hex[:6]}/Röntgen a+b %2B c.png", images.xray_png(128))
     assert aws.wait_for([key])[key]["status"] == "classified"
 
 
 def test_duplicated_event_gives_one_result_and_one_notification(aws: Helpers) -> None:
-    key = aws.upload(_key(aws, "dup.png"), images.png(160, seed=11))
+    key = aws.upload(_key(aws, "dup.png"), images.xray_png(160, seed=11))
     (result,) = aws.wait_for([key]).values()
     aws.wait_idle()
     etag = aws.s3.head_object(Bucket=aws.bucket, Key=key)["ETag"].strip('"')
@@ -85,7 +85,7 @@ def test_one_corrupt_message_in_a_batch_of_ten_fails_alone(aws: Helpers) -> None
     records = []
     for i in range(9):
         key = f"elsewhere/{uuid.uuid4().hex[:6]}-{i}.png"  # outside the prefix: no S3 notification of its own
-        body = images.PDF if i == 4 else images.png(96, seed=i)
+        body = images.PDF if i == 4 else images.xray_png(96, seed=i)
         etag = aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=body)["ETag"].strip('"')
         s3_event = {
             "Records": [
@@ -124,7 +124,7 @@ def test_endpoint_failures_are_retried_then_dead_lettered_parked_and_redriven(
     parked = queue_url(aws.sqs, aws.stack.template.get_att("ParkedQueue", "Arn"))
     faults.status = 503
     try:
-        key = aws.upload(_key(aws, "unlucky.png"), images.png(128, seed=5))
+        key = aws.upload(_key(aws, "unlucky.png"), images.xray_png(128, seed=5))
         failed = aws.wait_for([key], statuses=("failed",), timeout=60)
         assert failed[key]["status"] == "failed"
         deadline = time.monotonic() + 30

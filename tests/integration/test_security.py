@@ -74,14 +74,14 @@ def alices(stack: LocalStack, users: Users) -> dict[str, Any]:
     """Alice's upload (presigned POST) and stored classification, and a shared PACS drop."""
     alice = users.token("alice")
     _, upload = call(stack, alice, "POST", "/uploads", json.dumps({"content_type": "image/png"}).encode())
-    assert post_form(upload, images.png(300, seed=21)) in (200, 201, 204)
-    status, stored = call(stack, alice, "POST", "/classify?store=true", images.png(256, seed=22), "image/png")
+    assert post_form(upload, images.xray_png(300, seed=21)) in (200, 201, 204)
+    status, stored = call(stack, alice, "POST", "/classify?store=true", images.xray_png(256, seed=22), "image/png")
     assert status == 200
     pacs_key = (
         f"{stack.template.parameter('UploadPrefix')}ward3/{PATIENT_KEY_MARKER}_smith_john_{uuid.uuid4().hex[:6]}.png"
     )
     stack.client("s3").put_object(
-        Bucket=stack.template.ref("UploadBucket"), Key=pacs_key, Body=images.png(280, seed=23)
+        Bucket=stack.template.ref("UploadBucket"), Key=pacs_key, Body=images.xray_png(280, seed=23)
     )
     found = stack.wait_for_results([upload["key"], pacs_key])
     assert len(found) == 2
@@ -169,7 +169,7 @@ def test_a_reader_pages_through_own_and_shared_results_without_repeats(
     stack: LocalStack, users: Users, alices: dict[str, Any]
 ) -> None:
     reader = users.token("reader")
-    call(stack, reader, "POST", "/classify?store=true", images.png(200, seed=31), "image/png")
+    call(stack, reader, "POST", "/classify?store=true", images.xray_png(200, seed=31), "image/png")
     _, everything = call(stack, reader, "GET", "/results?limit=100")
     ids, token = [], None
     while True:
@@ -249,7 +249,7 @@ def test_a_garbled_next_token_is_400(stack: LocalStack, token: str) -> None:
 def test_another_users_next_token_is_400(stack: LocalStack, users: Users) -> None:
     alice = users.token("alice")
     for seed in range(2):
-        call(stack, alice, "POST", "/classify?store=true", images.png(150, seed=40 + seed), "image/png")
+        call(stack, alice, "POST", "/classify?store=true", images.xray_png(150, seed=40 + seed), "image/png")
     _, page = call(stack, alice, "GET", "/results?limit=1")
     assert page["next_token"]
     assert call(stack, alice, "GET", f"/results?limit=1&next_token={page['next_token']}")[0] == 200

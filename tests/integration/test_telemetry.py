@@ -55,11 +55,11 @@ def probe(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     }
     records = []
     for name, key in keys.items():
-        data = images.png(200, seed=len(name))
+        data = images.xray_png(200, seed=len(name))
         etag = "e" if name == "missing" else aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=data)["ETag"].strip('"')
         records.append(_sqs_record(aws.bucket, key, len(data), etag, receive_count=5 if name == "timeout" else 1))
     shared_key = keys["good"].replace("probe/", aws.prefix)
-    image = base64.b64encode(images.png(256, seed=5)).decode()
+    image = base64.b64encode(images.xray_png(256, seed=5)).decode()
     spec = {
         "batch_event": {"Records": records},
         "timeout_keys": [keys["timeout"].replace(" ", "%20")],

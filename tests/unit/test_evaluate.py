@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -45,3 +46,22 @@ def test_binary_on_a_three_class_model_leaves_pneumonia_out_and_says_so(
     assert metrics["n"] == 12
     assert metrics["confusion_matrix"]["labels"] == ["covid", "no_findings"]
     assert any("['pneumonia'] left out" in note for note in metrics["notes"])
+
+
+@pytest.mark.parametrize("threshold", [0.0, None])
+def test_evaluation_reports_what_the_gate_refuses(
+    tiny_model_dir: Path, data: Path, tmp_path: Path, threshold: float | None
+) -> None:
+    predictor = Predictor.load(tiny_model_dir)
+    predictor.meta = dataclasses.replace(predictor.meta, gate={} if threshold is None else {"threshold": threshold})
+    metrics = evaluate_dataset(predictor, data, tmp_path)
+    gate = metrics["gate"]
+    assert gate["threshold"] == threshold
+    assert gate["refused"] == gate["not_a_chest_xray"] + gate["not_upright"]
+    assert sum(gate["refused_by_label"].values()) == gate["refused"]
+    if threshold == 0.0:
+        assert gate["refused"] == metrics["n"]
+        assert "metrics_accepted" not in gate
+    else:  # a gate never fitted refuses nothing
+        assert gate["refused"] == 0
+        assert gate["metrics_accepted"]["accuracy"] == metrics["accuracy"]

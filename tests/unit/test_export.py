@@ -36,17 +36,18 @@ def test_every_artifact_agrees_with_eager(tiny_model_dirs: dict[str, Path], task
     eager = ExportWrapper(build_model("mobilenet_v3_small", task).eval())
     x = torch.rand(4, 1, 224, 224)
     with torch.no_grad():
-        ref_logits, ref_cam = eager(x)
-    logits, cam = Predictor.load(model_dir, backend).backend.run(x.numpy())
-    assert logits.shape == (4, len(LABELS[task]))
-    np.testing.assert_allclose(logits, ref_logits.numpy(), atol=1e-3)
-    np.testing.assert_allclose(cam, ref_cam.numpy(), atol=1e-3)
+        reference = eager(x)
+    outputs = Predictor.load(model_dir, backend).backend.run(x.numpy())
+    assert outputs.logits.shape == (4, len(LABELS[task]))
+    assert outputs.gate_score.shape == outputs.turned_gate_score.shape == (4,)
+    for got, want in zip(outputs, reference, strict=True):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-3, atol=1e-3)
 
 
 def test_cam_is_consistent_with_logits() -> None:
     net = build_model("resnet18", "binary").eval()
     with torch.no_grad():
-        logits, cam = ExportWrapper(net)(torch.rand(2, 1, 224, 224))
+        logits, cam, _, _ = ExportWrapper(net)(torch.rand(2, 1, 224, 224))
     torch.testing.assert_close(cam.mean((2, 3)) + net.classifier.bias, logits, atol=1e-4, rtol=1e-4)
 
 
@@ -54,7 +55,7 @@ def test_cam_is_consistent_with_logits() -> None:
 def test_paper_architectures_export_logits_and_cam(arch: str, size: int, cam_side: int) -> None:
     net = build_model(arch, "multiclass").eval()
     with torch.no_grad():
-        logits, cam = ExportWrapper(net)(torch.rand(1, 1, size, size))
+        logits, cam, _, _ = ExportWrapper(net)(torch.rand(1, 1, size, size))
     assert logits.shape == (1, 3)
     assert cam.shape == (1, 3, cam_side, cam_side)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -60,9 +61,24 @@ def test_training_writes_metrics_and_calibration(trained: tuple[Path, dict]) -> 
     assert json.loads((out / "output" / "training.json").read_text())["temperature"] == summary["temperature"]
 
 
-def test_trained_model_tarball_is_served_by_the_local_endpoint(trained: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
-    out, _ = trained
+def test_training_fits_the_gate_on_the_training_split(trained: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    _, summary = trained
+    gate = summary["metadata"]["gate"]
+    counts = summary["metadata"]["training_data"]["counts"]
+    assert gate["fitted_on"] == {"split": "train", "images": sum(counts["train"].values())}
+    assert gate["threshold_from"]["images"] == sum(counts["val"].values())
+    assert gate["threshold"] > 0
+
+
+def test_trained_model_tarball_is_served_by_the_local_endpoint(
+    trained: tuple[Path, dict],  # type: ignore[type-arg]
+    synthetic_data: Path,
+    tmp_path: Path,
+) -> None:
+    out, summary = trained
     model_dir = unpack(out / "output" / "model.tar.gz", tmp_path / "model")
+    with (out / "output" / "manifest.csv").open() as handle:
+        training_image = next(row["path"] for row in csv.DictReader(handle) if row["split"] == "train")
     with LocalEndpoint(EndpointApp(Predictor.load(model_dir))) as endpoint:
         runtime = boto3.client(
             "sagemaker-runtime",
@@ -72,9 +88,12 @@ def test_trained_model_tarball_is_served_by_the_local_endpoint(trained: tuple[Pa
             aws_secret_access_key="x",
         )
         answer = json.loads(
-            runtime.invoke_endpoint(EndpointName="e", Body=images.png(), ContentType="image/png")["Body"].read()
+            runtime.invoke_endpoint(
+                EndpointName="e", Body=(synthetic_data / training_image).read_bytes(), ContentType="image/png"
+            )["Body"].read()
         )
     assert answer["model"]["labels"] == ["covid", "no_findings", "pneumonia"]
+    assert answer["predictions"][0]["gate"]["threshold"] == round(summary["metadata"]["gate"]["threshold"], 4)
 
 
 def test_resume_continues_to_the_same_state(synthetic_data: Path, tmp_path: Path) -> None:

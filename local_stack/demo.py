@@ -43,7 +43,7 @@ def list_via_api(stack: LocalStack) -> list[dict[str, Any]]:
 
 
 def main(args: argparse.Namespace) -> int:
-    files = sorted(p for p in args.samples.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    files = sorted(p for p in args.samples.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".dcm"})
     started = time.monotonic()
     with LocalStack(args.model) as stack:
         print(
@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
         results = stack.wait_for_results(keys, timeout_s=args.timeout)
         elapsed = time.monotonic() - t0
         print(f"\n{len(files)} uploads -> {len(results)} results in {elapsed:.1f}s (read back from DynamoDB)\n")
-        print(f"{'object key':<34} {'status':<11} {'label':<12} {'p(covid)':>8}  reason")
+        print(f"{'object key':<34} {'status':<11} {'label':<12} {'p(covid)':>8} {'gate':>6}  reason")
         for key in keys:
             item = results.get(key)
             if item is None:
@@ -72,7 +72,9 @@ def main(args: argparse.Namespace) -> int:
                 continue
             probs = item.get("probabilities") or {}
             p_covid = f"{float(probs['covid']):.3f}" if "covid" in probs else "-"
-            print(f"{key:<34} {item['status']:<11} {item.get('label', '-'):<12} {p_covid:>8}  {item.get('reason', '')}")
+            gate = f"{float(item['gate']['score']):.2f}" if item.get("gate") else "-"
+            label, reason = item.get("label", "-"), item.get("reason", "")
+            print(f"{key:<34} {item['status']:<11} {label:<12} {p_covid:>8} {gate:>6}  {reason}")
         notifications = stack.drain_notifications()
         print(f"\n{len(notifications)} SNS notifications received (no object keys in them):")
         for note in notifications:

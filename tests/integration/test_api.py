@@ -75,6 +75,18 @@ def test_classify_rejects_a_bad_image_with_its_reason(stack: LocalStack) -> None
     assert body["error"]["reason"] == "truncated"
 
 
+def test_classify_answers_with_the_gate_score(stack: LocalStack) -> None:
+    status, answer = call(stack, "POST", "/classify", SAMPLE.read_bytes(), content_type="image/png")
+    assert status == 200
+    assert 0 < answer["gate"]["score"] <= answer["gate"]["threshold"]
+
+
+def test_classify_refuses_a_photograph_as_not_a_chest_xray(stack: LocalStack) -> None:
+    status, body = call(stack, "POST", "/classify?store=true", images.photograph(seed=2), content_type="image/jpeg")
+    assert (status, body["error"]["reason"]) == (400, "not_a_chest_xray")
+    assert body["error"]["gate"]["score"] > body["error"]["gate"]["threshold"]
+
+
 def test_classify_can_store_the_result(stack: LocalStack) -> None:
     status, answer = call(stack, "POST", "/classify?store=true", images.xray_png(200, seed=9), content_type="image/png")
     assert status == 200

@@ -26,9 +26,7 @@ def _key(aws: Helpers, name: str) -> str:
 
 
 def test_every_upload_is_accounted_for(aws: Helpers) -> None:
-    good = {
-        f"s{i}.png": p.read_bytes() for i, p in enumerate(sorted(SAMPLES.glob("*.png"))) if p.name != "not-an-xray.png"
-    }
+    good = {f"s{i}.png": p.read_bytes() for i, p in enumerate(images.SAMPLE_XRAYS)}
     good["synthetic.jpg"] = images.xray_jpeg(400, seed=3)
     bad = {
         "doc.png": images.PDF,
@@ -169,3 +167,15 @@ def test_a_dicom_dropped_into_the_bucket_is_classified_and_no_phi_leaves(aws: He
     published = json.dumps(aws.notifications()) + json.dumps([dict(r) for r in results.values()], default=str)
     for value in ("Smith", "MRN-00123456", "19511203", "ACC-98765", "Example Hospital"):
         assert value not in published
+
+
+def test_a_photograph_and_a_turned_xray_are_rejected_with_the_gate_score(aws: Helpers) -> None:
+    sample = (SAMPLES / "covid-2.png").read_bytes()
+    uploads = {"photo.jpg": images.photograph(seed=3), "sideways.png": images.turned(sample, 90), "ok.png": sample}
+    keys = {aws.upload(_key(aws, name), data): name for name, data in uploads.items()}
+    results = {keys[k]: r for k, r in aws.wait_for(list(keys)).items()}
+    assert (results["photo.jpg"]["status"], results["photo.jpg"]["reason"]) == ("rejected", "not_a_chest_xray")
+    assert (results["sideways.png"]["status"], results["sideways.png"]["reason"]) == ("rejected", "not_upright")
+    assert results["ok.png"]["status"] == "classified"
+    photo_gate, ok_gate = results["photo.jpg"]["gate"], results["ok.png"]["gate"]
+    assert float(photo_gate["score"]) > float(photo_gate["threshold"]) >= float(ok_gate["score"])

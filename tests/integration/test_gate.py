@@ -1,0 +1,95 @@
+"""The bundled model's out-of-distribution gate, through the local SageMaker endpoint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from model.runtime import Predictor
+from model.serve import EndpointApp, LocalEndpoint
+from tests import dicoms, images
+
+pytestmark = pytest.mark.integration
+SAMPLE = images.SAMPLE_XRAYS[1].read_bytes()
+
+
+@pytest.fixture(scope="module")
+def runtime(bundled_model: Path) -> Iterator[Any]:
+    with LocalEndpoint(EndpointApp(Predictor.load(bundled_model))) as endpoint:
+        yield boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=endpoint.url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+
+
+def _invoke(runtime: Any, body: bytes, content_type: str = "image/png") -> dict[str, Any]:
+    try:
+        answer = runtime.invoke_endpoint(EndpointName="e", Body=body, ContentType=content_type)["Body"].read()
+    except ClientError as exc:
+        return json.loads(exc.response["OriginalMessage"])  # type: ignore[no-any-return]
+    return json.loads(answer)["predictions"][0]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("sample", images.SAMPLE_XRAYS, ids=lambda p: p.name)
+def test_the_sample_xrays_pass_the_gate(runtime: Any, sample: Path) -> None:
+    prediction = _invoke(runtime, sample.read_bytes())
+    assert prediction["gate"]["score"] <= prediction["gate"]["threshold"]
+    assert prediction["label"] in prediction["probabilities"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        images.photograph(seed=0),
+        images.photograph(seed=5),
+        images.text_page(),
+        images.encode(Image.new("L", (400, 400), 255), "PNG"),
+        images.encode(Image.new("L", (400, 400), 0), "PNG"),
+        images.encode(Image.fromarray((np.random.default_rng(0).random((300, 300)) * 255).astype(np.uint8)), "PNG"),
+        images.png(300),
+        images.inverted(SAMPLE),
+    ],
+    ids=["photo", "photo2", "text", "white", "black", "noise", "gradient", "inverted"],
+)
+def test_what_is_no_chest_xray_is_refused_with_its_score(runtime: Any, body: bytes) -> None:
+    error = _invoke(runtime, body)["error"]
+    assert error["reason"] == "not_a_chest_xray"
+    assert error["gate"]["score"] > error["gate"]["threshold"]
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_turned_chest_xray_is_refused_as_not_upright(runtime: Any, degrees: int) -> None:
+    assert _invoke(runtime, images.turned(SAMPLE, degrees))["error"]["reason"] == "not_upright"
+
+
+def test_a_refusal_in_a_batch_leaves_the_others_classified(runtime: Any) -> None:
+    import base64
+
+    bodies = [SAMPLE, images.photograph(seed=1), images.turned(SAMPLE, 90)]
+    body = json.dumps({"instances": [{"b64": base64.b64encode(b).decode()} for b in bodies]})
+    answer = json.loads(
+        runtime.invoke_endpoint(EndpointName="e", Body=body, ContentType="application/json")["Body"].read()
+    )
+    first, photo, turned = answer["predictions"]
+    assert "label" in first
+    assert (photo["error"]["instance"], photo["error"]["reason"]) == (1, "not_a_chest_xray")
+    assert (turned["error"]["instance"], turned["error"]["reason"]) == (2, "not_upright")
+
+
+def test_a_dicom_of_a_sample_passes_the_gate_like_its_png(runtime: Any) -> None:
+    pixels = np.asarray(Image.open(images.SAMPLE_XRAYS[1]).convert("L"))
+    from_dicom = _invoke(runtime, dicoms.dicom(pixels), "application/dicom")
+    from_png = _invoke(runtime, SAMPLE)
+    assert from_dicom["label"] == from_png["label"]
+    assert from_dicom["gate"]["score"] == pytest.approx(from_png["gate"]["score"], abs=0.05)

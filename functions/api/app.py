@@ -4,8 +4,10 @@ Every route acts for the signed-in caller (the Cognito ID token's ``sub``); see
 ``functions.common.ownership`` for who reads what.
 
 POST /classify          raw image body (image/png | image/jpeg | application/dicom), <= SYNC_MAX_IMAGE_BYTES;
-                        ?store=true keeps the result, owned by the caller
-GET  /results/{id}      one result the caller may read (404 for any other, as for a missing one)
+                        ?store=true keeps the result, owned by the caller; ?explain=true adds the downsized
+                        image (preview) and the label's heatmap, both base64 PNGs of the same aspect
+GET  /results/{id}      one result the caller may read (404 for any other, as for a missing one), with
+                        presigned GET URLs of its preview and heatmap when it has them
 GET  /results           the caller's results, plus the shared ones for readers and admins, newest first:
                         at most one of ?key= | ?status= | ?label= | ?date=YYYY-MM-DD; &limit=&next_token=
                         (?key= lists every version of the object, newest first, the current one marked)
@@ -57,6 +59,7 @@ results = clients.results_store(settings)
 # One endpoint attempt: API Gateway gives up after 29 s; a failure is a 503 with Retry-After.
 pipeline = clients.classification_pipeline(settings, endpoint_attempts=1, store=results)
 s3 = clients.s3()
+explanations = clients.explanations(settings, api_settings.presign_expiry_seconds)
 page_tokens = PageTokens(clients.secret_bytes(api_settings.page_token_secret_arn))
 groups = AccessGroups(readers=api_settings.readers_group, admins=api_settings.admins_group)
 app = APIGatewayRestResolver(
@@ -161,14 +164,15 @@ def _listing_filter(
 # -- routes -----------------------------------------------------------------------------------------
 @app.post("/classify")
 @tracer.capture_method(capture_response=False)
-def classify(store: bool = False) -> dict[str, Any]:
+def classify(store: bool = False, explain: bool = False) -> dict[str, Any]:
     caller = current_caller()
     image = _body_bytes()
     if len(image) > api_settings.sync_max_image_bytes:
         raise PayloadTooLargeError(
             f"{len(image)} bytes; POST /classify takes at most {api_settings.sync_max_image_bytes}: use POST /uploads"
         )
-    verdict = pipeline.classify_one(image, ContextDeadline(app.lambda_context))
+    # A stored result always gets its preview and heatmap, for the web client's history.
+    verdict = pipeline.classify_one(image, ContextDeadline(app.lambda_context), explain=explain or store)
     metrics.add_metric(name="SyncClassified", unit=MetricUnit.Count, value=1)
     answer: dict[str, Any] = {
         "label": verdict.label,
@@ -176,6 +180,11 @@ def classify(store: bool = False) -> dict[str, Any]:
         "gate": verdict.gate,
         "model": verdict.model,
     }
+    if explain and verdict.preview is not None and verdict.heatmap is not None:
+        answer["explanation"] = {
+            "preview": {"format": "png", "b64": base64.b64encode(verdict.preview).decode()},
+            "heatmap": {"format": "png", "b64": base64.b64encode(verdict.heatmap).decode()},
+        }
     if store:
         digest = hashlib.sha256(image).hexdigest()
         # The caller is part of the reference: the same image stored by two users is two results.
@@ -193,7 +202,10 @@ def get_result(result_id: str) -> dict[str, Any]:
     item = results.get(result_id)
     if not caller.may_read(item.get("owner")):
         raise NotFoundError("no such result")
-    return visible_result(item, caller)
+    view = visible_result(item, caller)
+    if item.get("explanation"):
+        view["explanation"] = explanations.urls(result_id)
+    return view
 
 
 @app.get("/results")

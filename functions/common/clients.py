@@ -15,6 +15,7 @@ from botocore.config import Config
 from functions.common.config import Settings
 from functions.common.deadline import CONNECT_S, endpoint_call_budget_s
 from functions.common.endpoint import EndpointClient
+from functions.common.explanations import S3Explanations
 from functions.common.notify import Notifier
 from functions.common.pipeline import ClassificationPipeline, S3Objects
 from functions.common.results import ResultsStore
@@ -61,6 +62,10 @@ def results_store(settings: Settings) -> ResultsStore:
     return ResultsStore(dynamodb_table(settings.results_table), settings.result_retention_days)
 
 
+def explanations(settings: Settings, expiry_s: int = 300) -> S3Explanations:
+    return S3Explanations(s3(), settings.upload_bucket, settings.explanation_prefix, expiry_s)
+
+
 def classification_pipeline(
     settings: Settings, endpoint_attempts: int = 2, store: ResultsStore | None = None
 ) -> ClassificationPipeline:
@@ -81,4 +86,5 @@ def classification_pipeline(
         upload_prefix=settings.upload_prefix,
         max_receive_count=settings.max_receive_count,
         notify_lease_s=settings.notify_lease_s,
+        explanations=explanations(settings),
     )

@@ -22,6 +22,7 @@ class Settings:
     endpoint_name: str
     upload_bucket: str
     upload_prefix: str
+    explanation_prefix: str
     max_object_bytes: int
     max_receive_count: int
     result_retention_days: int
@@ -36,6 +37,7 @@ class Settings:
             endpoint_name=required("ENDPOINT_NAME"),
             upload_bucket=required("UPLOAD_BUCKET"),
             upload_prefix=required("UPLOAD_PREFIX"),
+            explanation_prefix=required("EXPLANATION_PREFIX"),
             max_object_bytes=int(required("MAX_OBJECT_BYTES")),
             max_receive_count=int(os.environ.get("MAX_RECEIVE_COUNT", "5")),
             result_retention_days=int(os.environ.get("RESULT_RETENTION_DAYS", "365")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -36,6 +36,8 @@ class Verdict:
     model: dict[str, Any]
     rejection: ImageRejectedError | None = None
     gate: dict[str, Any] | None = None  # the model gate's score and threshold
+    heatmap: bytes | None = field(default=None, repr=False)  # PNG: the label's activation map
+    preview: bytes | None = field(default=None, repr=False)  # PNG: the downsized image the model saw
 
 
 def chunk_by_size(images: Sequence[bytes], limit: int = MAX_BODY_BYTES) -> list[list[int]]:
@@ -69,8 +71,9 @@ class EndpointClient:
         self._endpoint_name = endpoint_name
         self._call_budget_s = call_budget_s
 
-    def _invoke(self, images: Sequence[bytes]) -> dict[str, Any]:
-        body = json.dumps({"instances": [{"b64": base64.b64encode(i).decode()} for i in images]}).encode()
+    def _invoke(self, images: Sequence[bytes], explain: bool) -> dict[str, Any]:
+        instances = [{"b64": base64.b64encode(i).decode()} for i in images]
+        body = json.dumps({"instances": instances, "explain": explain}).encode()
         try:
             response = self._runtime.invoke_endpoint(
                 EndpointName=self._endpoint_name,
@@ -95,13 +98,13 @@ class EndpointClient:
             raise EndpointContractError("the endpoint answered with something that is not JSON") from exc
         return check_answer(answer, len(images))
 
-    def _verdicts(self, images: Sequence[bytes]) -> list[Verdict | TransientError]:
+    def _verdicts(self, images: Sequence[bytes], explain: bool = False) -> list[Verdict | TransientError]:
         try:
-            answer = self._invoke(images)
+            answer = self._invoke(images, explain)
         except RequestRefusedError as exc:
             if len(images) == 1:
                 return [EndpointContractError(f"a single image was refused as a request: {exc}")]
-            alone = [self._verdicts([image])[0] for image in images]
+            alone = [self._verdicts([image], explain)[0] for image in images]
             if all(isinstance(v, EndpointContractError) for v in alone):
                 return [EndpointContractError("every image was refused, alone too: the contract is broken")] * len(
                     images
@@ -112,13 +115,15 @@ class EndpointClient:
             return [exc] * len(images)
         return [_verdict(prediction, answer["model"]) for prediction in answer["predictions"]]
 
-    def classify(self, images: Sequence[bytes], deadline: Deadline | None = None) -> list[Verdict | TransientError]:
+    def classify(
+        self, images: Sequence[bytes], deadline: Deadline | None = None, explain: bool = False
+    ) -> list[Verdict | TransientError]:
         """One verdict (or the transient error that kept it from one) per image, in order."""
         verdicts: list[Verdict | TransientError] = [DeadlineError("no time left for the endpoint")] * len(images)
         for chunk in chunk_by_size(images):
             if deadline is not None and deadline.remaining_s() < self._call_budget_s:
                 break
-            for index, verdict in zip(chunk, self._verdicts([images[i] for i in chunk]), strict=True):
+            for index, verdict in zip(chunk, self._verdicts([images[i] for i in chunk], explain), strict=True):
                 verdicts[index] = verdict
         return verdicts
 
@@ -130,7 +135,11 @@ def _verdict(prediction: dict[str, Any], model: dict[str, Any]) -> Verdict:
             str(error.get("reason", "invalid_image")), str(error.get("message", "")), error.get("gate")
         )
         return Verdict(None, {}, model, rejection, error.get("gate"))
-    return Verdict(prediction["label"], prediction["probabilities"], model, gate=prediction.get("gate"))
+    explanation = prediction.get("explanation")
+    heatmap = base64.b64decode(explanation["b64"]) if isinstance(explanation, dict) else None
+    return Verdict(
+        prediction["label"], prediction["probabilities"], model, gate=prediction.get("gate"), heatmap=heatmap
+    )
 
 
 def check_answer(answer: Any, count: int) -> dict[str, Any]:
@@ -150,6 +159,9 @@ def check_answer(answer: Any, count: int) -> dict[str, Any]:
             raise EndpointContractError("a prediction's gate has no numeric score")
         if "error" in prediction:
             continue
+        explanation = prediction.get("explanation")
+        if explanation is not None and not (isinstance(explanation, dict) and _is_base64(explanation.get("b64"))):
+            raise EndpointContractError("a prediction's explanation is not a base64 PNG")
         probabilities = prediction.get("probabilities")
         if (
             not isinstance(prediction.get("label"), str)
@@ -160,3 +172,13 @@ def check_answer(answer: Any, count: int) -> dict[str, Any]:
         ):
             raise EndpointContractError("a prediction lacks a label or its probabilities")
     return answer
+
+
+def _is_base64(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        base64.b64decode(value, validate=True)
+    except ValueError:
+        return False
+    return True

@@ -16,6 +16,7 @@ It talks to the world only through the ports in ``functions.common.ports``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from functions.common.errors import (
     UnexpectedError,
 )
 from functions.common.ownership import scope_of_key
-from functions.common.ports import Classifier, ObjectSource, Publisher, ResultStore
+from functions.common.ports import Classifier, ExplanationSink, ObjectSource, Publisher, ResultStore
 from functions.common.results import BUSY, CLAIMED, CLASSIFIED, FAILED, REJECTED, now_iso
 from functions.common.s3_events import ObjectRef, sequencer_key
 from model.errors import InvalidImageError
@@ -83,6 +84,13 @@ def result_item(ref: ObjectRef, status: str, owner: str, source: str = "s3", **f
     }
 
 
+def with_preview(verdict: Decision, image: bytes) -> Decision:
+    """A prediction with the downsized image it was made on (what the heatmap is aligned with)."""
+    if isinstance(verdict, Verdict) and verdict.rejection is None:
+        return dataclasses.replace(verdict, preview=image)
+    return verdict
+
+
 class S3Objects:
     """The bucket as the pipeline's ``ObjectSource``."""
 
@@ -118,6 +126,7 @@ class ClassificationPipeline:
         max_receive_count: int = 5,
         decode_budget: ByteBudget | None = None,
         notify_lease_s: int = 60,
+        explanations: ExplanationSink | None = None,
     ) -> None:
         self.objects = objects
         self.endpoint = endpoint
@@ -129,6 +138,7 @@ class ClassificationPipeline:
         self._max_receive_count = max_receive_count
         self.decode_budget = decode_budget or ByteBudget(DECODE_BUDGET_BYTES)
         self._notify_lease_s = notify_lease_s
+        self.explanations = explanations
 
     def owner_of(self, ref: ObjectRef) -> str:
         """The scope an object's result belongs to, from its key alone (see functions.common.ownership)."""
@@ -171,12 +181,14 @@ class ClassificationPipeline:
         decisions: dict[str, Decision] = {k: v for k, v in read.items() if not isinstance(v, bytes)}
         prepared = {k: v for k, v in read.items() if isinstance(v, bytes)}
         if prepared:
+            explain = self.explanations is not None
             try:
-                verdicts: list[Decision] = list(self.endpoint.classify(list(prepared.values()), deadline))
+                verdicts: list[Decision] = list(self.endpoint.classify(list(prepared.values()), deadline, explain))
             except Exception as exc:  # the endpoint client maps what it knows; anything else is transient
                 logger.exception("unexpected error calling the endpoint")
                 verdicts = [UnexpectedError(f"unexpected {type(exc).__name__} from the endpoint")] * len(prepared)
-            decisions.update(zip(prepared, verdicts, strict=True))
+            for (result_id, image), verdict in zip(prepared.items(), verdicts, strict=True):
+                decisions[result_id] = with_preview(verdict, image) if explain else verdict
         return decisions
 
     # -- settling results ---------------------------------------------------------------------------
@@ -193,6 +205,13 @@ class ClassificationPipeline:
             raise TransientError(f"publishing the notification failed: {type(exc).__name__}") from exc
         self.store.mark_notified(item["result_id"], item["status"])
 
+    def _store_explanation(self, result_id: str, verdict: Verdict) -> bool:
+        """Write the preview and heatmap before the result that points at them."""
+        if self.explanations is None or verdict.preview is None or verdict.heatmap is None:
+            return False
+        self.explanations.put(result_id, verdict.preview, verdict.heatmap)
+        return True
+
     def finalize(
         self, ref: ObjectRef, decision: Verdict | RejectedObjectError, source: str = "s3", owner: str | None = None
     ) -> Outcome:
@@ -202,6 +221,7 @@ class ClassificationPipeline:
         """
         owner = owner or self.owner_of(ref)
         if isinstance(decision, Verdict) and decision.rejection is None:
+            explained = self._store_explanation(ref.result_id, decision)
             item = result_item(
                 ref,
                 CLASSIFIED,
@@ -210,6 +230,7 @@ class ClassificationPipeline:
                 label=decision.label,
                 probabilities=decision.probabilities,
                 gate=decision.gate,
+                explanation=explained or None,
                 model_name=decision.model.get("name"),
                 model_version=decision.model.get("version"),
             )
@@ -276,11 +297,13 @@ class ClassificationPipeline:
         decisions = self.decide(list(refs.values()), deadline)
         return {rid: self.settle(refs[rid], decisions[rid], counts[rid], deadline) for rid in refs}
 
-    def classify_one(self, image: bytes, deadline: Deadline | None = None) -> Verdict:
-        """The API's single image: the same validation, downsizing and endpoint as the batch path."""
-        (verdict,) = self.endpoint.classify([self.prepare(image)], deadline)
+    def classify_one(self, image: bytes, deadline: Deadline | None = None, explain: bool = False) -> Verdict:
+        """The API's single image: the same validation, downsizing and endpoint as the batch path;
+        with ``explain``, the verdict carries its heatmap and the preview."""
+        prepared = self.prepare(image)
+        (verdict,) = self.endpoint.classify([prepared], deadline, explain)
         if isinstance(verdict, TransientError):
             raise verdict
         if verdict.rejection is not None:
             raise verdict.rejection
-        return verdict
+        return dataclasses.replace(verdict, preview=prepared) if explain else verdict

@@ -21,8 +21,16 @@ class ObjectSource(Protocol):
 
 
 class Classifier(Protocol):
-    def classify(self, images: Sequence[bytes], deadline: Deadline | None = None) -> list[Verdict | TransientError]:
-        """One verdict per image, in order, or the transient error that kept it from one."""
+    def classify(
+        self, images: Sequence[bytes], deadline: Deadline | None = None, explain: bool = False
+    ) -> list[Verdict | TransientError]:
+        """One verdict per image, in order, or the transient error that kept it from one; with
+        ``explain``, each prediction carries its heatmap."""
+
+
+class ExplanationSink(Protocol):
+    def put(self, result_id: str, preview: bytes, heatmap: bytes) -> None:
+        """Store a result's preview and heatmap PNGs; TransientError if it cannot."""
 
 
 class ResultStore(Protocol):

@@ -163,3 +163,39 @@ def test_classify_takes_a_dicom(stack: LocalStack) -> None:
     assert from_dicom["label"] == from_png["label"]
     for label, p in from_png["probabilities"].items():
         assert from_dicom["probabilities"][label] == pytest.approx(p, abs=0.01)
+
+
+def _png(b64: str) -> Image.Image:
+    import base64
+    import io
+
+    image = Image.open(io.BytesIO(base64.b64decode(b64)))
+    assert image.format == "PNG"
+    return image
+
+
+def test_classify_explain_returns_the_preview_and_the_heatmap(stack: LocalStack) -> None:
+    wide = images.encode(Image.open(SAMPLE).convert("L").resize((900, 700)), "PNG")
+    status, answer = call(stack, "POST", "/classify?explain=true", wide, content_type="image/png")
+    assert status == 200
+    preview = _png(answer["explanation"]["preview"]["b64"])
+    heatmap = np.asarray(_png(answer["explanation"]["heatmap"]["b64"]))
+    assert preview.size == (512, 398)  # the downsized image the model saw, aspect kept
+    assert heatmap.shape == (64, 64)  # the label's activation map over the whole image
+    assert heatmap.min() < heatmap.max()
+
+
+def test_a_stored_result_links_its_preview_and_heatmap_for_its_owner_only(stack: LocalStack) -> None:
+    status, answer = call(
+        stack, "POST", "/classify?store=true", images.xray_png(300, seed=61), content_type="image/png"
+    )
+    assert status == 200
+    _, stored = call(stack, "GET", f"/results/{answer['result_id']}")
+    links = stored["explanation"]
+    with urllib.request.urlopen(links["preview_url"], timeout=10) as response:
+        assert Image.open(response).size == (300, 300)
+    with urllib.request.urlopen(links["heatmap_url"], timeout=10) as response:
+        assert Image.open(response).size == (64, 64)
+    name = f"mallory-{uuid.uuid4().hex[:6]}@example.com"
+    other = stack.id_token(name, stack.create_user(name))
+    assert call(stack, "GET", f"/results/{answer['result_id']}", token=other)[0] == 404

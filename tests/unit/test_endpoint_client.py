@@ -139,3 +139,22 @@ def test_no_request_is_sent_without_time_for_it(runtime) -> None:  # type: ignor
     with Stubber(runtime):  # any call would fail: nothing is queued
         (verdict,) = EndpointClient(runtime, "ep", call_budget_s=30).classify([b"a"], _NoTimeLeft())
     assert isinstance(verdict, DeadlineError)
+
+
+def test_explain_asks_for_the_heatmap_and_decodes_it(runtime) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    heat = b"\x89PNG fake heatmap"
+    answer = {"model": MODEL, "predictions": [{**GOOD, "explanation": {"b64": base64.b64encode(heat).decode()}}]}
+    with Stubber(runtime) as stub:
+        stub.add_response("invoke_endpoint", {"Body": _body(answer), "ContentType": "application/json"})
+        (verdict,) = EndpointClient(runtime, "ep").classify([b"a"], explain=True)
+    assert verdict.heatmap == heat
+
+
+def test_an_explanation_that_is_not_base64_breaks_the_contract(runtime) -> None:  # type: ignore[no-untyped-def]
+    answer = {"model": MODEL, "predictions": [{**GOOD, "explanation": {"b64": "not base64!"}}]}
+    with Stubber(runtime) as stub:
+        stub.add_response("invoke_endpoint", {"Body": _body(answer), "ContentType": "application/json"})
+        (verdict,) = EndpointClient(runtime, "ep").classify([b"a"], explain=True)
+    assert isinstance(verdict, EndpointContractError)

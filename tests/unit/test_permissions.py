@@ -52,10 +52,12 @@ def test_every_kms_action_a_function_needs_is_granted(deployed: dict[str, Any]) 
 def test_the_needs_are_derived_from_the_encrypted_resources_each_function_touches(deployed: dict[str, Any]) -> None:
     batch = required_kms(deployed, "ClassifyBatchFunction")
     assert batch[("DataKey", "kms:Decrypt")] >= {"s3:GetObject on UploadBucket", "sqs:ReceiveMessage on IngestQueue"}
-    assert batch[("DataKey", "kms:GenerateDataKey")] == {"sns:Publish on ResultsTopic"}
+    assert batch[("DataKey", "kms:GenerateDataKey")] == {"sns:Publish on ResultsTopic", "s3:PutObject on UploadBucket"}
     api = required_kms(deployed, "ApiFunction")
     assert api[("DataKey", "kms:GenerateDataKey")] == {"s3:PutObject on UploadBucket", "sns:Publish on ResultsTopic"}
-    assert "secretsmanager:GetSecretValue on PageTokenSecret" in api[("DataKey", "kms:Decrypt")]
+    assert {"secretsmanager:GetSecretValue on PageTokenSecret", "s3:GetObject on UploadBucket"} <= api[
+        ("DataKey", "kms:Decrypt")
+    ]
 
 
 def test_the_sam_kms_encrypt_and_decrypt_templates_would_break_uploads_and_notifications(

@@ -20,6 +20,7 @@ from functions.common.s3_events import ObjectRef
 from tests import images
 
 MODEL = {"name": "m", "version": "v1", "task": "binary", "labels": ["covid", "no_findings"]}
+HEATMAP = images.png(64, seed=99)
 
 
 class FakeObjects:
@@ -42,11 +43,25 @@ class FakeEndpoint:
         self.calls: list[int] = []
         self.fail: TransientError | None = None
 
-    def classify(self, batch: Sequence[bytes], deadline: Any = None) -> list[Verdict | TransientError]:
+    def classify(
+        self, batch: Sequence[bytes], deadline: Any = None, explain: bool = False
+    ) -> list[Verdict | TransientError]:
         self.calls.append(len(batch))
         if self.fail is not None:
             return [self.fail] * len(batch)
-        return [Verdict("covid", {"covid": 0.8, "no_findings": 0.2}, MODEL) for _ in batch]
+        heatmap = HEATMAP if explain else None
+        return [Verdict("covid", {"covid": 0.8, "no_findings": 0.2}, MODEL, heatmap=heatmap) for _ in batch]
+
+
+class FakeExplanations:
+    def __init__(self) -> None:
+        self.stored: dict[str, tuple[bytes, bytes]] = {}
+        self.fail: TransientError | None = None
+
+    def put(self, result_id: str, preview: bytes, heatmap: bytes) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.stored[result_id] = (preview, heatmap)
 
 
 class FakeNotifier:
@@ -71,11 +86,18 @@ class Clock:
 
 @pytest.fixture
 def world(results_table: Any) -> dict[str, Any]:
-    objects, endpoint, notifier = FakeObjects(), FakeEndpoint(), FakeNotifier()
+    objects, endpoint, notifier, explanations = FakeObjects(), FakeEndpoint(), FakeNotifier(), FakeExplanations()
     pipeline = ClassificationPipeline(
-        objects, endpoint, ResultsStore(results_table), notifier, 1_000_000, upload_prefix="uploads/"
+        objects,
+        endpoint,
+        ResultsStore(results_table),
+        notifier,
+        1_000_000,
+        upload_prefix="uploads/",
+        explanations=explanations,
     )
     return {
+        "explanations": explanations,
         "objects": objects,
         "endpoint": endpoint,
         "notifier": notifier,
@@ -103,6 +125,30 @@ def test_a_good_image_is_classified_stored_and_notified_once(world: dict[str, An
     (note,) = world["notifier"].sent
     assert note["status"] == "classified"
     assert "notified_at" in _stored(world, ref)
+
+
+def test_a_classified_result_gets_its_preview_and_heatmap_stored_first(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/big.png", images.png(900))
+    world["pipeline"].process([(ref, 1)])
+    preview, heatmap = world["explanations"].stored[ref.result_id]
+    assert heatmap == HEATMAP
+    assert preview == world["pipeline"].prepare(images.png(900))  # the downsized image the model saw
+    assert _stored(world, ref)["explanation"] is True
+
+
+def test_a_failed_explanation_write_retries_without_a_result(world: dict[str, Any]) -> None:
+    world["explanations"].fail = TransientError("S3 put failed")
+    ref = _ref(world, "uploads/a.png", images.png(128))
+    (outcome,) = world["pipeline"].process([(ref, 1)]).values()
+    assert outcome.status == "retry"
+    assert "Item" not in world["table"].get_item(Key={"pk": ref.result_id})
+
+
+def test_a_rejected_image_has_no_explanation(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/bad.png", images.PDF)
+    world["pipeline"].process([(ref, 1)])
+    assert world["explanations"].stored == {}
+    assert "explanation" not in _stored(world, ref)
 
 
 @pytest.mark.parametrize(

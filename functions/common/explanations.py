@@ -1,0 +1,51 @@
+"""Each classified result's preview (the downsized image the model saw) and heatmap (the class
+activation map of its label), as PNGs under a private prefix of the upload bucket.
+
+They are written before the result, so a stored result never points at missing files, and they are
+only ever handed out as short-lived presigned GET URLs to a caller who may read the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.common.errors import TransientError
+
+NAMES: Final = ("preview", "heatmap")
+
+
+class S3Explanations:
+    """The bucket as the pipeline's ``ExplanationSink``, and the API's URL signer."""
+
+    def __init__(self, s3: Any, bucket: str, prefix: str, expiry_s: int = 300) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+        self._prefix = prefix
+        self._expiry_s = expiry_s
+
+    def key(self, result_id: str, name: str) -> str:
+        return f"{self._prefix}{result_id}/{name}.png"
+
+    def put(self, result_id: str, preview: bytes, heatmap: bytes) -> None:
+        try:
+            for name, data in zip(NAMES, (preview, heatmap), strict=True):
+                self._s3.put_object(
+                    Bucket=self._bucket, Key=self.key(result_id, name), Body=data, ContentType="image/png"
+                )
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"storing the explanation failed: {type(exc).__name__}") from exc
+
+    def urls(self, result_id: str) -> dict[str, Any]:
+        """Presigned GET URLs of both PNGs (signing is local: no call to S3)."""
+        urls: dict[str, Any] = {
+            f"{name}_url": self._s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self._bucket, "Key": self.key(result_id, name)},
+                ExpiresIn=self._expiry_s,
+            )
+            for name in NAMES
+        }
+        urls["expires_in"] = self._expiry_s
+        return urls

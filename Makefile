@@ -21,7 +21,7 @@ build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:
 	rm -rf "$(ARTIFACTS_DIR)"/boto3 "$(ARTIFACTS_DIR)"/botocore "$(ARTIFACTS_DIR)"/s3transfer \
 		"$(ARTIFACTS_DIR)"/boto3-* "$(ARTIFACTS_DIR)"/botocore-* "$(ARTIFACTS_DIR)"/s3transfer-*
 
-.PHONY: venv test unit integration lint format typecheck model demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction
+.PHONY: venv test unit integration e2e client lint format typecheck model demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction
 
 venv: $(STAMP)
 
@@ -32,8 +32,26 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[train,aws,dev,spark]'
 	touch $@
 
-test: $(STAMP)
+# The web client (client/): its dependencies from the lock file, then a production build in client/dist.
+CLIENT_SOURCES := $(shell find client/src client/public -type f 2>/dev/null) client/index.html client/vite.config.ts \
+	client/tsconfig.json
+client/node_modules/.package-lock.json: client/package-lock.json
+	cd client && npm ci --no-audit --no-fund
+	touch $@
+
+client/dist/index.html: client/node_modules/.package-lock.json $(CLIENT_SOURCES)
+	cd client && npm run build
+
+client: client/dist/index.html
+
+# Python tests (unit, integration and, with Chromium present, the browser tests) and the client's Vitest tests.
+test: $(STAMP) client/dist/index.html
+	cd client && npx vitest run
 	$(PY) -m pytest -q
+
+# The web client in headless Chromium (Debian's package) against the local stack; screenshots in build/e2e/.
+e2e: $(STAMP) client/dist/index.html
+	$(PY) -m pytest -q tests/e2e
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
@@ -41,10 +59,11 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest -q tests/integration
 
-lint: $(STAMP)
+lint: $(STAMP) client/node_modules/.package-lock.json
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	cd client && npx tsc -b && npm run lint
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -63,8 +82,8 @@ demo: build/model/model.tar.gz
 	$(PY) -m local_stack.demo --model build/model/model.tar.gz
 
 # FAULTS="endpoint_5xx=0.2,s3_timeout=0.1,crash=0.05" SEED=1 VISIBILITY=2 make local
-local: build/model/model.tar.gz
-	$(PY) -m local_stack.stack --model build/model/model.tar.gz $(if $(FAULTS),--faults $(FAULTS)) \
+local: build/model/model.tar.gz client/dist/index.html
+	$(PY) -m local_stack.stack --model build/model/model.tar.gz --client client/dist $(if $(FAULTS),--faults $(FAULTS)) \
 		$(if $(SEED),--seed $(SEED)) $(if $(VISIBILITY),--visibility-timeout $(VISIBILITY))
 
 # Move parked dead letters (already recorded `failed`) back to the ingest queue of a running `make local`.

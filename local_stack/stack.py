@@ -24,6 +24,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from functions.common.ownership import scope_of_key
+from local_stack.client_site import StaticSite, client_config
 from local_stack.faults import FAULTY_ENDPOINT_READ_TIMEOUT_S, FaultPlan, FaultSwitch
 from local_stack.gateway import CognitoVerifier, LocalGateway
 from local_stack.poller import SqsPoller
@@ -52,6 +53,7 @@ class LocalStack:
         concurrency: int = 2,
         faults: FaultPlan | None = None,
         visibility_timeout_s: int | None = None,
+        client_dir: Path | None = None,
     ) -> None:
         self.context = context or StackContext()
         self.template = Template(context=self.context, parameters={"AllowedOrigin": LOCAL_ORIGIN})
@@ -69,6 +71,9 @@ class LocalStack:
         self._endpoint_app = endpoint_app
         self.demo_password = "Local-" + secrets.token_urlsafe(12) + "1!"
         self._closers: list[Any] = []
+        # The built web client (client/dist), served at LOCAL_ORIGIN, the API's allowed origin.
+        self.client_dir = client_dir
+        self.client_url: str | None = None
 
     # -- clients ----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -89,6 +94,7 @@ class LocalStack:
         self._start_endpoint()
         self._create_resources()
         self._start_functions()
+        self._start_client()
         return self
 
     def stop(self) -> None:
@@ -114,6 +120,16 @@ class LocalStack:
         app = self._endpoint_app or FaultSwitch(EndpointApp(load_predictor(self.model_path)), self.faults)
         self.endpoint = LocalEndpoint(app).__enter__()
         self._closers.append(self.endpoint.close)
+
+    def _start_client(self) -> None:
+        if self.client_dir is None:
+            return
+        outputs = self.outputs()
+        config = client_config(outputs, self.context.region, cognito_endpoint=self.aws_url)
+        port = int(LOCAL_ORIGIN.rsplit(":", 1)[1])
+        site = LocalEndpoint(StaticSite(self.client_dir, config), port=port).__enter__()
+        self._closers.append(site.close)
+        self.client_url = LOCAL_ORIGIN
 
     # -- resources from the template --------------------------------------------------------------
     def _name(self, logical_id: str) -> str:
@@ -425,6 +441,8 @@ class LocalStack:
                 "Region": self.context.region,
             }
         )
+        if self.client_url is not None:
+            outputs["ClientUrl"] = self.client_url
         return outputs
 
     def id_token(self, username: str = DEMO_USER, password: str | None = None) -> str:
@@ -444,7 +462,9 @@ class LocalStack:
 
 def main(args: argparse.Namespace) -> None:
     faults = FaultPlan.parse(args.faults, args.seed)
-    with LocalStack(args.model, faults=faults, visibility_timeout_s=args.visibility_timeout) as stack:
+    with LocalStack(
+        args.model, faults=faults, visibility_timeout_s=args.visibility_timeout, client_dir=args.client
+    ) as stack:
         path = stack.write_outputs(args.outputs)
         print(f"local stack running; outputs in {path} (Ctrl-C to stop)", flush=True)
         print(
@@ -471,6 +491,12 @@ if __name__ == "__main__":
         "(default: none)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault draws (default: %(default)s)")
+    parser.add_argument(
+        "--client",
+        type=Path,
+        default=None,
+        help="serve this built web client (client/dist) at ClientUrl (default: none)",
+    )
     parser.add_argument(
         "--visibility-timeout",
         type=int,

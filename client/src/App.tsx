@@ -1,0 +1,98 @@
+import { QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { useCallback, useEffect, useMemo, useState } from "react";
+
+import { History } from "./components/History";
+import { ResultView, type ShownResult } from "./components/ResultView";
+import { SignIn } from "./components/SignIn";
+import { Upload } from "./components/Upload";
+import { Api, SessionExpiredError } from "./lib/api";
+import { configureAuth, currentUser, signOutEverywhere } from "./lib/auth";
+import type { ClientConfig } from "./lib/config";
+import { fromStored } from "./lib/shown";
+
+type Session = { kind: "checking" } | { kind: "out"; notice?: string } | { kind: "in"; user: string };
+
+export function App({ config }: { config: ClientConfig }) {
+  const [session, setSession] = useState<Session>({ kind: "checking" });
+  const [result, setResult] = useState<ShownResult | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const api = useMemo(() => new Api(config), [config]);
+
+  const expired = useCallback(() => {
+    setResult(null);
+    setSession({ kind: "out", notice: "Your session has expired. Sign in again." });
+  }, []);
+  const queryClient = useMemo(
+    () =>
+      new QueryClient({
+        queryCache: new QueryCache({ onError: (e) => e instanceof SessionExpiredError && expired() }),
+        defaultOptions: {
+          queries: { retry: (count, e) => !(e instanceof SessionExpiredError) && count < 2 },
+        },
+      }),
+    [expired],
+  );
+
+  const refresh = useCallback(
+    () => currentUser().then((user) => setSession(user ? { kind: "in", user } : { kind: "out" })),
+    [],
+  );
+
+  useEffect(() => {
+    configureAuth(config);
+    currentUser().then((user) => setSession(user ? { kind: "in", user } : { kind: "out" }));
+  }, [config]);
+
+  function show(shown: ShownResult): void {
+    setResult(shown);
+    // A new stored result: the history shows it now, not at its next poll.
+    void queryClient.invalidateQueries({ queryKey: ["results"] });
+  }
+
+  async function open(resultId: string): Promise<void> {
+    setError(null);
+    try {
+      setResult(fromStored(await api.result(resultId)));
+    } catch (caught) {
+      if (caught instanceof SessionExpiredError) expired();
+      else setError(caught instanceof Error ? caught.message : "Could not open the result.");
+    }
+  }
+
+  async function signOut(): Promise<void> {
+    await signOutEverywhere();
+    queryClient.clear();
+    setResult(null);
+    setSession({ kind: "out" });
+  }
+
+  return (
+    <QueryClientProvider client={queryClient}>
+      <header className="top">
+        <h1>Chest X-ray classifier</h1>
+        {session.kind === "in" && (
+          <div className="who">
+            <span>Signed in as {session.user}</span>
+            <button type="button" onClick={() => void signOut()}>
+              Sign out
+            </button>
+          </div>
+        )}
+      </header>
+      <main>
+        {session.kind === "checking" && <p role="status">Loading…</p>}
+        {session.kind === "out" && <SignIn onSignedIn={() => void refresh()} notice={session.notice} />}
+        {session.kind === "in" && (
+          <div className="workspace">
+            <div className="left">
+              <Upload api={api} onResult={show} onExpired={expired} />
+              {error && <p role="alert">{error}</p>}
+              {result && <ResultView result={result} />}
+            </div>
+            <History api={api} onOpen={(id) => void open(id)} />
+          </div>
+        )}
+      </main>
+    </QueryClientProvider>
+  );
+}

@@ -1,0 +1,37 @@
+import { render, screen } from "@testing-library/react";
+
+import { ResultView } from "./ResultView";
+
+describe("ResultView", () => {
+  it("shows the label, each probability as text and the model", () => {
+    render(
+      <ResultView
+        result={{
+          status: "classified",
+          label: "covid",
+          probabilities: { covid: 0.9661, no_findings: 0.0031, pneumonia: 0.0308 },
+          gate: { score: 1.21, threshold: 2.48 },
+          modelName: "xray-covid",
+          modelVersion: "v1",
+        }}
+      />,
+    );
+    expect(screen.getByTestId("label")).toHaveTextContent("COVID-19");
+    expect(screen.getByTestId("p-covid")).toHaveTextContent("96.6%");
+    expect(screen.getByTestId("p-pneumonia")).toHaveTextContent("3.1%");
+    expect(screen.getByText(/COVID-19 \(predicted\)/)).toBeInTheDocument();
+    expect(screen.getByText("Model: xray-covid v1")).toBeInTheDocument();
+    expect(screen.getByText(/not a diagnosis and not a medical device/)).toBeInTheDocument();
+  });
+
+  it("explains a gate refusal in plain words with its score", () => {
+    render(
+      <ResultView
+        result={{ status: "rejected", reason: "not_a_chest_xray", gate: { score: 2.71, threshold: 2.48 } }}
+      />,
+    );
+    expect(screen.getByTestId("reason")).toHaveTextContent("does not look like a frontal chest X-ray");
+    expect(screen.getByText(/score 2.71 \(refused above 2.48\)/)).toBeInTheDocument();
+    expect(screen.queryByTestId("label")).toBeNull();
+  });
+});

@@ -1,0 +1,147 @@
+/** The REST API (README "Querying results"), with the caller's ID token. */
+import { idToken } from "./auth";
+import type { ClientConfig } from "./config";
+import type { ImageKind } from "./files";
+
+export interface Gate {
+  score: number;
+  threshold: number | null;
+}
+
+export interface Prediction {
+  label: string;
+  probabilities: Record<string, number>;
+  gate?: Gate | null;
+  model: { name?: string; version?: string; labels?: string[] };
+  result_id?: string;
+  explanation?: { preview: { b64: string }; heatmap: { b64: string } };
+}
+
+export interface StoredResult {
+  result_id: string;
+  status: "classified" | "rejected" | "failed";
+  label?: string;
+  probabilities?: Record<string, number>;
+  gate?: Gate;
+  reason?: string;
+  model_name?: string;
+  model_version?: string;
+  created_at: string;
+  source?: string;
+  key?: string;
+  scope?: string;
+  explanation?: { preview_url: string; heatmap_url: string };
+}
+
+export interface ResultPage {
+  items: StoredResult[];
+  next_token: string | null;
+}
+
+export interface UploadForm {
+  url: string;
+  fields: Record<string, string>;
+  key: string;
+  max_bytes: number;
+}
+
+export interface ResultFilter {
+  label?: string;
+  status?: string;
+  date?: string;
+  key?: string;
+}
+
+/** An API answer that is not 2xx: its status, machine reason and message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    readonly gate?: Gate,
+  ) {
+    super(message);
+  }
+}
+
+/** The session is gone (expired or signed out): the app goes back to sign-in. */
+export class SessionExpiredError extends ApiError {}
+
+export class Api {
+  constructor(private readonly config: ClientConfig) {}
+
+  private async request<T>(path: string, init: RequestInit = {}): Promise<T> {
+    const token = await idToken();
+    if (token === null) throw new SessionExpiredError(401, "session_expired", "Your session has expired.");
+    let response: Response;
+    try {
+      response = await fetch(`${this.config.apiUrl}${path}`, {
+        ...init,
+        headers: { ...(init.headers ?? {}), Authorization: token },
+      });
+    } catch {
+      throw new ApiError(0, "network", "The service could not be reached. Check your connection and retry.");
+    }
+    const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+    if (response.status === 401)
+      throw new SessionExpiredError(401, "session_expired", "Your session has expired.");
+    if (!response.ok) {
+      const error = (body.error ?? {}) as { reason?: string; message?: string; gate?: Gate };
+      throw new ApiError(
+        response.status,
+        error.reason ?? `http_${response.status}`,
+        error.message ?? (body.message as string | undefined) ?? `The request failed (${response.status}).`,
+        error.gate,
+      );
+    }
+    return body as T;
+  }
+
+  classify(file: Blob, kind: ImageKind): Promise<Prediction> {
+    return this.request("/classify?explain=true&store=true", {
+      method: "POST",
+      headers: { "Content-Type": kind },
+      body: file,
+    });
+  }
+
+  createUpload(kind: ImageKind): Promise<UploadForm> {
+    return this.request("/uploads", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ content_type: kind }),
+    });
+  }
+
+  result(id: string): Promise<StoredResult> {
+    return this.request(`/results/${encodeURIComponent(id)}`);
+  }
+
+  results(filter: ResultFilter, nextToken?: string | null, limit = 10): Promise<ResultPage> {
+    const query = new URLSearchParams({ limit: String(limit) });
+    for (const [name, value] of Object.entries(filter)) if (value) query.set(name, value);
+    if (nextToken) query.set("next_token", nextToken);
+    return this.request(`/results?${query.toString()}`);
+  }
+}
+
+/** The presigned POST upload, with progress (fetch has no upload progress; XHR does). */
+export function postForm(form: UploadForm, file: Blob, onProgress: (share: number) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const data = new FormData();
+    for (const [name, value] of Object.entries(form.fields)) data.append(name, value);
+    data.append("file", file);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.url);
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    };
+    xhr.onload = () =>
+      xhr.status >= 200 && xhr.status < 300
+        ? resolve()
+        : reject(new ApiError(xhr.status, "upload_failed", `The upload was refused (${xhr.status}).`));
+    xhr.onerror = () =>
+      reject(new ApiError(0, "network", "The upload failed: the storage could not be reached."));
+    xhr.send(data);
+  });
+}

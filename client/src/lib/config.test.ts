@@ -1,0 +1,22 @@
+import { parseConfig } from "./config";
+
+const good = {
+  apiUrl: "https://api.example/prod/",
+  region: "eu-west-1",
+  userPoolId: "eu-west-1_x",
+  userPoolClientId: "c",
+};
+
+describe("parseConfig", () => {
+  it("keeps the fields and drops a trailing slash of the API URL", () => {
+    expect(parseConfig(good)).toEqual({
+      ...good,
+      apiUrl: "https://api.example/prod",
+      cognitoEndpoint: undefined,
+    });
+  });
+
+  it("names a missing field", () => {
+    expect(() => parseConfig({ ...good, userPoolId: "" })).toThrow('config.json lacks "userPoolId"');
+  });
+});

@@ -1,0 +1,24 @@
+/** Rejection reasons (README "Rejection reasons") in plain words. */
+const REASONS: Record<string, string> = {
+  not_a_chest_xray: "This does not look like a frontal chest X-ray, so the model did not answer.",
+  not_upright: "This looks like a chest X-ray turned on its side or upside down. Upload it upright.",
+  not_an_image: "The file is not a PNG, JPEG or DICOM image.",
+  unsupported_type: "This image format is not supported; use PNG, JPEG or DICOM.",
+  empty: "The file is empty.",
+  too_large: "The image is too large.",
+  too_small: "The image is too small (at least 32 pixels a side).",
+  truncated: "The file is cut off before the image ends.",
+  decompression_bomb: "The image declares far more pixels than the file could hold.",
+  object_missing: "The upload was deleted before it was read.",
+  unsupported_transfer_syntax: "This DICOM compression cannot be read.",
+  multi_frame: "The DICOM has more than one frame.",
+  unsupported_photometric: "The DICOM is not a grayscale image.",
+  unsupported_modality: "The DICOM is not a radiograph (CR or DX).",
+  not_frontal: "The DICOM is a lateral view; the model reads frontal views only.",
+  not_chest: "The DICOM is not of the chest.",
+  model_rejected: "The model refused this image.",
+};
+
+export function reasonText(reason: string | undefined): string {
+  return (reason && REASONS[reason]) || "The image could not be classified.";
+}

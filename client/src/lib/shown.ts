@@ -1,0 +1,34 @@
+/** API answers -> what the result view shows. */
+import type { ShownResult } from "../components/ResultView";
+import type { ApiError, Prediction, StoredResult } from "./api";
+
+export function fromPrediction(prediction: Prediction): ShownResult {
+  return {
+    status: "classified",
+    label: prediction.label,
+    probabilities: prediction.probabilities,
+    gate: prediction.gate,
+    modelName: prediction.model.name,
+    modelVersion: prediction.model.version,
+    previewSrc: prediction.explanation && `data:image/png;base64,${prediction.explanation.preview.b64}`,
+    heatmapSrc: prediction.explanation && `data:image/png;base64,${prediction.explanation.heatmap.b64}`,
+  };
+}
+
+export function fromRefusal(error: ApiError): ShownResult {
+  return { status: "rejected", reason: error.reason, message: error.message, gate: error.gate };
+}
+
+export function fromStored(result: StoredResult): ShownResult {
+  return {
+    status: result.status,
+    label: result.label,
+    probabilities: result.probabilities,
+    gate: result.gate,
+    reason: result.reason,
+    modelName: result.model_name,
+    modelVersion: result.model_version,
+    previewSrc: result.explanation?.preview_url,
+    heatmapSrc: result.explanation?.heatmap_url,
+  };
+}

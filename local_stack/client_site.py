@@ -1,0 +1,84 @@
+"""The web client's ``config.json``, from a stack's Outputs, and the static site that serves it locally.
+
+    python -m local_stack.client_site --stack-name xray-classifier --out client/dist/config.json
+
+writes the config of a deployed stack (CloudFormation ``describe-stacks`` Outputs: ApiUrl, UserPoolId,
+UserPoolClientId and the region). ``make local`` serves ``client/dist`` with the local stack's config
+at ``ClientUrl`` through ``StaticSite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import boto3
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+# The client reads nothing else from the outputs; the local stack adds its Cognito endpoint (moto).
+CONFIG_KEYS: Final = {"ApiUrl": "apiUrl", "UserPoolId": "userPoolId", "UserPoolClientId": "userPoolClientId"}
+SECURITY_HEADERS: Final = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+]
+
+
+def client_config(outputs: Mapping[str, str], region: str, cognito_endpoint: str | None = None) -> dict[str, str]:
+    missing = [k for k in CONFIG_KEYS if not outputs.get(k)]
+    if missing:
+        raise ValueError(f"the stack's outputs lack {', '.join(missing)}")
+    config = {name: outputs[key] for key, name in CONFIG_KEYS.items()}
+    config["region"] = region
+    if cognito_endpoint:
+        config["cognitoEndpoint"] = cognito_endpoint
+    return config
+
+
+class StaticSite:
+    """A built single-page app (WSGI): its files, ``/config.json``, and ``index.html`` for any other path."""
+
+    def __init__(self, root: Path, config: Mapping[str, str]) -> None:
+        self.root = root.resolve()
+        self.config = json.dumps(dict(config)).encode()
+
+    def _file(self, path: str) -> Path | None:
+        candidate = (self.root / path.lstrip("/")).resolve()
+        if candidate.is_relative_to(self.root) and candidate.is_file():
+            return candidate
+        return None
+
+    def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/config.json":
+            body, kind = self.config, "application/json"
+        else:
+            found = self._file(path) or self.root / "index.html"
+            body = found.read_bytes()
+            kind = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
+        headers = [("Content-Type", kind), ("Content-Length", str(len(body))), ("Cache-Control", "no-cache")]
+        start("200 OK", headers + SECURITY_HEADERS)
+        return [body]
+
+
+def main(args: argparse.Namespace) -> None:
+    session = boto3.session.Session(region_name=args.region)
+    stack = session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(client_config(outputs, session.region_name), indent=2) + "\n")
+    print(args.out)  # noqa: T201 - command-line output
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack-name", required=True, help="the deployed stack")
+    parser.add_argument("--region", default=None, help="its region (default: the AWS configuration's)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("client/dist/config.json"), help="where to write (default: %(default)s)"
+    )
+    main(parser.parse_args())

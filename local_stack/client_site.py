@@ -1,10 +1,13 @@
 """The web client's ``config.json``, from a stack's Outputs, and the static site that serves it locally.
 
-    python -m local_stack.client_site --stack-name xray-classifier --out client/dist/config.json
+    python -m local_stack.client_site config --stack-name xray-classifier    # client/dist/config.json
+    python -m local_stack.client_site publish --stack-name xray-classifier   # AllowedOrigin=hosted
 
-writes the config of a deployed stack (CloudFormation ``describe-stacks`` Outputs: ApiUrl, UserPoolId,
-UserPoolClientId and the region). ``make local`` serves ``client/dist`` with the local stack's config
-at ``ClientUrl`` through ``StaticSite``.
+``config`` writes the config of a deployed stack (CloudFormation Outputs ApiUrl, UserPoolId,
+UserPoolClientId and the region) into the built client, for any static host (Amplify Hosting, your
+own). ``publish`` also uploads ``client/dist`` to the stack's ClientBucketName and invalidates its
+CloudFront distribution. ``make local`` serves ``client/dist`` with the local stack's config at
+``ClientUrl`` through ``StaticSite``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -65,20 +69,53 @@ class StaticSite:
         return [body]
 
 
+def stack_outputs(session: Any, stack_name: str) -> dict[str, str]:
+    stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def publish(session: Any, outputs: Mapping[str, str], dist: Path) -> int:
+    """Upload every file of ``dist`` (index.html and config.json uncached, hashed assets for a year),
+    then invalidate the distribution; returns the number of files."""
+    if "ClientBucketName" not in outputs:
+        raise SystemExit("the stack has no hosted client: deploy it with AllowedOrigin=hosted")
+    s3 = session.client("s3")
+    files = [p for p in sorted(dist.rglob("*")) if p.is_file()]
+    for path in files:
+        key = path.relative_to(dist).as_posix()
+        immutable = key.startswith("assets/")
+        s3.put_object(
+            Bucket=outputs["ClientBucketName"],
+            Key=key,
+            Body=path.read_bytes(),
+            ContentType=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+            CacheControl="public, max-age=31536000, immutable" if immutable else "no-cache",
+        )
+    session.client("cloudfront").create_invalidation(
+        DistributionId=outputs["ClientDistributionId"],
+        InvalidationBatch={"Paths": {"Quantity": 1, "Items": ["/*"]}, "CallerReference": str(time.time())},
+    )
+    return len(files)
+
+
 def main(args: argparse.Namespace) -> None:
     session = boto3.session.Session(region_name=args.region)
-    stack = session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(client_config(outputs, session.region_name), indent=2) + "\n")
-    print(args.out)  # noqa: T201 - command-line output
+    outputs = stack_outputs(session, args.stack_name)
+    config_path = args.dist / "config.json"
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(client_config(outputs, session.region_name), indent=2) + "\n")
+    print(config_path)  # noqa: T201 - command-line output
+    if args.command == "publish":
+        count = publish(session, outputs, args.dist)
+        print(f"{count} files published; the client is at {outputs['ClientUrl']}")  # noqa: T201
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["config", "publish"], help="write config.json only, or also publish")
     parser.add_argument("--stack-name", required=True, help="the deployed stack")
     parser.add_argument("--region", default=None, help="its region (default: the AWS configuration's)")
     parser.add_argument(
-        "--out", type=Path, default=Path("client/dist/config.json"), help="where to write (default: %(default)s)"
+        "--dist", type=Path, default=Path("client/dist"), help="the built client (default: %(default)s)"
     )
     main(parser.parse_args())

@@ -156,4 +156,9 @@ class Template:
         return sqs  # type: ignore[no-any-return]
 
     def outputs(self) -> dict[str, str]:
-        return {k: str(self.resolve(v["Value"])) for k, v in self.doc.get("Outputs", {}).items()}
+        """The Outputs CloudFormation would show: those whose Condition holds."""
+        return {
+            k: str(self.resolve(v["Value"]))
+            for k, v in self.doc.get("Outputs", {}).items()
+            if "Condition" not in v or self.condition(v["Condition"])
+        }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 import tomllib
@@ -86,8 +88,42 @@ def test_outputs_are_the_documented_ones(template: Template) -> None:
         "UserPoolId",
         "UserPoolClientId",
         "EndpointName",
+        "ClientUrl",
+        "ClientBucketName",
+        "ClientDistributionId",
     }
     assert all(output.get("Description") for output in template.doc["Outputs"].values())
+
+
+HOSTED_ORIGIN = {
+    "Fn::If": ["HostClient", {"Fn::Sub": "https://${ClientDistribution.DomainName}"}, {"Ref": "AllowedOrigin"}]
+}
+
+
+def test_every_cors_origin_is_the_hosted_client_or_the_parameter(template: Template) -> None:
+    raw = json.dumps(template.doc)
+    assert raw.count(json.dumps(HOSTED_ORIGIN)) == 5  # bucket CORS, API env, API CORS, two gateway responses
+    assert raw.count('{"Ref": "AllowedOrigin"}') == 6  # inside those, and the HostClient condition
+    assert template.doc["Conditions"]["HostClient"] == {"Fn::Equals": [{"Ref": "AllowedOrigin"}, "hosted"]}
+
+
+def test_the_hosted_client_is_private_behind_cloudfront_with_security_headers(template: Template) -> None:
+    blocked = _props(template, "ClientBucket")["PublicAccessBlockConfiguration"]
+    assert all(blocked.values())
+    allow, deny = _props(template, "ClientBucketPolicy")["PolicyDocument"]["Statement"]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert "ClientDistribution" in json.dumps(allow["Condition"]["StringEquals"])
+    assert deny["Effect"] == "Deny"
+    headers = _props(template, "ClientSecurityHeaders")["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert {"ContentSecurityPolicy", "StrictTransportSecurity", "ContentTypeOptions", "FrameOptions"} <= set(headers)
+    assert "frame-ancestors 'none'" in json.dumps(headers["ContentSecurityPolicy"])
+    behaviour = _props(template, "ClientDistribution")["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert all(
+        template.doc["Resources"][r].get("Condition") == "HostClient"
+        for r in template.doc["Resources"]
+        if r.startswith("Client")
+    )
 
 
 def test_api_routes(template: Template) -> None:

@@ -131,3 +131,13 @@ def test_a_second_user_does_not_see_the_first_users_history(client_stack: LocalS
     sign_in(page, client_stack, second, second_password)
     page.get_by_text("No results yet.").wait_for(timeout=15_000)
     assert page.get_by_test_id("history-row").count() == 0
+
+
+def test_an_expired_session_leads_back_to_sign_in(client_stack: LocalStack, page: Any) -> None:
+    name, password = _new_user(client_stack)
+    sign_in(page, client_stack, name, password)
+    page.get_by_text("Signed in as").wait_for(timeout=15_000)
+    page.evaluate("() => localStorage.clear()")  # what an expired refresh token leaves: no usable session
+    page.get_by_label("Status").select_option("classified")  # the next API call
+    page.get_by_text("Your session has expired. Sign in again.").wait_for(timeout=15_000)
+    assert page.get_by_label("Email").is_visible()

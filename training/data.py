@@ -129,7 +129,10 @@ def _read_folders(root: Path, source: str, report: IngestReport) -> Iterator[Rec
             for row in csv.DictReader(handle):
                 original = row.get("original_name") or Path(row["path"]).name
                 row_source = row.get("source") or source
-                yield Record(row["path"], row["label"], row_source, group_from_name(original, row_source))
+                # A multi-source manifest names each image's patient: the group, within its source.
+                patient = (row.get("patient") or "").strip()
+                group = f"{row_source}-{patient}" if patient else group_from_name(original, row_source)
+                yield Record(row["path"], row["label"], row_source, group)
         return
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         label = _label_of_folder(folder.name)

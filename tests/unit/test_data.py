@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests import images
-from training.data import detect_layout, group_from_name, ingest
+from training.data import detect_layout, group_from_name, ingest, read_dataset
 
 
 @pytest.mark.parametrize(
@@ -109,3 +109,18 @@ def test_no_group_crosses_folds_or_splits(tmp_path: Path) -> None:
 def test_detect_layout_defaults_to_class_folders(tmp_path: Path) -> None:
     (tmp_path / "covid").mkdir()
     assert detect_layout(tmp_path) == "classfolders"
+
+
+def test_a_multi_source_manifest_groups_by_its_patient_column(tmp_path: Path) -> None:
+    (tmp_path / "covid").mkdir()
+    rows = ["path,label,source,patient", "covid/a.png,covid,hannover,7", "covid/b.png,covid,hannover,7"]
+    rows.append("covid/c.png,covid,cohen,7")
+    for name in ("a", "b", "c"):
+        (tmp_path / "covid" / f"{name}.png").write_bytes(images.png(64, seed=ord(name)))
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    records, _ = read_dataset(tmp_path)
+    assert [(r.source, r.group) for r in records] == [
+        ("hannover", "hannover-7"),
+        ("hannover", "hannover-7"),
+        ("cohen", "cohen-7"),  # the same number in another source is another patient
+    ]

@@ -1,0 +1,213 @@
+"""Source-aware evaluation: how a model does on each source (hospital, collection) of a multi-source set.
+
+    python -m training.sources --checkpoint model/default/model.safetensors \\
+        --data ../shared/data/cxr-multisource --out runs/sources
+
+Scores covid vs no_findings (a 3-class model's two probabilities renormalised, pneumonia left out) and
+reports, per source: COVID sensitivity and specificity at the model's operating point and, where a
+source holds both classes, the ROC AUC, each with a 95 % bootstrap interval that resamples patients,
+not images. It also reports the **feature source probe**: the grouped cross-validated accuracy of a
+linear probe that predicts the source from the model's pooled features (lower is better; chance is
+the share of the largest source), and how many images of each source the input gate refuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from sklearn.metrics import roc_auc_score
+
+from model.architectures import ExportWrapper
+from model.checkpoint import load_checkpoint
+from model.preprocessing import decode_gray, to_batch
+from model.runtime import ACCEPTED, gate_decisions, softmax
+from training.data import Record, read_dataset
+
+logger = logging.getLogger(__name__)
+
+BOOTSTRAP: Final = 1000
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+
+def bootstrap_ci(
+    groups: Sequence[str], statistic: Callable[[Ints], float], resamples: int = BOOTSTRAP, seed: int = 0
+) -> tuple[float, float] | None:
+    """95 % percentile interval of ``statistic(indices)`` over resampled *groups* (patients): every
+    image of a drawn patient comes along. None when no resample gives a finite value."""
+    rng = np.random.default_rng(seed)
+    by_group: dict[str, list[int]] = {}
+    for index, group in enumerate(groups):
+        by_group.setdefault(group, []).append(index)
+    members = list(by_group.values())
+    values = []
+    for _ in range(resamples):
+        drawn = rng.integers(0, len(members), len(members))
+        value = statistic(np.array([i for g in drawn for i in members[g]], dtype=np.int64))
+        if np.isfinite(value):
+            values.append(value)
+    if not values:
+        return None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _rate(hits: npt.NDArray[np.bool_]) -> float:
+    return float(hits.mean()) if len(hits) else float("nan")
+
+
+def _auc(y: Ints, scores: Floats) -> float:
+    return float(roc_auc_score(y, scores)) if len(set(y.tolist())) == 2 else float("nan")
+
+
+def source_report(y: Ints, p_covid: Floats, groups: Sequence[str], threshold: float) -> dict[str, Any]:
+    """One source's figures: ``y`` 1 for covid, 0 for no_findings; covid is called at ``p >= threshold``."""
+    called = p_covid >= threshold
+    groups = list(groups)
+
+    def figure(fn: Callable[[Ints], float]) -> dict[str, Any]:
+        value = fn(np.arange(len(y)))
+        return {"value": None if not np.isfinite(value) else value, "ci95": bootstrap_ci(groups, fn)}
+
+    report: dict[str, Any] = {"n": len(y), "covid": int(y.sum()), "no_findings": int((y == 0).sum())}
+    if report["covid"]:
+        report["sensitivity"] = figure(lambda i: _rate(called[i][y[i] == 1]))
+    if report["no_findings"]:
+        report["specificity"] = figure(lambda i: _rate(~called[i][y[i] == 0]))
+    if report["covid"] and report["no_findings"]:
+        report["auc"] = figure(lambda i: _auc(y[i], p_covid[i]))
+    return report
+
+
+def feature_source_probe(
+    features: Floats, sources: Sequence[str], groups: Sequence[str], folds: int = 5
+) -> dict[str, Any]:
+    """Grouped-CV accuracy of a linear probe predicting the source from pooled features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    names = sorted(set(sources))
+    target = np.array([names.index(s) for s in sources])
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.1))
+    scores = cross_val_score(probe, features, target, groups=list(groups), cv=splitter)
+    return {
+        "accuracy": float(scores.mean()),
+        "chance": float(np.bincount(target).max() / len(target)),
+        "sources": len(names),
+    }
+
+
+@torch.no_grad()
+def score_images(
+    checkpoint: Path, images: npt.NDArray[np.uint8]
+) -> tuple[Floats, Floats, npt.NDArray[np.int8], list[str]]:
+    """Calibrated probabilities, pooled features and gate decisions of the checkpoint's served graph."""
+    net, meta = load_checkpoint(checkpoint)
+    net.float()
+    wrapper = ExportWrapper(net).eval()
+    probs, feats, scores, turned = [], [], [], []
+    for start in range(0, len(images), 32):
+        batch = torch.from_numpy(to_batch(list(images[start : start + 32])))
+        logits, _, score, turned_score = wrapper(batch)
+        probs.append(softmax(logits.numpy(), meta.temperature))
+        feats.append(net.pooled(batch).numpy())
+        scores.append(score.numpy())
+        turned.append(turned_score.numpy())
+    decisions = gate_decisions(
+        np.concatenate(scores), np.concatenate(turned), meta.gate_threshold, meta.gate.get("upright_threshold")
+    )
+    return np.concatenate(probs).astype(np.float64), np.concatenate(feats).astype(np.float64), decisions, meta.labels
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    records, _ = read_dataset(args.data)
+    kept: list[Record] = [r for r in records if r.label in ("covid", "no_findings")]
+    images = np.stack([decode_gray((args.data / r.path).read_bytes(), args.size) for r in kept])
+    probs, features, decisions, labels = score_images(args.checkpoint, images)
+    pair = probs[:, [labels.index("covid"), labels.index("no_findings")]]
+    p_covid = pair[:, 0] / pair.sum(axis=1)
+    y = np.array([int(r.label == "covid") for r in kept])
+    sources = [r.source for r in kept]
+    groups = [r.group for r in kept]
+    report: dict[str, Any] = {"threshold": args.threshold, "per_source": {}, "pooled": {}}
+    for source in sorted(set(sources)):
+        rows = np.array([s == source for s in sources])
+        entry = source_report(
+            y[rows], p_covid[rows], [g for g, r in zip(groups, rows, strict=True) if r], args.threshold
+        )
+        entry["gate_refused"] = int((decisions[rows] != ACCEPTED).sum())
+        report["per_source"][source] = entry
+    unseen = np.array([s not in args.seen for s in sources])
+    if unseen.any():
+        report["unseen_sources"] = source_report(
+            y[unseen], p_covid[unseen], [g for g, u in zip(groups, unseen, strict=True) if u], args.threshold
+        )
+    report["pooled"] = source_report(y, p_covid, groups, args.threshold)
+    report["feature_source_probe"] = feature_source_probe(features, sources, groups)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "sources.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report))
+    return report
+
+
+def _fmt(entry: dict[str, Any] | None) -> str:
+    if not entry or entry["value"] is None:
+        return "-"
+    ci = entry["ci95"]
+    return f"{entry['value']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def format_report(report: dict[str, Any]) -> str:
+    header = f"{'source':<16} {'n':>5} {'covid':>6} {'neg':>5} {'sensitivity':>22} {'specificity':>22}"
+    lines = [f"{header} {'AUC':>22} {'gate':>5}"]
+    rows = {
+        **report["per_source"],
+        **({"UNSEEN (all)": report["unseen_sources"]} if "unseen_sources" in report else {}),
+    }
+    for name, e in {**rows, "POOLED": report["pooled"]}.items():
+        lines.append(
+            f"{name:<16} {e['n']:>5} {e['covid']:>6} {e['no_findings']:>5} {_fmt(e.get('sensitivity')):>22} "
+            f"{_fmt(e.get('specificity')):>22} {_fmt(e.get('auc')):>22} {e.get('gate_refused', ''):>5}"
+        )
+    probe = report["feature_source_probe"]
+    lines.append(
+        f"feature source probe: {probe['accuracy']:.3f} accuracy over {probe['sources']} sources "
+        f"(chance, the largest source's share: {probe['chance']:.3f})"
+    )
+    return "\n".join(lines)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="weights (.safetensors) to evaluate")
+    parser.add_argument("--data", type=Path, required=True, help="a multi-source folder (manifest.csv with source)")
+    parser.add_argument("--out", type=Path, default=Path("runs/sources"), help="report folder (default: %(default)s)")
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="call covid at p(covid) >= this (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seen",
+        nargs="*",
+        default=["nih", "cohen"],
+        help="sources the model was trained on; the others are pooled as unseen (default: %(default)s)",
+    )
+    parser.add_argument("--size", type=int, default=224, help="the model's input size (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
+    return parser
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main(get_args_parser().parse_args())

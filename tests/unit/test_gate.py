@@ -34,12 +34,18 @@ def test_whitening_is_the_inverse_shrunk_covariance_of_the_class_centred_feature
     np.testing.assert_allclose(centers, means @ whiten, atol=1e-9)
 
 
-def test_the_gate_module_is_the_mean_squared_mahalanobis_distance_to_the_nearest_class() -> None:
-    features, targets, _ = _clusters()
+def _fitted_gate(features: np.ndarray, targets: np.ndarray) -> tuple[FeatureGate, np.ndarray]:
+    """A float64 gate with the statistics of ``features``, and its whitening matrix."""
     whiten, centers = fit_statistics(features, targets, 3)
-    gate = FeatureGate(8, 3).double()
+    gate = FeatureGate(features.shape[1], 3).double()
     gate.whiten.copy_(torch.from_numpy(whiten))
     gate.centers.copy_(torch.from_numpy(centers))
+    return gate, whiten
+
+
+def test_the_gate_module_is_the_mean_squared_mahalanobis_distance_to_the_nearest_class() -> None:
+    features, targets, _ = _clusters()
+    gate, whiten = _fitted_gate(features, targets)
     precision = whiten @ whiten.T
     means = np.stack([features[targets == k].mean(0) for k in range(3)])
     probe = features[:5] + 3.0
@@ -49,10 +55,7 @@ def test_the_gate_module_is_the_mean_squared_mahalanobis_distance_to_the_nearest
 
 def test_far_points_score_higher_than_training_points() -> None:
     features, targets, means = _clusters()
-    whiten, centers = fit_statistics(features, targets, 3)
-    gate = FeatureGate(8, 3).double()
-    gate.whiten.copy_(torch.from_numpy(whiten))
-    gate.centers.copy_(torch.from_numpy(centers))
+    gate, _ = _fitted_gate(features, targets)
     inside = gate(torch.from_numpy(features)).numpy()
     outside = gate(torch.from_numpy(means.mean(0) + np.full((20, 8), 25.0))).numpy()
     assert outside.min() > np.percentile(inside, 99.9)

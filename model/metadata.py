@@ -27,6 +27,9 @@ class ModelMetadata:
     # The out-of-distribution gate's policy (``training.gate``): threshold, method, how it was fitted.
     # Empty: the gate was never fitted and refuses nothing.
     gate: dict[str, Any] = field(default_factory=dict)
+    # The COVID operating point (``training.operating_point``): call covid at p(covid) >= threshold,
+    # chosen on validation data for a target sensitivity. Empty: the most probable label wins.
+    operating_point: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
@@ -34,6 +37,11 @@ class ModelMetadata:
     @property
     def gate_threshold(self) -> float | None:
         threshold = self.gate.get("threshold")
+        return float(threshold) if threshold is not None else None
+
+    @property
+    def covid_threshold(self) -> float | None:
+        threshold = self.operating_point.get("threshold")
         return float(threshold) if threshold is not None else None
 
     @property

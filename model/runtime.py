@@ -179,6 +179,18 @@ def load_backend(model_dir: Path, prefer: str | None = None) -> Backend:
     raise errors.ArtifactNotFoundError(f"no servable model ({ONNX_FILE}, {TORCHSCRIPT_FILE}) in {model_dir}")
 
 
+def decide(probs: FloatArray, labels: Sequence[str], covid_threshold: float | None) -> int:
+    """The index of the label to answer: covid at p(covid) >= the operating point's threshold,
+    otherwise the most probable other label (without an operating point: the most probable label)."""
+    if covid_threshold is None or "covid" not in labels:
+        return int(np.argmax(probs))
+    covid = list(labels).index("covid")
+    if probs[covid] >= covid_threshold:
+        return covid
+    others = np.where(np.arange(len(probs)) == covid, -np.inf, probs)
+    return int(np.argmax(others))
+
+
 def gate_dict(score: float, threshold: float | None) -> dict[str, Any]:
     """The gate's part of an answer: its score and the threshold over which it refuses."""
     return {"score": round(float(score), 4), "threshold": None if threshold is None else round(threshold, 4)}
@@ -251,7 +263,10 @@ class Predictor:
 
     def model_info(self) -> dict[str, Any]:
         m = self.meta
-        return {"name": m.name, "version": m.version, "task": m.task, "labels": list(m.labels)}
+        info: dict[str, Any] = {"name": m.name, "version": m.version, "task": m.task, "labels": list(m.labels)}
+        if m.covid_threshold is not None:
+            info["covid_threshold"] = round(m.covid_threshold, 4)
+        return info
 
     def run_arrays(self, batch: FloatArray) -> Scored:
         """Calibrated probabilities, CAMs and gate scores for a preprocessed batch, in chunks of MAX_BATCH."""
@@ -305,8 +320,8 @@ class Predictor:
         return PredictionResult([s for s in slots if s is not None])
 
     def _prediction(self, probs: FloatArray, cams: FloatArray, score: float, explain: bool) -> Prediction:
-        top = int(np.argmax(probs))
         labels = self.meta.labels
+        top = decide(probs, labels, self.meta.covid_threshold)
         return Prediction(
             label=labels[top],
             probabilities={label: float(p) for label, p in zip(labels, probs, strict=True)},

@@ -40,6 +40,9 @@ from training.data import Record, ingest, read_manifest, write_manifest
 from training.dataset import XrayDataset, augmentation
 from training.gate import MAX_REFUSAL, fit_gate, refused_count, served_scores
 from training.metrics import compute_metrics
+from training.operating_point import TARGET_SENSITIVITY
+from training.operating_point import choose_threshold as choose_covid_threshold
+from training.operating_point import rates as covid_rates
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +153,29 @@ def fit_model_gate(
         policy["test"] = {"images": len(test_set), "refused": refused_count(scores, turned, policy["threshold"])}
     logger.info("gate: threshold %.3f, %s", policy["threshold"], policy.get("test", policy["threshold_from"]))
     return policy
+
+
+def fit_operating_point(
+    val_logits: torch.Tensor, val_targets: torch.Tensor, labels: list[str], temperature: float, target: float
+) -> dict[str, Any]:
+    """The COVID threshold that keeps ``target`` sensitivity on the validation images (none without
+    validation COVID images, or for a task without covid)."""
+    if target <= 0 or "covid" not in labels or not len(val_targets):
+        return {}
+    covid = labels.index("covid")
+    is_covid = val_targets.numpy() == covid
+    if not is_covid.any():
+        logger.warning("no validation COVID images: no operating point; the most probable label wins")
+        return {}
+    p_covid = torch.softmax(val_logits / temperature, dim=1)[:, covid].double().numpy()
+    threshold = choose_covid_threshold(is_covid, p_covid, target)
+    chosen = covid_rates(is_covid, p_covid, threshold)
+    return {
+        "label": "covid",
+        "threshold": threshold,
+        "target_sensitivity": target,
+        "chosen_on": {"split": "val", **chosen},
+    }
 
 
 def save_state(path: Path, **state: Any) -> None:
@@ -267,6 +293,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     temperature = fit_temperature(val_logits, val_targets) if len(val_targets) else 1.0
     test_logits, test_targets = evaluate(net, test_loader, device, amp)
     gate = fit_model_gate(net, train_set, val_set, test_set, args.gate_max_refusal)
+    operating_point = fit_operating_point(val_logits, val_targets, labels, temperature, args.covid_sensitivity)
     metrics = {
         "best_epoch": best_epoch,
         "val": _metrics(val_logits, val_targets, labels, temperature) if len(val_targets) else {},
@@ -283,6 +310,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         preset=spec.preset,
         temperature=temperature,
         gate=gate,
+        operating_point=operating_point,
         training_data={
             "data": str(args.data.name),
             "counts": {s: dict(Counter(r.label for r in v)) for s, v in splits.items()},
@@ -381,6 +409,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     add("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default: %(default)s)")
     add("--label-smoothing", type=float, default=0.05, help="(default: %(default)s)")
     add("--schedule", default="cosine", choices=["cosine", "onecycle"], help="(default: %(default)s)")
+    add(
+        "--covid-sensitivity",
+        type=float,
+        default=TARGET_SENSITIVITY,
+        help="COVID sensitivity the operating point keeps on validation; 0: no operating point (default: %(default)s)",
+    )
     add(
         "--gate-max-refusal",
         type=float,

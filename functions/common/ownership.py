@@ -113,6 +113,7 @@ PUBLIC_FIELDS: Final = (
     "reason",
     "model_name",
     "model_version",
+    "covid_threshold",
     "created_at",
     "source",
 )

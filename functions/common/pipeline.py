@@ -233,6 +233,7 @@ class ClassificationPipeline:
                 explanation=explained or None,
                 model_name=decision.model.get("name"),
                 model_version=decision.model.get("version"),
+                covid_threshold=decision.model.get("covid_threshold"),  # the operating point that decided
             )
         else:
             error = decision.rejection if isinstance(decision, Verdict) else decision

@@ -42,6 +42,7 @@ class FakeEndpoint:
     def __init__(self) -> None:
         self.calls: list[int] = []
         self.fail: TransientError | None = None
+        self.model: dict[str, Any] = MODEL
 
     def classify(
         self, batch: Sequence[bytes], deadline: Any = None, explain: bool = False
@@ -50,7 +51,7 @@ class FakeEndpoint:
         if self.fail is not None:
             return [self.fail] * len(batch)
         heatmap = HEATMAP if explain else None
-        return [Verdict("covid", {"covid": 0.8, "no_findings": 0.2}, MODEL, heatmap=heatmap) for _ in batch]
+        return [Verdict("covid", {"covid": 0.8, "no_findings": 0.2}, self.model, heatmap=heatmap) for _ in batch]
 
 
 class FakeExplanations:
@@ -134,6 +135,13 @@ def test_a_classified_result_gets_its_preview_and_heatmap_stored_first(world: di
     assert heatmap == HEATMAP
     assert preview == world["pipeline"].prepare(images.png(900))  # the downsized image the model saw
     assert _stored(world, ref)["explanation"] is True
+
+
+def test_a_result_records_the_operating_point_that_decided(world: dict[str, Any]) -> None:
+    world["endpoint"].model = {**MODEL, "covid_threshold": 0.31}
+    ref = _ref(world, "uploads/a.png", images.png(128))
+    world["pipeline"].process([(ref, 1)])
+    assert float(_stored(world, ref)["covid_threshold"]) == 0.31
 
 
 def test_a_failed_explanation_write_retries_without_a_result(world: dict[str, Any]) -> None:

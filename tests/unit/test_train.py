@@ -70,6 +70,14 @@ def test_training_fits_the_gate_on_the_training_split(trained: tuple[Path, dict]
     assert gate["threshold"] > 0
 
 
+def test_training_chooses_the_covid_operating_point_on_validation(trained: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    _, summary = trained
+    point = summary["metadata"]["operating_point"]
+    assert point["target_sensitivity"] == 0.9
+    assert point["chosen_on"]["split"] == "val"
+    assert point["chosen_on"]["sensitivity"] >= 0.9
+
+
 def test_trained_model_tarball_is_served_by_the_local_endpoint(
     trained: tuple[Path, dict],  # type: ignore[type-arg]
     synthetic_data: Path,
@@ -94,6 +102,7 @@ def test_trained_model_tarball_is_served_by_the_local_endpoint(
         )
     assert answer["model"]["labels"] == ["covid", "no_findings", "pneumonia"]
     assert answer["predictions"][0]["gate"]["threshold"] == round(summary["metadata"]["gate"]["threshold"], 4)
+    assert answer["model"]["covid_threshold"] == round(summary["metadata"]["operating_point"]["threshold"], 4)
 
 
 def test_resume_continues_to_the_same_state(synthetic_data: Path, tmp_path: Path) -> None:

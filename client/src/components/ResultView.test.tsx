@@ -13,9 +13,11 @@ describe("ResultView", () => {
           gate: { score: 1.21, threshold: 2.48 },
           modelName: "xray-covid",
           modelVersion: "v1",
+          covidThreshold: 0.31,
         }}
       />,
     );
+    expect(screen.getByText(/called at a probability of 31.0% or more/)).toBeInTheDocument();
     expect(screen.getByTestId("label")).toHaveTextContent("COVID-19");
     expect(screen.getByTestId("p-covid")).toHaveTextContent("96.6%");
     expect(screen.getByTestId("p-pneumonia")).toHaveTextContent("3.1%");

@@ -13,6 +13,7 @@ export interface ShownResult {
   message?: string;
   modelName?: string;
   modelVersion?: string;
+  covidThreshold?: number;
   previewSrc?: string;
   heatmapSrc?: string;
 }
@@ -162,6 +163,12 @@ export function ResultView({ result }: { result: ShownResult }) {
       {(result.modelName || result.modelVersion) && (
         <p className="model">
           Model: {result.modelName} {result.modelVersion}
+        </p>
+      )}
+      {result.covidThreshold !== undefined && (
+        <p className="model">
+          COVID-19 is called at a probability of {(result.covidThreshold * 100).toFixed(1)}% or more (the
+          model&apos;s operating point).
         </p>
       )}
       {result.previewSrc && result.heatmapSrc && (

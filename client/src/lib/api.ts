@@ -12,7 +12,7 @@ export interface Prediction {
   label: string;
   probabilities: Record<string, number>;
   gate?: Gate | null;
-  model: { name?: string; version?: string; labels?: string[] };
+  model: { name?: string; version?: string; labels?: string[]; covid_threshold?: number };
   result_id?: string;
   explanation?: { preview: { b64: string }; heatmap: { b64: string } };
 }
@@ -26,6 +26,7 @@ export interface StoredResult {
   reason?: string;
   model_name?: string;
   model_version?: string;
+  covid_threshold?: number;
   created_at: string;
   source?: string;
   key?: string;

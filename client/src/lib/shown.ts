@@ -10,6 +10,7 @@ export function fromPrediction(prediction: Prediction): ShownResult {
     gate: prediction.gate,
     modelName: prediction.model.name,
     modelVersion: prediction.model.version,
+    covidThreshold: prediction.model.covid_threshold,
     previewSrc: prediction.explanation && `data:image/png;base64,${prediction.explanation.preview.b64}`,
     heatmapSrc: prediction.explanation && `data:image/png;base64,${prediction.explanation.heatmap.b64}`,
   };
@@ -28,6 +29,7 @@ export function fromStored(result: StoredResult): ShownResult {
     reason: result.reason,
     modelName: result.model_name,
     modelVersion: result.model_version,
+    covidThreshold: result.covid_threshold,
     previewSrc: result.explanation?.preview_url,
     heatmapSrc: result.explanation?.heatmap_url,
   };

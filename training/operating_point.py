@@ -1,0 +1,113 @@
+"""The COVID operating point: the threshold on p(covid) that keeps sensitivity at a target on
+validation data, and what it costs in specificity.
+
+    python -m training.operating_point --checkpoint model/default/model.safetensors \\
+        --data ../shared/data/ozturk-3class --manifest runs/ozturk/manifest.csv [--write --half]
+
+Chosen on the validation split (``--val-fold``), reported on validation and test, stored with
+``--write`` in the checkpoint's metadata (``operating_point``); the served model then calls covid at
+``p(covid) >= threshold`` and says so in every answer (``model.covid_threshold``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.preprocessing import decode_gray, to_batch
+from model.runtime import softmax
+from training.data import read_manifest
+
+logger = logging.getLogger(__name__)
+
+TARGET_SENSITIVITY: Final = 0.90
+Floats = npt.NDArray[np.float64]
+
+
+def choose_threshold(is_covid: npt.NDArray[np.bool_], p_covid: Floats, target: float = TARGET_SENSITIVITY) -> float:
+    """The highest threshold whose sensitivity on these images is at least ``target``: the most
+    specific one that keeps the target."""
+    positives = np.sort(p_covid[is_covid])[::-1]
+    if len(positives) == 0:
+        raise ValueError("no COVID images to choose the operating point on")
+    needed = int(np.ceil(target * len(positives)))
+    return float(positives[needed - 1])
+
+
+def rates(is_covid: npt.NDArray[np.bool_], p_covid: Floats, threshold: float) -> dict[str, float]:
+    called = p_covid >= threshold
+    return {
+        "sensitivity": float(called[is_covid].mean()) if is_covid.any() else float("nan"),
+        "specificity": float((~called[~is_covid]).mean()) if (~is_covid).any() else float("nan"),
+    }
+
+
+@torch.no_grad()
+def covid_probabilities(checkpoint: Path, data: Path, paths: list[str]) -> Floats:
+    net, meta = load_checkpoint(checkpoint)
+    net.float()
+    images = [decode_gray((data / p).read_bytes(), meta.input_size) for p in paths]
+    logits = np.concatenate(
+        [net(torch.from_numpy(to_batch(images[i : i + 32]))).numpy() for i in range(0, len(images), 32)]
+    )
+    return softmax(logits, meta.temperature)[:, meta.labels.index("covid")].astype(np.float64)
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    records = read_manifest(args.manifest)
+    report: dict[str, Any] = {}
+    scored = {}
+    for split, fold in (("val", args.val_fold), ("test", args.test_fold)):
+        chosen = [r for r in records if r.fold == fold]
+        is_covid = np.array([r.label == "covid" for r in chosen])
+        scored[split] = (is_covid, covid_probabilities(args.checkpoint, args.data, [r.path for r in chosen]))
+    threshold = choose_threshold(*scored["val"], args.target)
+    for split, (is_covid, p) in scored.items():
+        report[split] = {
+            "images": len(p),
+            "at_threshold": rates(is_covid, p, threshold),
+            "at_0.5": rates(is_covid, p, 0.5),
+        }
+    policy = {
+        "label": "covid",
+        "threshold": threshold,
+        "target_sensitivity": args.target,
+        "chosen_on": {"split": "val", **report["val"]["at_threshold"], "images": report["val"]["images"]},
+    }
+    report["operating_point"] = policy
+    if args.write:
+        net, meta = load_checkpoint(args.checkpoint)
+        meta.operating_point = policy
+        save_checkpoint(net, meta, args.checkpoint, half=args.half)
+    print(json.dumps(report, indent=2))
+    return report
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="weights (.safetensors)")
+    parser.add_argument("--data", type=Path, required=True, help="the image folder the model was trained on")
+    parser.add_argument("--manifest", type=Path, required=True, help="its manifest.csv (training.data), with folds")
+    parser.add_argument("--val-fold", type=int, default=1, help="the model's validation fold (default: %(default)s)")
+    parser.add_argument("--test-fold", type=int, default=0, help="the model's test fold (default: %(default)s)")
+    parser.add_argument(
+        "--target", type=float, default=TARGET_SENSITIVITY, help="COVID sensitivity to keep (default: %(default)s)"
+    )
+    parser.add_argument("--write", action="store_true", help="store it in --checkpoint (default: off)")
+    parser.add_argument("--half", action="store_true", help="with --write: fp16 weights (default: off)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
+    return parser
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main(get_args_parser().parse_args())

@@ -114,7 +114,7 @@ def main(args: argparse.Namespace, train_args: list[str]) -> dict[str, Any]:
         "counts": ingest_report.counts,
     }
     (args.out / "loso.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))  # noqa: T201 - command-line output
+    print(json.dumps(report, indent=2))
     return report
 
 

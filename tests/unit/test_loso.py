@@ -40,9 +40,9 @@ def test_the_held_out_source_is_the_test_fold_and_nothing_else(multisource: Path
 
 
 def test_every_source_is_scored_by_a_model_that_never_saw_it(multisource: Path, tmp_path: Path) -> None:
+    train = ["--arch", "mobilenet_v3_small", "--task", "binary", "--epochs", "1", "--batch-size", "8", "--workers", "0"]
     args, rest = get_args_parser().parse_known_args(
-        ["--data", str(multisource), "--out", str(tmp_path), "--jobs", "1"]
-        + ["--arch", "mobilenet_v3_small", "--task", "binary", "--epochs", "1", "--batch-size", "8", "--workers", "0"]
+        ["--data", str(multisource), "--out", str(tmp_path), "--jobs", "1", *train]
     )
     report = main(args, rest)
     assert set(report["sources"]) == set(SOURCES)

@@ -7,9 +7,10 @@ The gate (``model.architectures.FeatureGate``) is a Mahalanobis distance on the 
 class means and one shared covariance from the **training split** (Ledoit-Wolf shrinkage, since 512 to
 2,048 features meet a few hundred images), and a threshold chosen on the **validation split** so that
 at most ``--max-refusal`` of its X-rays are refused, counting both refusals of the served rule
-(``model.runtime.gate_decisions``: ``not_a_chest_xray`` and ``not_upright``). No negative example is used to fit it; the
-negatives (``training.negatives``) only measure it, on the test split's X-rays and a held-out half of
-every category. ``training.train`` fits the gate of every model it trains the same way.
+(``model.runtime.gate_decisions``: ``not_a_chest_xray`` and ``not_upright``). No negative example is
+used to fit it, so every category of negatives (``training.negatives``) is held out: they only measure
+it, against the test split's X-rays. ``training.train`` fits the gate of every model it trains the
+same way.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from model.architectures import ExportWrapper, XrayNet
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.preprocessing import decode_gray, to_batch
 from model.runtime import ACCEPTED, NOT_UPRIGHT, gate_decisions
+from training.cli import add_checkpoint_refit_args
 from training.data import read_manifest
 
 logger = logging.getLogger(__name__)
@@ -204,12 +206,8 @@ def format_report(report: dict[str, Any]) -> str:
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True, help="weights (.safetensors) to fit the gate of")
-    parser.add_argument("--data", type=Path, required=True, help="the image folder the model was trained on")
-    parser.add_argument("--manifest", type=Path, required=True, help="its manifest.csv (training.data), with folds")
+    add_checkpoint_refit_args(parser, "fitted gate")
     parser.add_argument("--ood", type=Path, default=None, help="cxr-ood folder (lateral/, ct/) (default: none)")
-    parser.add_argument("--test-fold", type=int, default=0, help="the model's test fold (default: %(default)s)")
-    parser.add_argument("--val-fold", type=int, default=1, help="the model's validation fold (default: %(default)s)")
     parser.add_argument(
         "--max-refusal",
         type=float,
@@ -217,9 +215,6 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="largest share of validation X-rays the gate may refuse (default: %(default)s)",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/gate"), help="report folder (default: %(default)s)")
-    parser.add_argument("--write", action="store_true", help="store the fitted gate in --checkpoint (default: off)")
-    parser.add_argument("--half", action="store_true", help="with --write: fp16 weights (default: off)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     return parser
 
 

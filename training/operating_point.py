@@ -24,6 +24,7 @@ import torch
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.preprocessing import decode_gray, to_batch
 from model.runtime import softmax
+from training.cli import add_checkpoint_refit_args
 from training.data import read_manifest
 
 logger = logging.getLogger(__name__)
@@ -94,17 +95,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True, help="weights (.safetensors)")
-    parser.add_argument("--data", type=Path, required=True, help="the image folder the model was trained on")
-    parser.add_argument("--manifest", type=Path, required=True, help="its manifest.csv (training.data), with folds")
-    parser.add_argument("--val-fold", type=int, default=1, help="the model's validation fold (default: %(default)s)")
-    parser.add_argument("--test-fold", type=int, default=0, help="the model's test fold (default: %(default)s)")
+    add_checkpoint_refit_args(parser, "operating point")
     parser.add_argument(
         "--target", type=float, default=TARGET_SENSITIVITY, help="COVID sensitivity to keep (default: %(default)s)"
     )
-    parser.add_argument("--write", action="store_true", help="store it in --checkpoint (default: off)")
-    parser.add_argument("--half", action="store_true", help="with --write: fp16 weights (default: off)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     return parser
 
 

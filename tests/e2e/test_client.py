@@ -141,3 +141,16 @@ def test_an_expired_session_leads_back_to_sign_in(client_stack: LocalStack, page
     page.get_by_label("Status").select_option("classified")  # the next API call
     page.get_by_text("Your session has expired. Sign in again.").wait_for(timeout=15_000)
     assert page.get_by_label("Email").is_visible()
+
+
+def test_the_result_page_fits_a_narrow_screen(client_stack: LocalStack, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        name, password = _new_user(client_stack)
+        sign_in(page, client_stack, name, password)
+        page.get_by_label(PICKER).set_input_files(str(SAMPLES / "covid-1.png"))
+        page.get_by_test_id("label").wait_for(timeout=30_000)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    finally:
+        context.close()

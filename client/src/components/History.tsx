@@ -65,35 +65,37 @@ export function History({ api, onOpen }: { api: Api; onOpen: (resultId: string) 
       {query.isPending && <p role="status">Loading…</p>}
       {query.data && query.data.items.length === 0 && <p>No results yet.</p>}
       {query.data && query.data.items.length > 0 && (
-        <table>
-          <caption className="visually-hidden">Results, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Status</th>
-              <th scope="col">Label</th>
-              <th scope="col">Source</th>
-              <th scope="col">
-                <span className="visually-hidden">Open</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {query.data.items.map((item) => (
-              <tr key={item.result_id} data-testid="history-row">
-                <td>{new Date(item.created_at).toLocaleString()}</td>
-                <td>{item.status}</td>
-                <td>{item.label ? labelName(item.label) : (item.reason ?? "-")}</td>
-                <td>{item.key ?? item.source ?? ""}</td>
-                <td>
-                  <button type="button" onClick={() => onOpen(item.result_id)}>
-                    Open<span className="visually-hidden"> result from {item.created_at}</span>
-                  </button>
-                </td>
+        <div className="table-scroll">
+          <table>
+            <caption className="visually-hidden">Results, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Status</th>
+                <th scope="col">Label</th>
+                <th scope="col">Source</th>
+                <th scope="col">
+                  <span className="visually-hidden">Open</span>
+                </th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {query.data.items.map((item) => (
+                <tr key={item.result_id} data-testid="history-row">
+                  <td>{new Date(item.created_at).toLocaleString()}</td>
+                  <td>{item.status}</td>
+                  <td>{item.label ? labelName(item.label) : (item.reason ?? "-")}</td>
+                  <td>{item.key ?? item.source ?? ""}</td>
+                  <td>
+                    <button type="button" onClick={() => onOpen(item.result_id)}>
+                      Open<span className="visually-hidden"> result from {item.created_at}</span>
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
       <div className="pages">
         <button type="button" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>

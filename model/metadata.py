@@ -40,6 +40,11 @@ class ModelMetadata:
         return float(threshold) if threshold is not None else None
 
     @property
+    def gate_upright_threshold(self) -> float | None:
+        threshold = self.gate.get("upright_threshold")
+        return float(threshold) if threshold is not None else None
+
+    @property
     def covid_threshold(self) -> float | None:
         threshold = self.operating_point.get("threshold")
         return float(threshold) if threshold is not None else None

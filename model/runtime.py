@@ -277,10 +277,8 @@ class Predictor:
         return Scored(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
     def gate_decisions(self, scored: Scored) -> npt.NDArray[np.int8]:
-        gate = self.meta.gate
-        return gate_decisions(
-            scored.gate_score, scored.turned_gate_score, self.meta.gate_threshold, gate.get("upright_threshold")
-        )
+        m = self.meta
+        return gate_decisions(scored.gate_score, scored.turned_gate_score, m.gate_threshold, m.gate_upright_threshold)
 
     def gate_error(self, decision: int, score: float) -> errors.GateRefusedError:
         threshold = self.meta.gate_threshold or 0.0

@@ -59,6 +59,14 @@ def pooled_features(net: XrayNet, images: Uint8Images, device: torch.device | No
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, net.classifier.in_features))
 
 
+@torch.no_grad()
+def logits_of(net: XrayNet, features: Floats) -> npt.NDArray[np.float32]:
+    """The classifier's logits from ``pooled_features`` (equal to ``net(x)`` in eval mode)."""
+    device = net.classifier.weight.device
+    logits: npt.NDArray[np.float32] = net.classifier(torch.from_numpy(features).float().to(device)).cpu().numpy()
+    return logits
+
+
 def fit_statistics(features: Floats, targets: npt.NDArray[np.int64], num_classes: int) -> tuple[Floats, Floats]:
     """``(whiten, centers)`` for ``FeatureGate``: ``whiten @ whiten.T`` is the inverse shrunk covariance
     of the class-centred features; a class without images takes the overall mean."""

@@ -21,11 +21,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from model.architectures import XrayNet
 from model.checkpoint import load_checkpoint, save_checkpoint
-from model.preprocessing import decode_gray, to_batch
+from model.metadata import ModelMetadata
+from model.preprocessing import decode_gray
 from model.runtime import softmax
 from training.cli import add_checkpoint_refit_args
 from training.data import read_manifest
+from training.gate import logits_of, pooled_features
 
 logger = logging.getLogger(__name__)
 
@@ -51,42 +54,44 @@ def rates(is_covid: npt.NDArray[np.bool_], p_covid: Floats, threshold: float) ->
     }
 
 
-@torch.no_grad()
-def covid_probabilities(checkpoint: Path, data: Path, paths: list[str]) -> Floats:
-    net, meta = load_checkpoint(checkpoint)
-    net.float()
-    images = [decode_gray((data / p).read_bytes(), meta.input_size) for p in paths]
-    logits = np.concatenate(
-        [net(torch.from_numpy(to_batch(images[i : i + 32]))).numpy() for i in range(0, len(images), 32)]
-    )
-    return softmax(logits, meta.temperature)[:, meta.labels.index("covid")].astype(np.float64)
+def choose_policy(is_covid: npt.NDArray[np.bool_], p_covid: Floats, target: float) -> dict[str, Any]:
+    """The operating point for ``ModelMetadata.operating_point``, chosen on these validation images."""
+    threshold = choose_threshold(is_covid, p_covid, target)
+    return {
+        "label": "covid",
+        "threshold": threshold,
+        "target_sensitivity": target,
+        "chosen_on": {"split": "val", "images": len(p_covid), **rates(is_covid, p_covid, threshold)},
+    }
+
+
+def covid_probabilities(net: XrayNet, meta: ModelMetadata, data: Path, paths: list[str]) -> Floats:
+    images = np.stack([decode_gray((data / p).read_bytes(), meta.input_size) for p in paths])
+    probs = softmax(logits_of(net, pooled_features(net, images)), meta.temperature)
+    return probs[:, meta.labels.index("covid")].astype(np.float64)
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
+    net, meta = load_checkpoint(args.checkpoint)
+    net.float()
     records = read_manifest(args.manifest)
-    report: dict[str, Any] = {}
     scored = {}
     for split, fold in (("val", args.val_fold), ("test", args.test_fold)):
         chosen = [r for r in records if r.fold == fold]
         is_covid = np.array([r.label == "covid" for r in chosen])
-        scored[split] = (is_covid, covid_probabilities(args.checkpoint, args.data, [r.path for r in chosen]))
-    threshold = choose_threshold(*scored["val"], args.target)
-    for split, (is_covid, p) in scored.items():
-        report[split] = {
+        scored[split] = (is_covid, covid_probabilities(net, meta, args.data, [r.path for r in chosen]))
+    policy = choose_policy(*scored["val"], args.target)
+    report: dict[str, Any] = {
+        split: {
             "images": len(p),
-            "at_threshold": rates(is_covid, p, threshold),
+            "at_threshold": rates(is_covid, p, policy["threshold"]),
             "at_0.5": rates(is_covid, p, 0.5),
         }
-    policy = {
-        "label": "covid",
-        "threshold": threshold,
-        "target_sensitivity": args.target,
-        "chosen_on": {"split": "val", **report["val"]["at_threshold"], "images": report["val"]["images"]},
+        for split, (is_covid, p) in scored.items()
     }
     report["operating_point"] = policy
     if args.write:
-        net, meta = load_checkpoint(args.checkpoint)
         meta.operating_point = policy
         save_checkpoint(net, meta, args.checkpoint, half=args.half)
     print(json.dumps(report, indent=2))

@@ -25,11 +25,11 @@ import numpy.typing as npt
 import torch
 from sklearn.metrics import roc_auc_score
 
-from model.architectures import ExportWrapper
 from model.checkpoint import load_checkpoint
-from model.preprocessing import decode_gray, to_batch
+from model.preprocessing import decode_gray
 from model.runtime import ACCEPTED, gate_decisions, softmax
 from training.data import Record, read_dataset
+from training.gate import logits_of, pooled_features, served_scores
 
 logger = logging.getLogger(__name__)
 
@@ -108,26 +108,17 @@ def feature_source_probe(
     }
 
 
-@torch.no_grad()
 def score_images(
     checkpoint: Path, images: npt.NDArray[np.uint8]
 ) -> tuple[Floats, Floats, npt.NDArray[np.int8], list[str]]:
     """Calibrated probabilities, pooled features and gate decisions of the checkpoint's served graph."""
     net, meta = load_checkpoint(checkpoint)
     net.float()
-    wrapper = ExportWrapper(net).eval()
-    probs, feats, scores, turned = [], [], [], []
-    for start in range(0, len(images), 32):
-        batch = torch.from_numpy(to_batch(list(images[start : start + 32])))
-        logits, _, score, turned_score = wrapper(batch)
-        probs.append(softmax(logits.numpy(), meta.temperature))
-        feats.append(net.pooled(batch).numpy())
-        scores.append(score.numpy())
-        turned.append(turned_score.numpy())
-    decisions = gate_decisions(
-        np.concatenate(scores), np.concatenate(turned), meta.gate_threshold, meta.gate.get("upright_threshold")
-    )
-    return np.concatenate(probs).astype(np.float64), np.concatenate(feats).astype(np.float64), decisions, meta.labels
+    features = pooled_features(net, images)
+    probs = softmax(logits_of(net, features), meta.temperature).astype(np.float64)
+    scores, turned = served_scores(net, images)
+    decisions = gate_decisions(scores, turned, meta.gate_threshold, meta.gate_upright_threshold)
+    return probs, features, decisions, meta.labels
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

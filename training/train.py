@@ -40,9 +40,7 @@ from training.data import Record, ingest, read_manifest, write_manifest
 from training.dataset import XrayDataset, augmentation
 from training.gate import MAX_REFUSAL, fit_gate, refused_count, served_scores
 from training.metrics import compute_metrics
-from training.operating_point import TARGET_SENSITIVITY
-from training.operating_point import choose_threshold as choose_covid_threshold
-from training.operating_point import rates as covid_rates
+from training.operating_point import TARGET_SENSITIVITY, choose_policy
 
 logger = logging.getLogger(__name__)
 
@@ -168,14 +166,7 @@ def fit_operating_point(
         logger.warning("no validation COVID images: no operating point; the most probable label wins")
         return {}
     p_covid = torch.softmax(val_logits / temperature, dim=1)[:, covid].double().numpy()
-    threshold = choose_covid_threshold(is_covid, p_covid, target)
-    chosen = covid_rates(is_covid, p_covid, threshold)
-    return {
-        "label": "covid",
-        "threshold": threshold,
-        "target_sensitivity": target,
-        "chosen_on": {"split": "val", **chosen},
-    }
+    return choose_policy(is_covid, p_covid, target)
 
 
 def save_state(path: Path, **state: Any) -> None:

@@ -84,11 +84,9 @@ def result_item(ref: ObjectRef, status: str, owner: str, source: str = "s3", **f
     }
 
 
-def with_preview(verdict: Decision, image: bytes) -> Decision:
+def with_preview(verdict: Verdict, image: bytes) -> Verdict:
     """A prediction with the downsized image it was made on (what the heatmap is aligned with)."""
-    if isinstance(verdict, Verdict) and verdict.rejection is None:
-        return dataclasses.replace(verdict, preview=image)
-    return verdict
+    return verdict if verdict.rejection is not None else dataclasses.replace(verdict, preview=image)
 
 
 class S3Objects:
@@ -188,7 +186,9 @@ class ClassificationPipeline:
                 logger.exception("unexpected error calling the endpoint")
                 verdicts = [UnexpectedError(f"unexpected {type(exc).__name__} from the endpoint")] * len(prepared)
             for (result_id, image), verdict in zip(prepared.items(), verdicts, strict=True):
-                decisions[result_id] = with_preview(verdict, image) if explain else verdict
+                decisions[result_id] = (
+                    with_preview(verdict, image) if explain and isinstance(verdict, Verdict) else verdict
+                )
         return decisions
 
     # -- settling results ---------------------------------------------------------------------------
@@ -307,4 +307,4 @@ class ClassificationPipeline:
             raise verdict
         if verdict.rejection is not None:
             raise verdict.rejection
-        return dataclasses.replace(verdict, preview=prepared) if explain else verdict
+        return with_preview(verdict, prepared) if explain else verdict

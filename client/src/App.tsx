@@ -12,6 +12,8 @@ import { fromStored } from "./lib/shown";
 
 type Session = { kind: "checking" } | { kind: "out"; notice?: string } | { kind: "in"; user: string };
 
+const sessionOf = (user: string | null): Session => (user ? { kind: "in", user } : { kind: "out" });
+
 export function App({ config }: { config: ClientConfig }) {
   const [session, setSession] = useState<Session>({ kind: "checking" });
   const [result, setResult] = useState<ShownResult | null>(null);
@@ -33,14 +35,11 @@ export function App({ config }: { config: ClientConfig }) {
     [expired],
   );
 
-  const refresh = useCallback(
-    () => currentUser().then((user) => setSession(user ? { kind: "in", user } : { kind: "out" })),
-    [],
-  );
+  const refresh = useCallback(() => currentUser().then((user) => setSession(sessionOf(user))), []);
 
   useEffect(() => {
     configureAuth(config);
-    currentUser().then((user) => setSession(user ? { kind: "in", user } : { kind: "out" }));
+    currentUser().then((user) => setSession(sessionOf(user)));
   }, [config]);
 
   function show(shown: ShownResult): void {

@@ -32,7 +32,8 @@ export function Upload({
         text: "Uploaded. Waiting for the result (you can leave; it will be in your history)…",
       });
       const page = await api.results({ key });
-      const done = page.items.find((item) => item.status !== undefined);
+      // Every stored result of the key is final (classified, rejected or failed); the newest comes first.
+      const done = page.items[0];
       if (done) {
         onResult(fromStored(await api.result(done.result_id)));
         setPhase({ kind: "idle" });

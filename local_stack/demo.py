@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
         results = stack.wait_for_results(keys, timeout_s=args.timeout)
         elapsed = time.monotonic() - t0
         print(f"\n{len(files)} uploads -> {len(results)} results in {elapsed:.1f}s (read back from DynamoDB)\n")
-        print(f"{'object key':<34} {'status':<11} {'label':<12} {'p(covid)':>8} {'gate':>6}  reason")
+        print(f"{'object key':<34} {'status':<11} {'label':<12} {'p(covid)':>8} {'gate':>6}  {'confidence':<11} reason")
         for key in keys:
             item = results.get(key)
             if item is None:
@@ -74,7 +74,8 @@ def main(args: argparse.Namespace) -> int:
             p_covid = f"{float(probs['covid']):.3f}" if "covid" in probs else "-"
             gate = f"{float(item['gate']['score']):.2f}" if item.get("gate") else "-"
             label, reason = item.get("label", "-"), item.get("reason", "")
-            print(f"{key:<34} {item['status']:<11} {label:<12} {p_covid:>8} {gate:>6}  {reason}")
+            confidence = (item.get("confidence") or {}).get("level", "-")
+            print(f"{key:<34} {item['status']:<11} {label:<12} {p_covid:>8} {gate:>6}  {confidence:<11} {reason}")
         notifications = stack.drain_notifications()
         print(f"\n{len(notifications)} SNS notifications received (no object keys in them):")
         for note in notifications:

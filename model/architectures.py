@@ -130,12 +130,13 @@ class XrayNet(nn.Module):
         feats, _ = self.features(x)
         return feats.mean(dim=(2, 3))
 
-    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits plus auxiliary logits (InceptionV3 in training mode only)."""
+    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Logits, auxiliary logits (InceptionV3 in training mode only) and the pooled features."""
         feats, mid = self.features(x)
-        logits = self.classifier(self.dropout(feats.mean(dim=(2, 3))))
+        pooled = feats.mean(dim=(2, 3))
+        logits = self.classifier(self.dropout(pooled))
         aux = self.aux_head(mid) if self.aux_head is not None and self.training else None
-        return logits, aux
+        return logits, aux, pooled
 
 
 class ExportWrapper(nn.Module):
@@ -219,8 +220,8 @@ def _split(arch: ArchSpec, net: Any, num_classes: int) -> tuple[_Backbone, nn.Mo
     raise ValueError(f"no backbone split for {arch.name}")
 
 
-def build_model(arch: str, task: str, pretrained: str = "none") -> XrayNet:
-    """Build an ``XrayNet``.
+def build_model(arch: str, task: str, pretrained: str = "none", preset: str | None = None) -> XrayNet:
+    """Build an ``XrayNet`` for the preprocessing preset ``preset`` (default: the arch's own).
 
     ``pretrained``: ``"none"`` (random init), ``"imagenet"`` (torchvision's weights API; needs network
     or a warm torch hub cache) or a PATH to a torchvision ImageNet ``.pth`` state dict for the backbone.
@@ -243,4 +244,4 @@ def build_model(arch: str, task: str, pretrained: str = "none") -> XrayNet:
         if [k for k in missing if not k.startswith(("fc.", "classifier.", "AuxLogits.fc"))]:
             raise errors.PretrainedWeightsUnavailableError(f"{path} does not hold {arch} backbone weights")
     backbone, aux = _split(spec, base, num_classes)
-    return XrayNet(backbone, spec.num_features, num_classes, get_preset(spec.preset), aux_head=aux)
+    return XrayNet(backbone, spec.num_features, num_classes, get_preset(preset or spec.preset), aux_head=aux)

@@ -42,7 +42,7 @@ def read_checkpoint_metadata(path: Path) -> ModelMetadata:
 
 def load_checkpoint(path: Path) -> tuple[XrayNet, ModelMetadata]:
     meta = read_checkpoint_metadata(path)
-    net = build_model(meta.arch, meta.task, pretrained="none")
+    net = build_model(meta.arch, meta.task, pretrained="none", preset=meta.preset)
     missing, unexpected = net.load_state_dict(load_file(str(path)), strict=False)
     # A checkpoint from before the gate existed has no gate tensors: it loads with an unfitted gate.
     if unexpected or [k for k in missing if not k.startswith(GATE_PREFIX)]:

@@ -30,6 +30,9 @@ class ModelMetadata:
     # The COVID operating point (``training.operating_point``): call covid at p(covid) >= threshold,
     # chosen on validation data for a target sensitivity. Empty: the most probable label wins.
     operating_point: dict[str, Any] = field(default_factory=dict)
+    # How the model did on sources (hospitals) it never saw, from ``training.loso``, and whether that
+    # met the project's goal. Empty or unmet: every answer says its confidence is low.
+    validation: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
@@ -48,6 +51,10 @@ class ModelMetadata:
     def covid_threshold(self) -> float | None:
         threshold = self.operating_point.get("threshold")
         return float(threshold) if threshold is not None else None
+
+    @property
+    def validated_on_unseen_sources(self) -> bool:
+        return self.validation.get("meets_goal") is True
 
     @property
     def input_shape(self) -> list[int]:

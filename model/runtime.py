@@ -26,7 +26,7 @@ from PIL import Image
 
 from model import errors
 from model.metadata import ModelMetadata
-from model.preprocessing import decode_gray, to_batch
+from model.preprocessing import get_preset, prepare, to_batch
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ TORCHSCRIPT_FILE: Final = "model.pt"
 NEO_GLOBS: Final = ("*compiled*.pt", "*compiled*.pth", "*_neo*.pt", "*_neo*.pth")
 MAX_BATCH: Final = 16
 CAM_SIZE: Final = 64
+LOW_CONFIDENCE: Final = "low"
+# p(covid) this close to the operating point (or the two most probable labels this close) is borderline.
+BORDERLINE_MARGIN: Final = 0.15
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -191,6 +194,26 @@ def decide(probs: FloatArray, labels: Sequence[str], covid_threshold: float | No
     return int(np.argmax(others))
 
 
+def confidence(probs: FloatArray, labels: Sequence[str], meta: ModelMetadata) -> dict[str, Any]:
+    """``{"level": "low" | "normal", "reasons": [...]}`` for one answer.
+
+    Low when the model has not shown on hospitals it never saw that it meets the project's goal
+    (``not_validated_on_unseen_sources``: its probabilities then say little about a new site's images)
+    or when the answer is close to the other one (``borderline``: p(covid) within ``BORDERLINE_MARGIN``
+    of the operating point, or, without one, the two most probable labels that close).
+    """
+    reasons = [] if meta.validated_on_unseen_sources else ["not_validated_on_unseen_sources"]
+    threshold = meta.covid_threshold
+    if threshold is not None and "covid" in labels:
+        margin = abs(float(probs[list(labels).index("covid")]) - threshold)
+    else:
+        first, second = np.sort(probs)[::-1][:2]
+        margin = float(first - second)
+    if margin < BORDERLINE_MARGIN:
+        reasons.append("borderline")
+    return {"level": LOW_CONFIDENCE if reasons else "normal", "reasons": reasons}
+
+
 def gate_dict(score: float, threshold: float | None) -> dict[str, Any]:
     """The gate's part of an answer: its score and the threshold over which it refuses."""
     return {"score": round(float(score), 4), "threshold": None if threshold is None else round(threshold, 4)}
@@ -201,10 +224,16 @@ class Prediction:
     label: str
     probabilities: dict[str, float]
     gate: dict[str, Any]
+    confidence: dict[str, Any]
     explanation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"label": self.label, "probabilities": self.probabilities, "gate": self.gate}
+        out: dict[str, Any] = {
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "gate": self.gate,
+            "confidence": self.confidence,
+        }
         if self.explanation is not None:
             out["explanation"] = {"type": "cam", "format": "png", "b64": self.explanation}
         return out
@@ -253,6 +282,7 @@ class Predictor:
     def __init__(self, backend: Backend, meta: ModelMetadata) -> None:
         self.backend = backend
         self.meta = meta
+        self.preset = get_preset(meta.preset)
 
     @classmethod
     def load(cls, model_dir: Path, prefer: str | None = None) -> Predictor:
@@ -300,7 +330,7 @@ class Predictor:
         slots: list[Prediction | InstanceError | None] = []
         for index, data in enumerate(images):
             try:
-                decoded.append(decode_gray(data, self.meta.input_size))
+                decoded.append(prepare(data, self.preset))
                 slots.append(None)
             except errors.InvalidImageError as exc:
                 slots.append(InstanceError(index, exc))
@@ -324,5 +354,6 @@ class Predictor:
             label=labels[top],
             probabilities={label: float(p) for label, p in zip(labels, probs, strict=True)},
             gate=gate_dict(score, self.meta.gate_threshold),
+            confidence=confidence(probs, labels, self.meta),
             explanation=cam_png(cams[top]) if explain else None,
         )

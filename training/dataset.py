@@ -1,55 +1,83 @@
-"""In-memory X-ray datasets decoded with the serving preprocessing, plus training augmentation."""
+"""In-memory X-ray images decoded with the serving preprocessing, and the order training visits them in."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
-from model.preprocessing import decode_gray
+from model.preprocessing import Preset, prepare
 from training.data import Record
 
-
-def augmentation(hflip: bool = False) -> v2.Compose:
-    """Chest-X-ray-appropriate: small geometry and exposure changes; no flip by default (the heart is left)."""
-    steps: list[v2.Transform] = [
-        v2.RandomAffine(degrees=7, translate=(0.06, 0.06), scale=(0.9, 1.1)),
-        v2.ColorJitter(brightness=0.2, contrast=0.2),
-    ]
-    if hflip:
-        steps.append(v2.RandomHorizontalFlip())
-    return v2.Compose(steps)
+BALANCES: Final = ("class", "source")
+# A (source, label) cell smaller than this is sampled as if it had this many images, so that e.g. the
+# 11 no_findings images of one collection are not each drawn dozens of times an epoch.
+MIN_CELL: Final = 30
 
 
-class XrayDataset(Dataset[tuple[torch.Tensor, int]]):
-    """Decodes every image once (the serving decoder) and keeps uint8 arrays in memory."""
+class XrayImages:
+    """Decodes every image once (the serving decoder, ``preset``) and keeps uint8 arrays in memory."""
 
-    def __init__(
-        self,
-        root: Path,
-        records: Sequence[Record],
-        labels: Sequence[str],
-        size: int,
-        transform: v2.Compose | None = None,
-    ) -> None:
+    def __init__(self, root: Path, records: Sequence[Record], labels: Sequence[str], preset: Preset) -> None:
         self.records = list(records)
         self.targets = torch.tensor([list(labels).index(r.label) for r in self.records], dtype=torch.long)
         self.images = torch.from_numpy(
-            np.stack([decode_gray((root / r.path).read_bytes(), size) for r in self.records])
+            np.stack([prepare((root / r.path).read_bytes(), preset) for r in self.records])
             if self.records
-            else np.zeros((0, size, size), np.uint8)
+            else np.zeros((0, preset.size, preset.size), np.uint8)
         )
-        self.transform = transform
+        self.sources = sorted({r.source for r in self.records})
+        self.source_ids = torch.tensor([self.sources.index(r.source) for r in self.records], dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.images[index].unsqueeze(0).float().div_(255.0)
-        if self.transform is not None:
-            image = self.transform(image).clamp_(0.0, 1.0)
-        return image, int(self.targets[index])
+    def on(self, device: torch.device) -> XrayImages:
+        """The same images with their tensors on ``device`` (this one is left where it is)."""
+        moved = copy.copy(self)
+        moved.images, moved.targets, moved.source_ids = (
+            self.images.to(device),
+            self.targets.to(device),
+            self.source_ids.to(device),
+        )
+        return moved
+
+
+def as_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(N, S, S)`` -> the network input, float ``(N, 1, S, S)`` in [0, 1]."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
+def source_balanced_weights(records: Sequence[Record]) -> torch.Tensor:
+    """Sampling weights that give every label the same share and, within a label, every source the
+    same share (cells under ``MIN_CELL`` images count as ``MIN_CELL``)."""
+    cells = Counter((r.label, r.source) for r in records)
+    sources_of = Counter(label for label, _ in cells)
+    return torch.tensor(
+        [1.0 / (sources_of[r.label] * max(MIN_CELL, cells[(r.label, r.source)])) for r in records],
+        dtype=torch.double,
+    )
+
+
+def epoch_order(
+    records: Sequence[Record], balance: str, generator: torch.Generator, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Indices for one epoch (as many as there are images): a permutation, or a weighted draw."""
+    if balance not in BALANCES:
+        raise ValueError(f"unknown balance {balance!r}; expected one of {BALANCES}")
+    if balance == "class":
+        return torch.randperm(len(records), generator=generator)
+    if weights is None:
+        weights = source_balanced_weights(records)
+    return torch.multinomial(weights, len(records), replacement=True, generator=generator)
+
+
+def batches(order: torch.Tensor, batch_size: int, drop_last: bool) -> Iterator[torch.Tensor]:
+    stop = len(order) - (len(order) % batch_size if drop_last and len(order) > batch_size else 0)
+    for start in range(0, stop, batch_size):
+        yield order[start : start + batch_size]

@@ -38,7 +38,7 @@ from PIL import Image
 
 from model.errors import InvalidImageError
 from model.labels import labels_for
-from model.preprocessing import decode_gray, to_batch
+from model.preprocessing import get_preset, prepare, to_batch
 from model.runtime import ACCEPTED, NOT_A_CHEST_XRAY, NOT_UPRIGHT, Predictor, cam_png
 from training.data import read_dataset, read_manifest
 from training.metrics import compute_metrics
@@ -202,9 +202,10 @@ def evaluate_dataset(
             f"not labels of the {task or predictor.meta.task} task"
         )
     decoded, usable = [], []
+    preset = get_preset(predictor.meta.preset)
     for record in kept:
         try:
-            decoded.append(decode_gray((data / record.path).read_bytes(), predictor.meta.input_size))
+            decoded.append(prepare((data / record.path).read_bytes(), preset))
             usable.append(record)
         except InvalidImageError as exc:
             notes.append(f"{record.path}: rejected ({exc.reason})")

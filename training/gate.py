@@ -30,7 +30,7 @@ from sklearn.metrics import roc_auc_score
 
 from model.architectures import ExportWrapper, XrayNet
 from model.checkpoint import load_checkpoint, save_checkpoint
-from model.preprocessing import decode_gray, to_batch
+from model.preprocessing import get_preset, prepare, to_batch
 from model.runtime import ACCEPTED, NOT_UPRIGHT, gate_decisions
 from training.cli import add_checkpoint_refit_args
 from training.data import read_manifest
@@ -165,7 +165,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     net, meta = load_checkpoint(args.checkpoint)
     net.float()
-    size = meta.input_size
+    preset = get_preset(meta.preset)
     split_of = {
         "train": lambda r: r.fold not in (args.test_fold, args.val_fold),
         "val": lambda r: r.fold == args.val_fold,
@@ -176,7 +176,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     for split, wanted in split_of.items():
         chosen = [r for r in records if wanted(r) and r.label in meta.labels]
         arrays[split] = (
-            np.stack([decode_gray((args.data / r.path).read_bytes(), size) for r in chosen]),
+            np.stack([prepare((args.data / r.path).read_bytes(), preset) for r in chosen]),
             np.array([meta.labels.index(r.label) for r in chosen]),
         )
     policy = fit_gate(net, arrays["train"][0], arrays["train"][1], arrays["val"][0], args.max_refusal)
@@ -185,7 +185,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     inside, inside_turned = served_scores(net, test_images)
     policy["test"] = {"images": len(inside), "refused": refused_count(inside, inside_turned, threshold)}
     report: dict[str, Any] = {"policy": policy, "categories": {}}
-    for name, images in held_out_negatives(test_images, args.ood, size).items():
+    for name, images in held_out_negatives(test_images, args.ood, preset).items():
         report["categories"][name] = category_report(inside, *served_scores(net, images), policy)
     meta.gate = policy
     if args.write:

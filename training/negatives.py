@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
-from model.preprocessing import decode_gray
+from model.preprocessing import Preset, prepare
 
 Uint8Images = npt.NDArray[np.uint8]
 
@@ -53,8 +53,8 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _decoded(images: Iterator[Image.Image], size: int) -> Uint8Images:
-    return np.stack([decode_gray(_png(image), size) for image in images])
+def _decoded(images: Iterator[Image.Image], preset: Preset) -> Uint8Images:
+    return np.stack([prepare(_png(image), preset) for image in images])
 
 
 def _crops(image: Image.Image, rng: np.random.Generator) -> Iterator[Image.Image]:
@@ -143,16 +143,16 @@ GENERATORS: Final[dict[str, Callable[[np.random.Generator], Iterator[Image.Image
 }
 
 
-def held_out_negatives(xrays: Uint8Images, ood: Path | None, size: int, seed: int = 0) -> dict[str, Uint8Images]:
+def held_out_negatives(xrays: Uint8Images, ood: Path | None, preset: Preset, seed: int = 0) -> dict[str, Uint8Images]:
     """Every category for ``xrays`` (held-out, preprocessed ``(N, S, S)`` chest X-rays)."""
     categories: dict[str, Uint8Images] = {}
     for kind in ("lateral", "ct"):
         if ood is not None and (ood / kind).is_dir():
             paths = sorted((ood / kind).glob("*"))
-            categories[kind] = np.stack([decode_gray(p.read_bytes(), size) for p in paths])
+            categories[kind] = np.stack([prepare(p.read_bytes(), preset) for p in paths])
     categories["inverted"] = 255 - xrays
     for k in (1, 2, 3):
         categories[f"rotated{90 * k}"] = np.ascontiguousarray(np.rot90(xrays, k, axes=(1, 2)))
     for name, generate in GENERATORS.items():
-        categories[name] = _decoded(generate(np.random.default_rng(seed)), size)
+        categories[name] = _decoded(generate(np.random.default_rng(seed)), preset)
     return categories

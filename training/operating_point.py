@@ -24,7 +24,7 @@ import torch
 from model.architectures import XrayNet
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.metadata import ModelMetadata
-from model.preprocessing import decode_gray
+from model.preprocessing import get_preset, prepare
 from model.runtime import softmax
 from training.cli import add_checkpoint_refit_args
 from training.data import read_manifest
@@ -66,7 +66,8 @@ def choose_policy(is_covid: npt.NDArray[np.bool_], p_covid: Floats, target: floa
 
 
 def covid_probabilities(net: XrayNet, meta: ModelMetadata, data: Path, paths: list[str]) -> Floats:
-    images = np.stack([decode_gray((data / p).read_bytes(), meta.input_size) for p in paths])
+    preset = get_preset(meta.preset)
+    images = np.stack([prepare((data / p).read_bytes(), preset) for p in paths])
     probs = softmax(logits_of(net, pooled_features(net, images)), meta.temperature)
     return probs[:, meta.labels.index("covid")].astype(np.float64)
 

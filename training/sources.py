@@ -25,8 +25,8 @@ import numpy.typing as npt
 import torch
 from sklearn.metrics import roc_auc_score
 
-from model.checkpoint import load_checkpoint
-from model.preprocessing import decode_gray
+from model.checkpoint import load_checkpoint, read_checkpoint_metadata
+from model.preprocessing import get_preset, prepare
 from model.runtime import ACCEPTED, gate_decisions, softmax
 from training.data import Record, read_dataset
 from training.gate import logits_of, pooled_features, served_scores
@@ -125,7 +125,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     records, _ = read_dataset(args.data)
     kept: list[Record] = [r for r in records if r.label in ("covid", "no_findings")]
-    images = np.stack([decode_gray((args.data / r.path).read_bytes(), args.size) for r in kept])
+    preset = get_preset(read_checkpoint_metadata(args.checkpoint).preset)
+    images = np.stack([prepare((args.data / r.path).read_bytes(), preset) for r in kept])
     probs, features, decisions, labels = score_images(args.checkpoint, images)
     pair = probs[:, [labels.index("covid"), labels.index("no_findings")]]
     p_covid = pair[:, 0] / pair.sum(axis=1)
@@ -194,7 +195,6 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=["nih", "cohen"],
         help="sources the model was trained on; the others are pooled as unseen (default: %(default)s)",
     )
-    parser.add_argument("--size", type=int, default=224, help="the model's input size (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     return parser
 

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from model.architectures import XrayNet, build_model, get_arch
@@ -35,9 +34,11 @@ from model.labels import labels_for
 from model.metadata import ModelMetadata
 from model.package import build_tarball, code_files
 from model.preprocessing import get_preset
+from training.adversary import SourceAdversary
+from training.augment import LEVELS, augment
 from training.calibration import fit_temperature
 from training.data import Record, ingest, read_manifest, write_manifest
-from training.dataset import XrayDataset, augmentation
+from training.dataset import BALANCES, XrayImages, as_input, batches, epoch_order, source_balanced_weights
 from training.gate import MAX_REFUSAL, fit_gate, refused_count, served_scores
 from training.metrics import compute_metrics
 from training.operating_point import TARGET_SENSITIVITY, choose_policy
@@ -88,21 +89,31 @@ def train_one_epoch(
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    loader: DataLoader[Any],
-    device: torch.device,
+    data: XrayImages,
+    order: torch.Tensor,
+    args: argparse.Namespace,
+    generator: torch.Generator,
     epoch: int,
-    amp: bool,
+    adversary: SourceAdversary | None = None,
 ) -> float:
+    """One pass over ``order`` (indices into ``data``, which lives on the training device)."""
     net.train()
+    device = data.images.device
+    amp = args.amp and device.type == "cuda"
     total, seen = 0.0, 0
-    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True, disable=None)
-    for batch, labels in bar:
-        images, targets = batch.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    steps = list(batches(order.to(device), args.batch_size, drop_last=len(order) > args.batch_size))
+    bar = tqdm(steps, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True, disable=None)
+    for index in bar:
+        images = augment(as_input(data.images[index]), args.augment, generator, args.hflip)
+        targets = data.targets[index]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits, aux = net.forward_train(images)
+            logits, aux, pooled = net.forward_train(images)
             loss = criterion(logits, targets)
             if aux is not None:
                 loss = loss + 0.4 * criterion(aux, targets)
+            if adversary is not None:
+                source_logits = adversary(pooled.float(), args.source_adversary)
+                loss = loss + nn.functional.cross_entropy(source_logits, data.source_ids[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -115,19 +126,19 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(
-    net: XrayNet, loader: DataLoader[Any], device: torch.device, amp: bool
+    net: XrayNet, data: XrayImages, device: torch.device, amp: bool, batch_size: int = 64
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and targets for a whole loader (eval mode, no augmentation)."""
+    """Logits and targets for every image of ``data`` (eval mode, no augmentation)."""
     net.eval()
-    all_logits, all_targets = [], []
-    for images, targets in loader:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = net(images.to(device, non_blocking=True))
-        all_logits.append(logits.float().cpu())
-        all_targets.append(targets)
-    if not all_logits:
+    if not len(data):
         return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
-    return torch.cat(all_logits), torch.cat(all_targets)
+    all_logits = []
+    for start in range(0, len(data), batch_size):
+        images = as_input(data.images[start : start + batch_size].to(device, non_blocking=True))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = net(images)
+        all_logits.append(logits.float().cpu())
+    return torch.cat(all_logits), data.targets.cpu()
 
 
 def _metrics(
@@ -138,7 +149,7 @@ def _metrics(
 
 
 def fit_model_gate(
-    net: XrayNet, train_set: XrayDataset, val_set: XrayDataset, test_set: XrayDataset, max_refusal: float
+    net: XrayNet, train_set: XrayImages, val_set: XrayImages, test_set: XrayImages, max_refusal: float
 ) -> dict[str, Any]:
     """Fit the out-of-distribution gate on the training images; its threshold on the validation ones."""
     if not len(val_set):
@@ -178,6 +189,7 @@ def save_state(path: Path, **state: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
+    t_start = time.time()  # --time-limit counts from here: decoding is part of a run's time
     seed_everything(args.seed)
     for directory in (args.output_dir, args.output_data_dir, args.checkpoint_dir):
         directory.mkdir(parents=True, exist_ok=True)
@@ -186,7 +198,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     torch.backends.cudnn.benchmark = device.type == "cuda"
     labels = list(labels_for(args.task))
     spec = get_arch(args.arch)
-    size = get_preset(spec.preset).size
+    preset = get_preset(args.preset or spec.preset)
     records = load_records(args)
     splits = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
     logger.info("split sizes: %s", {s: len(v) for s, v in splits.items()})
@@ -194,48 +206,57 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("no training images: check --test-fold/--val-fold against --folds and the data")
 
     t0 = time.time()
-    train_set = XrayDataset(args.data, splits["train"], labels, size, augmentation(args.hflip))
-    val_set = XrayDataset(args.data, splits["val"], labels, size)
-    test_set = XrayDataset(args.data, splits["test"], labels, size)
-    logger.info("decoded %d images in %.1fs", len(records), time.time() - t0)
-    loader_kw: dict[str, Any] = {
-        "batch_size": args.batch_size,
-        "num_workers": args.workers,
-        "pin_memory": device.type == "cuda",
-        "persistent_workers": args.workers > 0,
-    }
+    train_set, val_set, test_set = (XrayImages(args.data, splits[s], labels, preset) for s in ("train", "val", "test"))
+    logger.info("decoded %d images (%s) in %.1fs", len(records), preset.id, time.time() - t0)
+    # The whole training split lives on the device: batches are gathered and augmented there.
+    train_data = train_set.on(device)
     generator = torch.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(
-        train_set, shuffle=True, drop_last=len(train_set) > args.batch_size, generator=generator, **loader_kw
-    )
-    val_loader = DataLoader(val_set, **loader_kw)
-    test_loader = DataLoader(test_set, **loader_kw)
+    augment_generator = torch.Generator(device=device).manual_seed(args.seed)
+    sample_weights = source_balanced_weights(train_set.records) if args.balance == "source" else None
 
-    net = build_model(args.arch, args.task, args.pretrained).to(device)
+    net = build_model(args.arch, args.task, args.pretrained, preset.id).to(device)
     counts = Counter(int(t) for t in train_set.targets)
-    # Inverse-frequency class weights: covid is the rare class (~11% of ozturk-3class).
-    weights = torch.tensor([len(train_set) / (len(labels) * max(1, counts[i])) for i in range(len(labels))])
+    # Inverse-frequency class weights (covid is the rare class), unless the sampler already balances.
+    weights = torch.tensor(
+        [
+            len(train_set) / (len(labels) * max(1, counts[i])) if args.balance == "class" else 1.0
+            for i in range(len(labels))
+        ]
+    )
     criterion = nn.CrossEntropyLoss(weight=weights.to(device), label_smoothing=args.label_smoothing)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    scheduler = make_scheduler(args, optimizer, len(train_loader))
+    adversary = (
+        SourceAdversary(spec.num_features, len(train_set.sources)).to(device)
+        if args.source_adversary > 0 and len(train_set.sources) > 1
+        else None
+    )
+    parameters = list(net.parameters()) + (list(adversary.parameters()) if adversary is not None else [])
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = max(1, len(train_set) // args.batch_size if len(train_set) > args.batch_size else 1)
+    scheduler = make_scheduler(args, optimizer, steps_per_epoch)
 
     state_path = args.checkpoint_dir / "last.pt"
     start_epoch, best_f1, best_epoch, best_state, history = 0, -1.0, -1, None, []
     if args.resume and state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         net.load_state_dict(state["model"])
+        if adversary is not None:
+            adversary.load_state_dict(state["adversary"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         generator.set_state(state["loader_rng"])
+        augment_generator.set_state(state["augment_rng"])
         start_epoch, best_f1, best_epoch = state["epoch"] + 1, state["best_f1"], state["best_epoch"]
         best_state, history = state["best_state"], state["history"]
         logger.info("resumed from %s at epoch %d", state_path, start_epoch)
 
     for epoch in range(start_epoch, args.epochs):
         t_epoch = time.time()
-        loss = train_one_epoch(net, criterion, optimizer, scheduler, train_loader, device, epoch, amp)
-        val_logits, val_targets = evaluate(net, val_loader, device, amp)
+        order = epoch_order(train_set.records, args.balance, generator, sample_weights)
+        loss = train_one_epoch(
+            net, criterion, optimizer, scheduler, train_data, order, args, augment_generator, epoch, adversary
+        )
+        val_logits, val_targets = evaluate(net, val_set, device, amp)
         val = _metrics(val_logits, val_targets, labels) if len(val_targets) else {"macro_f1": 0.0, "accuracy": 0.0}
         seconds = time.time() - t_epoch
         history.append(
@@ -261,10 +282,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         save_state(
             state_path,
             model=net.state_dict(),
+            adversary=adversary.state_dict() if adversary is not None else None,
             optimizer=optimizer.state_dict(),
             scheduler=scheduler.state_dict(),
             rng=torch.get_rng_state(),
             loader_rng=generator.get_state(),
+            augment_rng=augment_generator.get_state(),
             epoch=epoch,
             best_f1=best_f1,
             best_epoch=best_epoch,
@@ -274,15 +297,20 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if args.stop_after and epoch + 1 - start_epoch >= args.stop_after and epoch + 1 < args.epochs:
             logger.info("stopping after %d epochs this run; rerun the same command to resume", args.stop_after)
             return {"stopped_at_epoch": epoch, "history": history}
+        if args.time_limit and time.time() - t_start >= args.time_limit:
+            logger.info(
+                "time limit of %ds reached after epoch %d: finishing with the best epoch", args.time_limit, epoch
+            )
+            break
         if epoch - best_epoch >= args.patience:
             logger.info("early stop: no val macro-F1 gain for %d epochs", args.patience)
             break
 
     if best_state is not None:
         net.load_state_dict(best_state)
-    val_logits, val_targets = evaluate(net, val_loader, device, amp)
+    val_logits, val_targets = evaluate(net, val_set, device, amp)
     temperature = fit_temperature(val_logits, val_targets) if len(val_targets) else 1.0
-    test_logits, test_targets = evaluate(net, test_loader, device, amp)
+    test_logits, test_targets = evaluate(net, test_set, device, amp)
     gate = fit_model_gate(net, train_set, val_set, test_set, args.gate_max_refusal)
     operating_point = fit_operating_point(val_logits, val_targets, labels, temperature, args.covid_sensitivity)
     metrics = {
@@ -297,8 +325,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         arch=args.arch,
         task=args.task,
         labels=labels,
-        input_size=size,
-        preset=spec.preset,
+        input_size=preset.size,
+        preset=preset.id,
         temperature=temperature,
         gate=gate,
         operating_point=operating_point,
@@ -308,6 +336,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             "test_fold": args.test_fold,
             "val_fold": args.val_fold,
             "grouped": True,
+            "sources": {s: dict(Counter(r.source for r in v)) for s, v in splits.items()},
+            "recipe": {
+                "preset": preset.id,
+                "augment": args.augment,
+                "balance": args.balance,
+                "source_adversary": args.source_adversary,
+            },
             "epochs_run": len(history),
         },
         metrics={"test": {k: v for k, v in metrics["test"].items() if k != "per_class"}} if metrics["test"] else {},
@@ -337,9 +372,9 @@ def write_predictions(path: Path, records: list[Record], labels: list[str], prob
     """One row per held-out image: pooled across folds, every image is scored exactly once."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "label", "group", *labels])
+        writer.writerow(["path", "label", "source", "group", *labels])
         for record, row in zip(records, probs, strict=True):
-            writer.writerow([record.path, record.label, record.group, *(f"{p:.6f}" for p in row)])
+            writer.writerow([record.path, record.label, record.source, record.group, *(f"{p:.6f}" for p in row)])
 
 
 def _env_path(name: str, default: str) -> Path:
@@ -418,6 +453,26 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=8,
         help="early stopping epochs without val macro-F1 gain (default: %(default)s)",
     )
+    add(
+        "--preset",
+        default="",
+        help="preprocessing preset id, e.g. xray-gray-224-v2 (default: the arch's own, xray-gray-224-v1 or -299-v1)",
+    )
+    add("--augment", default="basic", choices=LEVELS, help="training augmentation (default: %(default)s)")
+    add(
+        "--balance",
+        default="class",
+        choices=BALANCES,
+        help="class: inverse-frequency loss weights; source: sample every label, and every source within "
+        "a label, equally (default: %(default)s)",
+    )
+    add(
+        "--source-adversary",
+        type=float,
+        default=0.0,
+        help="weight of the reversed gradient of a source classifier on the pooled features; 0: off "
+        "(default: %(default)s)",
+    )
     add("--hflip", action="store_true", help="also flip horizontally (off: anatomy is not symmetric)")
     add("--folds", type=int, default=5, help="grouped folds when ingesting (default: %(default)s)")
     add("--split-seed", type=int, default=0, help="fold assignment seed (default: %(default)s)")
@@ -429,7 +484,6 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="fold used for early stopping and calibration (default: %(default)s)",
     )
     add("--seed", type=int, default=0, help="training seed (default: %(default)s)")
-    add("--workers", type=int, default=0, help="data loader workers (default: %(default)s)")
     add("--device", default="auto", help="auto | cpu | cuda (default: %(default)s)")
     add(
         "--amp",
@@ -459,6 +513,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--half",
         action="store_true",
         help="store the weights checkpoint in fp16 (half the size; exports stay fp32)",
+    )
+    add(
+        "--time-limit",
+        type=float,
+        default=0,
+        help="stop training after the first epoch that ends this many seconds after the start (decoding "
+        "included) and finish with the best epoch so far (default: no limit)",
     )
     add("--limit", type=int, default=0, help="use only the first N images (smoke tests; default: all)")
     add("--model-name", default="xray-covid", help="(default: %(default)s)")

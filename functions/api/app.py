@@ -178,6 +178,7 @@ def classify(store: bool = False, explain: bool = False) -> dict[str, Any]:
         "label": verdict.label,
         "probabilities": verdict.probabilities,
         "gate": verdict.gate,
+        "confidence": verdict.confidence,
         "model": verdict.model,
     }
     if explain and verdict.preview is not None and verdict.heatmap is not None:

@@ -25,6 +25,7 @@ MAX_BODY_BYTES: Final = 6_291_456
 _ENVELOPE: Final = 256
 _PER_INSTANCE: Final = 16
 MAX_INSTANCES: Final = 16
+CONFIDENCE: Final = ("low", "normal")  # the levels model.runtime.confidence answers with
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Verdict:
     model: dict[str, Any]
     rejection: ImageRejectedError | None = None
     gate: dict[str, Any] | None = None  # the model gate's score and threshold
+    confidence: dict[str, Any] | None = None  # {"level": "low" | "normal", "reasons": [...]}
     heatmap: bytes | None = field(default=None, repr=False)  # PNG: the label's activation map
     preview: bytes | None = field(default=None, repr=False)  # PNG: the downsized image the model saw
 
@@ -138,7 +140,12 @@ def _verdict(prediction: dict[str, Any], model: dict[str, Any]) -> Verdict:
     explanation = prediction.get("explanation")
     heatmap = base64.b64decode(explanation["b64"]) if isinstance(explanation, dict) else None
     return Verdict(
-        prediction["label"], prediction["probabilities"], model, gate=prediction.get("gate"), heatmap=heatmap
+        prediction["label"],
+        prediction["probabilities"],
+        model,
+        gate=prediction.get("gate"),
+        confidence=prediction.get("confidence"),
+        heatmap=heatmap,
     )
 
 
@@ -159,6 +166,9 @@ def check_answer(answer: Any, count: int) -> dict[str, Any]:
             raise EndpointContractError("a prediction's gate has no numeric score")
         if "error" in prediction:
             continue
+        confidence = prediction.get("confidence")
+        if confidence is not None and not (isinstance(confidence, dict) and confidence.get("level") in CONFIDENCE):
+            raise EndpointContractError("a prediction's confidence has no known level")
         explanation = prediction.get("explanation")
         if explanation is not None and not (isinstance(explanation, dict) and _is_base64(explanation.get("b64"))):
             raise EndpointContractError("a prediction's explanation is not a base64 PNG")

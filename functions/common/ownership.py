@@ -110,6 +110,7 @@ PUBLIC_FIELDS: Final = (
     "label",
     "probabilities",
     "gate",
+    "confidence",
     "reason",
     "model_name",
     "model_version",

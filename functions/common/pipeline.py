@@ -230,6 +230,7 @@ class ClassificationPipeline:
                 label=decision.label,
                 probabilities=decision.probabilities,
                 gate=decision.gate,
+                confidence=decision.confidence,
                 explanation=explained or None,
                 model_name=decision.model.get("name"),
                 model_version=decision.model.get("version"),

@@ -65,6 +65,7 @@ def test_a_sample_xray_gets_the_apis_answer_and_a_drawn_heatmap(
     page.get_by_test_id("label").wait_for(timeout=30_000)
     for label, p in expected["probabilities"].items():
         assert page.get_by_test_id(f"p-{label}").inner_text() == f"{100 * p:.1f}%"
+    assert page.get_by_test_id("low-confidence").count() == (expected["confidence"]["level"] == "low")
     page.wait_for_function(
         "() => { const c = document.querySelector('[data-testid=\"heatmap-canvas\"]'); return c && c.width > 0; }"
     )

@@ -94,6 +94,16 @@ def test_classify_can_store_the_result(stack: LocalStack) -> None:
     assert (status, stored["status"], stored["source"]) == (200, "classified", "api")
 
 
+def test_the_bundled_model_says_its_answers_are_of_low_confidence_and_the_result_keeps_it(stack: LocalStack) -> None:
+    # The bundled model failed the goal on hospitals it never saw (its metadata's validation).
+    status, answer = call(stack, "POST", "/classify?store=true", SAMPLE.read_bytes(), content_type="image/png")
+    assert status == 200
+    assert answer["confidence"]["level"] == "low"
+    assert "not_validated_on_unseen_sources" in answer["confidence"]["reasons"]
+    _, stored = call(stack, "GET", f"/results/{answer['result_id']}")
+    assert stored["confidence"] == answer["confidence"]
+
+
 def test_unknown_result_is_404(stack: LocalStack) -> None:
     assert call(stack, "GET", "/results/0000")[0] == 404
 

@@ -83,7 +83,7 @@ def test_one_corrupt_message_in_a_batch_of_ten_fails_alone(aws: Helpers) -> None
     records = []
     for i in range(9):
         key = f"elsewhere/{uuid.uuid4().hex[:6]}-{i}.png"  # outside the prefix: no S3 notification of its own
-        body = images.PDF if i == 4 else images.xray_png(96, seed=i)
+        body = images.PDF if i == 4 else images.xray_png(200, seed=i)
         etag = aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=body)["ETag"].strip('"')
         s3_event = {
             "Records": [

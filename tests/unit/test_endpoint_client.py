@@ -120,6 +120,7 @@ def test_a_request_refused_for_every_image_is_a_broken_contract_not_a_rejection(
         {"model": MODEL, "predictions": [{"label": "covid"}]},  # no probabilities
         {"model": MODEL, "predictions": [{"label": "covid", "probabilities": {"covid": "high"}}]},
         {"model": MODEL, "predictions": ["covid"]},
+        {"model": MODEL, "predictions": [{**GOOD, "confidence": {"level": "sure"}}]},
         [],
     ],
 )
@@ -158,3 +159,12 @@ def test_an_explanation_that_is_not_base64_breaks_the_contract(runtime) -> None:
         stub.add_response("invoke_endpoint", {"Body": _body(answer), "ContentType": "application/json"})
         (verdict,) = EndpointClient(runtime, "ep").classify([b"a"], explain=True)
     assert isinstance(verdict, EndpointContractError)
+
+
+def test_the_confidence_of_an_answer_reaches_the_verdict(runtime) -> None:  # type: ignore[no-untyped-def]
+    low = {"level": "low", "reasons": ["not_validated_on_unseen_sources"]}
+    answer = {"model": MODEL, "predictions": [{**GOOD, "confidence": low}]}
+    with Stubber(runtime) as stub:
+        stub.add_response("invoke_endpoint", {"Body": _body(answer), "ContentType": "application/json"})
+        (verdict,) = EndpointClient(runtime, "ep").classify([b"a"])
+    assert verdict.confidence == low

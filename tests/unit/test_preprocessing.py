@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -7,10 +9,12 @@ from PIL import Image
 from model import errors
 from model.preprocessing import (
     PRESETS,
+    Preset,
     decode_gray,
     downsize_png,
     get_preset,
     png_significant_bits,
+    prepare,
     sniff_format,
     to_batch,
 )
@@ -18,7 +22,7 @@ from tests import images
 
 
 def test_presets_are_versioned_and_named() -> None:
-    assert set(PRESETS) == {"xray-gray-224-v1", "xray-gray-299-v1"}
+    assert set(PRESETS) == {"xray-gray-224-v1", "xray-gray-299-v1", "xray-gray-224-v2", "xray-gray-299-v2"}
     assert get_preset("xray-gray-299-v1").size == 299
 
 
@@ -126,3 +130,29 @@ def test_to_batch_is_single_channel_unit_range() -> None:
     assert batch.dtype == np.float32
     assert batch.max() == 1.0
     assert batch.min() == 0.0
+
+
+def test_preset_v1_is_the_plain_decode() -> None:
+    data = images.png(96, seed=5)
+    assert np.array_equal(prepare(data, get_preset("xray-gray-224-v1")), decode_gray(data, 224))
+
+
+def test_preset_v2_cuts_the_borders_before_resizing() -> None:
+    # A white frame 5 % wide round a dark image: v2's 8 % crop leaves none of it.
+    framed = np.full((200, 200), 255, np.uint8)
+    framed[10:190, 10:190] = np.random.default_rng(0).integers(0, 100, (180, 180), dtype=np.uint8)
+    data = images.encode(Image.fromarray(framed, "L"), "PNG")
+    v1 = Preset("plain", 1, 64, (0.0,) * 3, (1.0,) * 3)
+    cropped = Preset("cropped", 1, 64, (0.0,) * 3, (1.0,) * 3, crop=0.08)
+    assert prepare(data, v1)[0].min() == 255
+    assert prepare(data, cropped).max() < 200
+
+
+def test_preset_v2_equalises_so_that_exposure_does_not_matter() -> None:
+    base = np.asarray(Image.open(io.BytesIO(images.png(128, seed=2))), dtype=np.float64)
+    dark, bright = (
+        images.encode(Image.fromarray((base * f + o).astype(np.uint8), "L"), "PNG") for f, o in ((0.4, 0), (0.4, 150))
+    )
+    preset = get_preset("xray-gray-224-v2")
+    assert np.abs(prepare(dark, preset).astype(int) - prepare(bright, preset).astype(int)).max() <= 2
+    assert prepare(dark, preset).max() >= 250  # stretched over the whole range

@@ -117,3 +117,42 @@ def test_resume_continues_to_the_same_state(synthetic_data: Path, tmp_path: Path
     b = torch.load(interrupted / "ckpt" / "last.pt", weights_only=False)["model"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], msg=key)
+
+
+@pytest.fixture(scope="module")
+def two_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every label from two sources, two images per patient."""
+    root = tmp_path_factory.mktemp("sources")
+    rows = ["path,label,source,patient"]
+    for c, label in enumerate(("covid", "no_findings", "pneumonia")):
+        (root / label).mkdir()
+        for s, source in enumerate(("north", "south")):
+            for i in range(6):
+                name = f"{label}/{source}-{i}.png"
+                (root / name).write_bytes(images.png(64, seed=100 * c + 10 * s + i))
+                rows.append(f"{name},{label},{source},{c}{i // 2}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_resume_with_the_whole_recipe_continues_to_the_same_state(two_sources: Path, tmp_path: Path) -> None:
+    recipe = ["--no-export", "--preset", "xray-gray-224-v2", "--augment", "strong", "--balance", "source"]
+    recipe += ["--source-adversary", "0.3"]
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    main(get_args_parser().parse_args(_args(two_sources, straight, *recipe)))
+    main(get_args_parser().parse_args(_args(two_sources, interrupted, *recipe, "--stop-after", "1")))
+    summary = main(get_args_parser().parse_args(_args(two_sources, interrupted, *recipe)))
+    a = torch.load(straight / "ckpt" / "last.pt", weights_only=False)
+    b = torch.load(interrupted / "ckpt" / "last.pt", weights_only=False)
+    for part in ("model", "adversary"):
+        for key in a[part]:
+            torch.testing.assert_close(a[part][key], b[part][key], msg=f"{part}.{key}")
+    assert summary["metadata"]["preset"] == "xray-gray-224-v2"
+    assert summary["metadata"]["training_data"]["recipe"]["source_adversary"] == 0.3
+
+
+def test_the_time_limit_ends_training_with_the_best_epoch_so_far(synthetic_data: Path, tmp_path: Path) -> None:
+    limited = _args(synthetic_data, tmp_path, "--no-export", "--time-limit", "0.001")
+    summary = main(get_args_parser().parse_args(limited))
+    assert len(summary["history"]) == 1
+    assert (tmp_path / "model" / "model.safetensors").is_file()

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType
 
 from model.errors import InvalidImageError
-from model.preprocessing import decode_gray, to_batch
+from model.preprocessing import get_preset, prepare, to_batch
 
 logger = logging.getLogger(__name__)
 IMAGE_GLOB = "*.{png,jpg,jpeg,PNG,JPG,JPEG}"
@@ -46,7 +46,7 @@ def load_backbone(arch: str, checkpoint: str, pretrained: str) -> Any:
 
 
 def embed(
-    images: list[bytes | None], arch: str, checkpoint: str, pretrained: str, size: int
+    images: list[bytes | None], arch: str, checkpoint: str, pretrained: str, preset: str
 ) -> list[list[float] | None]:
     """Global-average-pooled last-conv features; None for anything that is not a usable image."""
     import torch
@@ -55,7 +55,7 @@ def embed(
     decoded: dict[int, np.ndarray] = {}
     for index, data in enumerate(images):
         try:
-            decoded[index] = decode_gray(data or b"", size)
+            decoded[index] = prepare(data or b"", get_preset(preset))
         except InvalidImageError:
             continue
     out: list[list[float] | None] = [None] * len(images)
@@ -86,11 +86,12 @@ def featurize(
 ) -> DataFrame:
     from model.architectures import get_arch
     from model.checkpoint import read_checkpoint_metadata
-    from model.preprocessing import get_preset
 
     if checkpoint:
-        arch = read_checkpoint_metadata(Path(checkpoint)).arch
-    size = get_preset(get_arch(arch).preset).size
+        meta = read_checkpoint_metadata(Path(checkpoint))
+        arch, preset = meta.arch, meta.preset
+    else:
+        preset = get_arch(arch).preset
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
 
     @F.pandas_udf(ArrayType(FloatType()))
@@ -99,7 +100,7 @@ def featurize(
         from training.spark.featurize import embed as embed_batch
 
         for batch in contents:
-            yield pd.Series(embed_batch(list(batch), arch, checkpoint, pretrained, size))
+            yield pd.Series(embed_batch(list(batch), arch, checkpoint, pretrained, preset))
 
     prefix = root_prefix(images)
     files = (

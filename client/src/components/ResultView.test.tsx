@@ -36,4 +36,35 @@ describe("ResultView", () => {
     expect(screen.getByText(/score 2.71 \(refused above 2.48\)/)).toBeInTheDocument();
     expect(screen.queryByTestId("label")).toBeNull();
   });
+
+  it("says when an answer is of low confidence, and why", () => {
+    render(
+      <ResultView
+        result={{
+          status: "classified",
+          label: "no_findings",
+          probabilities: { covid: 0.4, no_findings: 0.5, pneumonia: 0.1 },
+          confidence: { level: "low", reasons: ["not_validated_on_unseen_sources", "borderline"] },
+        }}
+      />,
+    );
+    const note = screen.getByTestId("low-confidence");
+    expect(note).toHaveTextContent("Low confidence");
+    expect(note).toHaveTextContent("hospitals it was not trained on");
+    expect(note).toHaveTextContent("close to the other one");
+  });
+
+  it("shows no confidence note for a normal answer", () => {
+    render(
+      <ResultView
+        result={{
+          status: "classified",
+          label: "covid",
+          probabilities: { covid: 0.95, no_findings: 0.03, pneumonia: 0.02 },
+          confidence: { level: "normal", reasons: [] },
+        }}
+      />,
+    );
+    expect(screen.queryByTestId("low-confidence")).toBeNull();
+  });
 });

@@ -1,6 +1,6 @@
 import { useEffect, useId, useRef, useState } from "react";
 
-import type { Gate } from "../lib/api";
+import type { Confidence, Gate } from "../lib/api";
 import { LEGEND_GRADIENT, colourise, loadBitmap } from "../lib/heatmap";
 import { reasonText } from "../lib/reasons";
 
@@ -9,6 +9,7 @@ export interface ShownResult {
   label?: string;
   probabilities?: Record<string, number>;
   gate?: Gate | null;
+  confidence?: Confidence | null;
   reason?: string;
   message?: string;
   modelName?: string;
@@ -132,6 +133,25 @@ function Heatmap({ previewSrc, heatmapSrc }: { previewSrc: string; heatmapSrc: s
   );
 }
 
+const CONFIDENCE_REASONS: Record<string, string> = {
+  not_validated_on_unseen_sources:
+    "this model has not shown that it works on X-rays from hospitals it was not trained on, so its probabilities may not hold for yours",
+  borderline: "the answer is close to the other one",
+};
+
+function LowConfidence({ reasons }: { reasons: string[] }) {
+  return (
+    <div className="low-confidence" role="note" data-testid="low-confidence">
+      <strong>Low confidence</strong>
+      <ul>
+        {reasons.map((reason) => (
+          <li key={reason}>{CONFIDENCE_REASONS[reason] ?? reason}</li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
 export function ResultView({ result }: { result: ShownResult }) {
   return (
     <section className="result" aria-labelledby="result-heading">
@@ -141,6 +161,7 @@ export function ResultView({ result }: { result: ShownResult }) {
           <p className="verdict">
             Model output: <strong data-testid="label">{labelName(result.label)}</strong>
           </p>
+          {result.confidence?.level === "low" && <LowConfidence reasons={result.confidence.reasons} />}
           {result.probabilities && (
             <Probabilities probabilities={result.probabilities} label={result.label} />
           )}

@@ -8,10 +8,17 @@ export interface Gate {
   threshold: number | null;
 }
 
+/** How far an answer can be trusted (model.runtime.confidence): "low" with its reasons, or "normal". */
+export interface Confidence {
+  level: "low" | "normal";
+  reasons: string[];
+}
+
 export interface Prediction {
   label: string;
   probabilities: Record<string, number>;
   gate?: Gate | null;
+  confidence?: Confidence | null;
   model: { name?: string; version?: string; labels?: string[]; covid_threshold?: number };
   result_id?: string;
   explanation?: { preview: { b64: string }; heatmap: { b64: string } };
@@ -23,6 +30,7 @@ export interface StoredResult {
   label?: string;
   probabilities?: Record<string, number>;
   gate?: Gate;
+  confidence?: Confidence;
   reason?: string;
   model_name?: string;
   model_version?: string;

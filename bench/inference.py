@@ -1,17 +1,21 @@
 """Inference benchmark: eager PyTorch vs each served artifact through the local endpoint's predict path.
 
-    python bench/inference.py [--seconds 3] [--archs resnet50,inception_v3]
+    python bench/inference.py [--seconds 3] [--archs resnet50,inception_v3] [--json runs/bench.json]
 
 One run, side by side, on this machine: ResNet-50 @224 and InceptionV3 @299, batch 1 and 8; img/s,
-batch-1 latency, ratio to eager, the fraction of this CPU's fp32 peak, and the largest logit
-difference from eager. Then preprocessing ms/image for a 1024 px PNG and a 2000 px JPEG (the served
-decoder vs a naive full-resolution RGB decode). Random weights: speed does not depend on them.
+ms per image, ratio to eager, the fraction of this machine's fp32 matrix-multiply rate (measured at
+the start of the run), the largest logit difference from eager and the share of the bundled sample
+X-rays (samples/) given the same label as eager fp32. ``served`` marks the path the endpoint uses by
+default. Then preprocessing ms/image for a 1024 px PNG and a 2000 px JPEG (the served decoder vs a
+naive full-resolution RGB decode). Random weights (seeded): speed does not depend on them, and the
+agreement measures the arithmetic of each path, not the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
 import tempfile
 import time
@@ -26,13 +30,13 @@ from model.architectures import ARCHS, ExportWrapper, build_model
 from model.export import export_model
 from model.labels import labels_for
 from model.metadata import ModelMetadata
-from model.preprocessing import decode_gray, get_preset
-from model.runtime import Predictor
+from model.preprocessing import decode_gray, get_preset, prepare, to_batch
+from model.runtime import Predictor, load_backend
 
-GFLOP_PER_IMAGE = {"resnet50": 8.17, "inception_v3": 11.46}  # 2 x multiply-adds at the preset's size
-PEAK_GFLOPS = 530.0  # 2 cores x AVX-512 fp32 FMA, as measured for this machine
+GFLOP_PER_IMAGE = {"resnet50": 8.17, "inception_v3": 11.46, "resnet18": 3.64}  # 2 x MACs at the preset's size
 # The served graph runs the backbone on the image and on three turned copies (the input gate).
 PASSES_PER_IMAGE = 4
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 def timeit(fn: Callable[[], object], seconds: float, min_runs: int = 5) -> float:
@@ -48,16 +52,42 @@ def timeit(fn: Callable[[], object], seconds: float, min_runs: int = 5) -> float
     return statistics.median(times)
 
 
-def bench_arch(arch: str, seconds: float, device: str = "cpu") -> list[str]:
+def matmul_gflops(device: str, size: int = 2048, seconds: float = 1.0) -> float:
+    """This machine's fp32 matrix-multiply rate with the current threads: the yardstick for 'of peak'."""
+    a, b = torch.rand(size, size, device=device), torch.rand(size, size, device=device)
+
+    def product() -> object:
+        out = a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    return 2 * size**3 / timeit(product, seconds) / 1e9
+
+
+def sample_batch(preset: str) -> np.ndarray:
+    """The bundled sample X-rays, through the served preprocessing."""
+    paths = sorted(p for p in SAMPLES.glob("*.png") if p.stem.split("-")[0] in labels_for("multiclass"))
+    return to_batch([prepare(p.read_bytes(), get_preset(preset)) for p in paths])
+
+
+def bench_arch(arch: str, seconds: float, peak: float, device: str = "cpu") -> list[dict[str, object]]:
     size = get_preset(ARCHS[arch].preset).size
     torch.manual_seed(0)
     net = build_model(arch, "multiclass").eval()
     meta = ModelMetadata("bench", "0", arch, "multiclass", list(labels_for("multiclass")), size, ARCHS[arch].preset)
-    rows = []
+    rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         export_model(net, meta, Path(tmp))
         eager = ExportWrapper(net).eval().to(device)
         predictors = {name: Predictor.load(Path(tmp), name) for name in ("torchscript", "onnx")}
+        served = type(load_backend(Path(tmp))).__name__
+        samples = sample_batch(ARCHS[arch].preset)
+        with torch.inference_mode():
+            truth = eager(torch.from_numpy(samples).to(device))[0].cpu().numpy().argmax(axis=1)
+        agreement = {"eager": 1.0}
+        for name, predictor in predictors.items():
+            agreement[name] = float((predictor.backend.run(samples).logits.argmax(axis=1) == truth).mean())
         for batch in (1, 8):
             x = torch.rand(batch, 1, size, size)
             with torch.inference_mode():
@@ -76,12 +106,30 @@ def bench_arch(arch: str, seconds: float, device: str = "cpu") -> list[str]:
                 array = x.numpy()
                 results[name] = (timeit(lambda p=predictor, a=array: p.run_arrays(a), seconds), diff)
             for name, (t, diff) in results.items():
-                ips = batch / t
                 rows.append(
-                    f"{arch:<13} {batch:>5} {name:<12} {ips:>8.1f} {t * 1000 / batch:>10.1f} {base / t:>7.2f}x "
-                    f"{ips * GFLOP_PER_IMAGE[arch] * PASSES_PER_IMAGE / PEAK_GFLOPS:>8.1%} {diff:>10.1e}"
+                    {
+                        "arch": arch,
+                        "batch": batch,
+                        "path": name,
+                        "served": name != "eager" and type(predictors[name].backend).__name__ == served,
+                        "ms_per_img": t * 1000 / batch,
+                        "img_per_s": batch / t,
+                        "vs_eager": base / t,
+                        "of_peak": batch / t * GFLOP_PER_IMAGE[arch] * PASSES_PER_IMAGE / peak,
+                        "max_dlogit": diff,
+                        "agreement": agreement[name],
+                    }
                 )
     return rows
+
+
+def format_row(row: dict[str, object]) -> str:
+    r = row
+    mark = "*" if r["served"] else " "
+    return (
+        f"{r['arch']:<13} {r['batch']:>5} {r['path'] + mark:<12} {r['img_per_s']:>8.1f} {r['ms_per_img']:>10.1f} "
+        f"{r['vs_eager']:>7.2f}x {r['of_peak']:>8.1%} {r['max_dlogit']:>10.1e} {r['agreement']:>9.0%}"
+    )
 
 
 def bench_preprocessing(seconds: float) -> list[str]:
@@ -114,14 +162,22 @@ def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     where = torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} CPU threads"
-    print(f"torch {torch.__version__} on {where}; 'of peak' is against {PEAK_GFLOPS:.0f} GFLOP/s (this 2-core CPU)\n")
+    peak = matmul_gflops(device)
+    print(f"torch {torch.__version__} on {where}; 'of peak' is against {peak:.0f} GFLOP/s (fp32 matmul, measured)")
+    print("* the path the endpoint serves by default; agreement: sample X-rays labelled as eager fp32 labels them\n")
     print(
         f"{'arch':<13} {'batch':>5} {'path':<12} {'img/s':>8} {'ms/img':>10} {'vs eager':>8} "
-        f"{'of peak':>8} {'max |dlogit|':>10}"
+        f"{'of peak':>8} {'max |dlogit|':>10} {'agreement':>9}"
     )
+    rows = []
     for arch in args.archs.split(","):
-        for row in bench_arch(arch, args.seconds, device):
-            print(row, flush=True)
+        for row in bench_arch(arch, args.seconds, peak, device):
+            rows.append(row)
+            print(format_row(row), flush=True)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        machine = {"device": where, "torch": torch.__version__, "matmul_gflops": peak}
+        args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     print("\npreprocessing to the 224 px network input (ms per image):")
     for row in bench_preprocessing(args.seconds):
         print(row)
@@ -134,6 +190,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--seconds", type=float, default=3.0, help="timing budget per measurement (default: %(default)s)"
     )
+    parser.add_argument("--json", type=Path, default=None, help="also write every row as JSON (default: none)")
     parser.add_argument(
         "--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: %(default)s)"
     )

@@ -8,6 +8,13 @@
 3. repacks ``code/`` and ``metadata.json`` into the compiled artifact (SDK v3 no longer does this) and
    uploads it;
 4. prints ``ModelDataUrl`` and ``InferenceImage``: the ``sam deploy`` parameters.
+
+Neo compiles PyTorch only for the framework versions in ``NEO_PYTORCH_VERSIONS`` (its "supported
+instance types and frameworks" page, cloud instances), and only TorchScript written by one of them
+(the "model version"). Before anything is uploaded the command checks both against the package's
+``metadata.json`` (``exported_with.torch``) and refuses with ``NeoUnsupportedError`` otherwise.
+The fallback needs no compilation: deploy ``model.tar.gz`` itself (TorchScript and ONNX, with its
+``code/`` handlers) on the SageMaker PyTorch inference container, README "Deploying to AWS".
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any, Final
 
 import boto3
 
+from model.errors import NeoUnsupportedError
 from model.metadata import METADATA_FILE
 from model.package import pack, read_members
 
@@ -30,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 NEO_SKIP: Final = frozenset({"model.onnx"})
 TERMINAL: Final = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+# https://docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-cloud.html (checked 2026-11-27)
+NEO_PYTORCH_VERSIONS: Final = ("1.4", "1.5", "1.6", "1.7", "1.8", "1.12", "1.13", "2.0")
 
 
 class CompilationFailedError(RuntimeError):
@@ -46,6 +56,32 @@ class DeployResult:
 def _split_s3(uri: str) -> tuple[str, str]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bucket, key
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.split("+", maxsplit=1)[0].split(".")[:2])
+
+
+def check_neo_compatible(meta: dict[str, Any], framework_version: str) -> None:
+    """Raise ``NeoUnsupportedError`` unless Neo compiles this package's TorchScript for ``framework_version``."""
+    fallback = (
+        "deploy model.tar.gz itself on the SageMaker PyTorch inference container instead (no compilation; "
+        "README, 'Deploying to AWS')"
+    )
+    if _major_minor(framework_version) not in NEO_PYTORCH_VERSIONS:
+        raise NeoUnsupportedError(
+            f"Neo compiles PyTorch {', '.join(NEO_PYTORCH_VERSIONS)} for cloud targets, not {framework_version}; "
+            + fallback
+        )
+    exported = meta.get("exported_with", {}).get("torch")
+    if exported is None:
+        raise NeoUnsupportedError(f"the package does not say which torch wrote its TorchScript; {fallback}")
+    if _major_minor(exported) != _major_minor(framework_version):
+        raise NeoUnsupportedError(
+            f"the TorchScript was written by torch {exported}; Neo's PyTorch {framework_version} compiles only "
+            f"models written by torch {framework_version} (re-export with it, e.g. python -m model.build in an "
+            f"environment with torch=={framework_version}.*), or {fallback}"
+        )
 
 
 def neo_input(members: dict[str, bytes]) -> bytes:
@@ -77,6 +113,7 @@ def compile_and_repack(
     sagemaker = sagemaker or boto3.client("sagemaker")
     original = read_members(model.read_bytes())
     meta = json.loads(original[METADATA_FILE])
+    check_neo_compatible(meta, framework_version)
     input_key = f"{prefix}/{job_name}/input/model.tar.gz"
     s3.put_object(Bucket=bucket, Key=input_key, Body=neo_input(original))
     sagemaker.create_compilation_job(

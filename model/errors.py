@@ -25,7 +25,8 @@
      │              └── NotUprightError                 reason "not_upright" (a turned chest X-ray)
      └── ModelUnavailableError          (5xx: deployment problem)
           ├── ArtifactNotFoundError
-          └── PretrainedWeightsUnavailableError
+          ├── PretrainedWeightsUnavailableError
+          └── NeoUnsupportedError           the artifact or framework version is outside what Neo compiles
 
 ``http_status`` on each class is the single mapping from error to HTTP status.
 """
@@ -144,3 +145,7 @@ class ArtifactNotFoundError(ModelUnavailableError):
 
 class PretrainedWeightsUnavailableError(ModelUnavailableError):
     pass
+
+
+class NeoUnsupportedError(ModelUnavailableError):
+    """SageMaker Neo cannot compile this artifact (framework or exporting torch version)."""

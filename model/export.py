@@ -19,6 +19,7 @@ from model.metadata import INPUT_NAME, OUTPUT_NAMES, ModelMetadata
 TORCHSCRIPT_FILE: Final = "model.pt"
 ONNX_FILE: Final = "model.onnx"
 FORMATS: Final = ("torchscript", "onnx")
+ONNX_OPSET: Final = 17
 
 
 def _example(meta: ModelMetadata) -> torch.Tensor:
@@ -46,7 +47,7 @@ def export_onnx(net: XrayNet, meta: ModelMetadata, out_dir: Path) -> Path:
             input_names=[INPUT_NAME],
             output_names=list(OUTPUT_NAMES),
             dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
-            opset_version=17,
+            opset_version=ONNX_OPSET,
             dynamo=False,
         )
     return path
@@ -58,6 +59,7 @@ def export_model(net: XrayNet, meta: ModelMetadata, out_dir: Path, formats: Iter
     net = net.eval()
     exporters = {"torchscript": export_torchscript, "onnx": export_onnx}
     written = {}
+    meta.exported_with = {"torch": torch.__version__.split("+")[0], "onnx_opset": ONNX_OPSET}
     for fmt in formats:
         if fmt not in exporters:
             raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")

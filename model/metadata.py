@@ -33,6 +33,9 @@ class ModelMetadata:
     # How the model did on sources (hospitals) it never saw, from ``training.loso``, and whether that
     # met the project's goal. Empty or unmet: every answer says its confidence is low.
     validation: dict[str, Any] = field(default_factory=dict)
+    # What wrote the served artifacts ({"torch": "2.14.1", "onnx_opset": 17}): SageMaker Neo compiles
+    # only TorchScript written by the framework versions it supports (``model.deploy``).
+    exported_with: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""

@@ -11,6 +11,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from model.deploy import CompilationFailedError, compile_and_repack
+from model.errors import NeoUnsupportedError
 from model.package import build_tarball, pack, read_members
 
 ROLE = "arn:aws:iam::123456789012:role/neo"
@@ -23,6 +24,16 @@ def aws(aws_credentials: None):  # type: ignore[no-untyped-def]
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="models")
         yield s3
+
+
+def _package(model_dir: Path, out: Path, torch_version: str | None = "2.0.1") -> Path:
+    """``model.tar.gz`` of ``model_dir`` as if its artifacts had been written by ``torch_version``."""
+    members = read_members(build_tarball(model_dir, out).read_bytes())
+    meta = json.loads(members["metadata.json"])
+    meta["exported_with"] = {} if torch_version is None else {"torch": torch_version, "onnx_opset": 17}
+    members["metadata.json"] = json.dumps(meta).encode()
+    out.write_bytes(pack(members))
+    return out
 
 
 def _stub(sagemaker, final_status: str = "COMPLETED"):  # type: ignore[no-untyped-def]
@@ -68,7 +79,7 @@ def _stub(sagemaker, final_status: str = "COMPLETED"):  # type: ignore[no-untype
 
 
 def test_compiles_waits_and_repacks_code(aws, tiny_model_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    tarball = build_tarball(tiny_model_dir, tmp_path / "model.tar.gz")
+    tarball = _package(tiny_model_dir, tmp_path / "model.tar.gz")
     aws.put_object(
         Bucket="models",
         Key="m/job1/compiled/model-ml_g4dn.tar.gz",
@@ -93,7 +104,34 @@ def test_compiles_waits_and_repacks_code(aws, tiny_model_dir: Path, tmp_path: Pa
 
 
 def test_failed_compilation_raises_with_the_reason(aws, tiny_model_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    tarball = build_tarball(tiny_model_dir, tmp_path / "model.tar.gz")
+    tarball = _package(tiny_model_dir, tmp_path / "model.tar.gz")
     sagemaker = boto3.client("sagemaker")
     with _stub(sagemaker, "FAILED"), pytest.raises(CompilationFailedError, match="unsupported operator"):
         compile_and_repack(tarball, "models", "m", ROLE, "job1", s3=aws, sagemaker=sagemaker, sleep=lambda s: None)
+
+
+@pytest.mark.parametrize(
+    ("exported", "framework", "why"),
+    [
+        ("2.14.1", "2.0", "written by torch 2.14.1"),
+        ("2.0.1", "2.1", "not 2.1"),
+        (None, "2.0", "does not say which torch"),
+    ],
+    ids=["newer-torch", "unsupported-framework", "unknown-torch"],
+)
+def test_what_neo_cannot_compile_is_refused_before_anything_is_uploaded(  # type: ignore[no-untyped-def]
+    aws, tiny_model_dir: Path, tmp_path: Path, exported: str | None, framework: str, why: str
+) -> None:
+    tarball = _package(tiny_model_dir, tmp_path / "model.tar.gz", exported)
+    sagemaker = boto3.client("sagemaker")
+    with Stubber(sagemaker), pytest.raises(NeoUnsupportedError, match=why) as refused:  # no call is expected
+        compile_and_repack(tarball, "models", "m", ROLE, "job1", framework, s3=aws, sagemaker=sagemaker)
+    assert "PyTorch inference container" in str(refused.value)
+    assert aws.list_objects_v2(Bucket="models").get("KeyCount") == 0
+
+
+def test_the_package_records_the_torch_that_wrote_it(tiny_model_dir: Path) -> None:
+    import torch
+
+    meta = json.loads((tiny_model_dir / "metadata.json").read_text())
+    assert meta["exported_with"] == {"torch": torch.__version__.split("+")[0], "onnx_opset": 17}

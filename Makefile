@@ -7,21 +7,24 @@ STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-# `sam build` runs these (BuildMethod: makefile): only the Lambda code, the torch-free model modules it
-# shares with serving (labels, errors, preprocessing) and functions/requirements.txt.
+# `sam build` runs these (BuildMethod: makefile). Each function is only the Lambda code and the
+# torch-free model modules it shares with serving; its third-party packages are one layer.
 LAMBDA_MODEL_FILES := model/__init__.py model/errors.py model/labels.py model/preprocessing.py model/dicom.py
 build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:
 	mkdir -p "$(ARTIFACTS_DIR)/model"
 	cp -r functions "$(ARTIFACTS_DIR)/"
 	cp $(LAMBDA_MODEL_FILES) "$(ARTIFACTS_DIR)/model/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
-	python3.11 -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)" \
-		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:
-	# The python3.11 runtime brings boto3, botocore and s3transfer: 35 MB less of the 250 MB unzipped limit.
-	rm -rf "$(ARTIFACTS_DIR)"/boto3 "$(ARTIFACTS_DIR)"/botocore "$(ARTIFACTS_DIR)"/s3transfer \
-		"$(ARTIFACTS_DIR)"/boto3-* "$(ARTIFACTS_DIR)"/botocore-* "$(ARTIFACTS_DIR)"/s3transfer-*
 
-.PHONY: venv test unit integration e2e client lint format typecheck model demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction
+build-DependenciesLayer:
+	python3.11 -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)/python" \
+		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:
+	# The python3.11 runtime brings boto3, botocore and s3transfer; nothing runs the packages' own tests.
+	cd "$(ARTIFACTS_DIR)/python" && rm -rf boto3 botocore s3transfer boto3-* botocore-* s3transfer-* \
+		numpy/*/tests numpy/tests pydicom/data/test_files PIL/tests
+	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -prune -exec rm -rf {} +
+
+.PHONY: venv test unit integration e2e client lint format typecheck model demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-DependenciesLayer
 
 venv: $(STAMP)
 

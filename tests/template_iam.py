@@ -48,6 +48,8 @@ def translate(doc: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]
     for resource in doc["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = "s3://bucket/code.zip"
+        elif resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
 
     class NoManagedPolicies:
         def load(self) -> dict[str, str]:

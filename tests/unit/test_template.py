@@ -210,3 +210,15 @@ def test_dead_letters_are_settled_and_parked_for_redrive(template: Template) -> 
     assert redrive["maxReceiveCount"] >= ingest_limit + 3
     timeout = template.function_setting("DeadLetterFunction", "Timeout")
     assert _props(template, "DeadLetterQueue")["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_every_function_takes_its_packages_from_the_one_dependencies_layer(template: Template) -> None:
+    layer = template.resources["DependenciesLayer"]
+    assert (layer["Type"], layer["Metadata"]["BuildMethod"]) == ("AWS::Serverless::LayerVersion", "makefile")
+    assert layer["Properties"]["CompatibleRuntimes"] == [template.doc["Globals"]["Function"]["Runtime"]]
+    assert template.doc["Globals"]["Function"]["Layers"] == [{"Ref": "DependenciesLayer"}]
+    for name in template.of_type("AWS::Serverless::Function"):
+        assert "Layers" not in _props(template, name), name  # none replaces the shared one
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    function_target = makefile.split("build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:")[1]
+    assert "pip install" not in function_target.split("build-DependenciesLayer:")[0]

@@ -222,3 +222,27 @@ def test_every_function_takes_its_packages_from_the_one_dependencies_layer(templ
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     function_target = makefile.split("build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:")[1]
     assert "pip install" not in function_target.split("build-DependenciesLayer:")[0]
+
+
+def _endpoint_variant(mode: str) -> tuple[dict[str, Any], Template]:
+    stack = Template(parameters={"EndpointMode": mode})
+    stack.register("XrayModel", "xray-model", ModelName="xray-model")
+    (variant,) = stack.properties("XrayEndpointConfig")["ProductionVariants"]
+    return {k: v for k, v in variant.items() if v != ""}, stack  # "" is AWS::NoValue here
+
+
+def test_the_default_endpoint_is_a_realtime_gpu_instance_that_autoscales() -> None:
+    variant, stack = _endpoint_variant("realtime")
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.g4dn.xlarge", 1)
+    assert "ServerlessConfig" not in variant
+    assert stack.included("EndpointScalableTarget")
+    assert stack.included("EndpointScalingPolicy")
+
+
+def test_the_serverless_mode_is_a_serverless_variant_without_instances_or_instance_scaling() -> None:
+    variant, stack = _endpoint_variant("serverless")
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": "3072", "MaxConcurrency": "5"}
+    assert not {"InstanceType", "InitialInstanceCount", "InitialVariantWeight"} & set(variant)
+    assert not stack.included("EndpointScalableTarget")
+    assert not stack.included("EndpointScalingPolicy")
+    assert stack.included("XrayEndpoint")

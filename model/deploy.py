@@ -36,7 +36,7 @@ from model.package import pack, read_members
 
 logger = logging.getLogger(__name__)
 
-NEO_SKIP: Final = frozenset({"model.onnx"})
+NEO_SKIP: Final = frozenset({"model.onnx", "model.int8.onnx"})
 TERMINAL: Final = frozenset({"COMPLETED", "FAILED", "STOPPED"})
 # https://docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-cloud.html (checked 2026-11-27)
 NEO_PYTORCH_VERSIONS: Final = ("1.4", "1.5", "1.6", "1.7", "1.8", "1.12", "1.13", "2.0")

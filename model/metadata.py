@@ -36,6 +36,8 @@ class ModelMetadata:
     # What wrote the served artifacts ({"torch": "2.14.1", "onnx_opset": 17}): SageMaker Neo compiles
     # only TorchScript written by the framework versions it supports (``model.deploy``).
     exported_with: dict[str, Any] = field(default_factory=dict)
+    # The int8 graph's guard (``model.quantize``): figures against fp32 and whether int8 is served.
+    int8: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
@@ -54,6 +56,10 @@ class ModelMetadata:
     def covid_threshold(self) -> float | None:
         threshold = self.operating_point.get("threshold")
         return float(threshold) if threshold is not None else None
+
+    @property
+    def int8_served(self) -> bool:
+        return self.int8.get("served") is True
 
     @property
     def validated_on_unseen_sources(self) -> bool:

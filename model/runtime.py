@@ -3,7 +3,8 @@
 Backends, in order of preference:
 1. a SageMaker Neo-compiled model (when ``neopytorch`` imports and a compiled file is present);
 2. TorchScript on CUDA when a GPU is present;
-3. ONNX Runtime (the fast CPU path; torch is never imported);
+3. ONNX Runtime (the fast CPU path; torch is never imported), with the int8 graph where
+   ``model.quantize`` made one and its guard passed (``metadata.json`` ``int8.served``);
 4. TorchScript on the CPU.
 ``XRAY_BACKEND=neo|torchscript|onnx`` forces one.
 """
@@ -31,6 +32,7 @@ from model.preprocessing import get_preset, prepare, to_batch
 logger = logging.getLogger(__name__)
 
 ONNX_FILE: Final = "model.onnx"
+INT8_ONNX_FILE: Final = "model.int8.onnx"  # written by model.quantize, served only if its guard passed
 TORCHSCRIPT_FILE: Final = "model.pt"
 # The compiled artifact's name has changed between Neo releases (compiled.pt, model_compiled.pt, ...).
 NEO_GLOBS: Final = ("*compiled*.pt", "*compiled*.pth", "*_neo*.pt", "*_neo*.pth")
@@ -114,6 +116,9 @@ class OnnxBackend:
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
 
+        if path.name == INT8_ONNX_FILE:
+            self.name = "onnx-int8"
+
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
@@ -162,7 +167,9 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def load_backend(model_dir: Path, prefer: str | None = None) -> Backend:
+def load_backend(model_dir: Path, prefer: str | None = None, int8: bool = False) -> Backend:
+    """The backend to serve ``model_dir`` with (module docstring); ``int8``: the ONNX path uses the
+    int8 graph, where there is one (its guard passed: ``ModelMetadata.int8_served``)."""
     prefer = prefer or os.environ.get("XRAY_BACKEND") or None
     neo = _find_neo_artifact(model_dir)
     onnx = model_dir / ONNX_FILE
@@ -176,7 +183,8 @@ def load_backend(model_dir: Path, prefer: str | None = None) -> Backend:
     if script.is_file() and (prefer == "torchscript" or (prefer is None and _cuda_available())):
         return TorchScriptBackend(script)
     if onnx.is_file() and prefer in (None, "onnx"):
-        return OnnxBackend(onnx)
+        quantized = model_dir / INT8_ONNX_FILE
+        return OnnxBackend(quantized if int8 and quantized.is_file() else onnx)
     if script.is_file() and prefer in (None, "torchscript"):
         return TorchScriptBackend(script)
     raise errors.ArtifactNotFoundError(f"no servable model ({ONNX_FILE}, {TORCHSCRIPT_FILE}) in {model_dir}")
@@ -289,7 +297,7 @@ class Predictor:
         if not model_dir.is_dir():
             raise errors.ArtifactNotFoundError(f"model directory {model_dir} does not exist")
         meta = ModelMetadata.read(model_dir)
-        return cls(load_backend(model_dir, prefer), meta)
+        return cls(load_backend(model_dir, prefer, int8=meta.int8_served), meta)
 
     def model_info(self) -> dict[str, Any]:
         m = self.meta

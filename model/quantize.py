@@ -1,0 +1,204 @@
+"""Static int8 quantization of the served ONNX graph, and the guard that decides whether it is served.
+
+    python -m model.quantize --artifacts build/model/artifacts --data DIR --manifest runs/manifest.csv \\
+        [--package build/model/model.tar.gz]
+
+ONNX Runtime's static post-training quantization (QDQ format, per-channel int8 weights, uint8
+activations) of the convolutions only: the backbone is where the time goes, and the classifier, the
+class activation maps and the out-of-distribution gate (matrix products on the pooled features) stay
+fp32, so their scores do not move with the quantization grid. Two places of the backbone stay fp32
+too (``fp32_convs``): the first convolution, which sees the raw image, and the last stage, whose
+features are what the classifier, the maps and the gate read. With them quantized as well the
+bundled ResNet-18 ran 2.8x faster than fp32 but changed the label of 1.0-1.2 % of test images, just
+over what the guard allows. ONNX Runtime rather than OpenVINO/NNCF:
+it is already the served CPU runtime, so the int8 graph needs no new dependency in the container.
+
+Activation ranges are calibrated on images of the training folds only; the guard runs fp32 and int8
+side by side on the test fold and serves int8 only if the served labels agree on >= 99 % of images,
+the gate's decisions on >= 99 %, and the COVID-vs-rest ROC AUC moves by <= 0.005. The verdict and its
+figures go into ``metadata.json`` (``int8``); the package carries both graphs either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from model.metadata import ModelMetadata
+from model.package import build_tarball
+from model.preprocessing import get_preset, prepare, to_batch
+from model.runtime import INT8_ONNX_FILE, ONNX_FILE, OnnxBackend, Outputs, decide, gate_decisions, softmax
+
+logger = logging.getLogger(__name__)
+
+INT8_FILE: Final = INT8_ONNX_FILE
+MIN_AGREEMENT: Final = 0.99
+MAX_AUC_DELTA: Final = 0.005
+_BATCH: Final = 16
+
+Uint8Images = npt.NDArray[np.uint8]
+
+
+def fp32_convs(model: Path) -> list[str]:
+    """The convolutions kept fp32: the first, and those of the last stage (named like the last one up
+    to its stage: ``/backbone/body/body.7/...`` for a ResNet, ``/backbone/head/head.2/...`` for InceptionV3)."""
+    import onnx
+
+    convs = [n.name for n in onnx.load(str(model)).graph.node if n.op_type == "Conv"]
+    if not convs:
+        return []
+    stage = "/".join(convs[-1].split("/")[:4]) + "/"
+    return [convs[0], *(c for c in convs[1:] if c.startswith(stage))]
+
+
+def quantize(artifacts: Path, calibration: Uint8Images) -> Path:
+    """Write ``INT8_FILE`` next to the fp32 graph, its activation ranges calibrated on ``calibration``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._batches: Iterator[dict[str, Any]] = iter(
+                {"input0": to_batch(list(calibration[i : i + 1]))} for i in range(len(calibration))
+            )
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self._batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(artifacts / ONNX_FILE), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(artifacts / INT8_FILE),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8,
+            op_types_to_quantize=["Conv"],
+            nodes_to_exclude=fp32_convs(prepared),
+        )
+    return artifacts / INT8_FILE
+
+
+def _run(backend: OnnxBackend, images: Uint8Images) -> Outputs:
+    parts = [backend.run(to_batch(list(images[i : i + _BATCH]))) for i in range(0, len(images), _BATCH)]
+    return Outputs(*(np.concatenate([getattr(p, f) for p in parts]) for f in Outputs._fields))
+
+
+def _ms_per_image(backend: OnnxBackend, image: Uint8Images, seconds: float = 3.0) -> float:
+    batch = to_batch([image])
+    for _ in range(3):
+        backend.run(batch)
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        backend.run(batch)
+        runs += 1
+    return (time.perf_counter() - start) / runs * 1000
+
+
+def _covid_auc(truth: list[str], probs: npt.NDArray[np.float32], labels: list[str]) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    y = np.array([t == "covid" for t in truth])
+    if "covid" not in labels or y.all() or not y.any():
+        return None
+    return float(roc_auc_score(y, probs[:, labels.index("covid")]))
+
+
+def guard(artifacts: Path, images: Uint8Images, truth: list[str]) -> dict[str, Any]:
+    """fp32 and int8 side by side on ``images`` (labelled ``truth``): the figures and the verdict."""
+    meta = ModelMetadata.read(artifacts)
+    backends = [OnnxBackend(artifacts / name) for name in (ONNX_FILE, INT8_FILE)]
+    fp32, int8 = (_run(backend, images) for backend in backends)
+    ms = [_ms_per_image(backend, images[0]) for backend in backends]
+    decided = []
+    aucs = []
+    for out in (fp32, int8):
+        probs = softmax(out.logits, meta.temperature)
+        decided.append(np.array([decide(p, meta.labels, meta.covid_threshold) for p in probs]))
+        aucs.append(_covid_auc(truth, probs, meta.labels))
+    gates = [
+        gate_decisions(o.gate_score, o.turned_gate_score, meta.gate_threshold, meta.gate_upright_threshold)
+        for o in (fp32, int8)
+    ]
+    label_agreement = float((decided[0] == decided[1]).mean())
+    gate_agreement = float((gates[0] == gates[1]).mean())
+    delta = None if aucs[0] is None or aucs[1] is None else aucs[1] - aucs[0]
+    served = (
+        label_agreement >= MIN_AGREEMENT
+        and gate_agreement >= MIN_AGREEMENT
+        and (delta is None or abs(delta) <= MAX_AUC_DELTA)
+    )
+    return {
+        "file": INT8_FILE,
+        "method": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations, Conv only",
+        "images": len(images),
+        "label_agreement": label_agreement,
+        "gate_agreement": gate_agreement,
+        "covid_auc_fp32": aucs[0],
+        "covid_auc_int8": aucs[1],
+        "auc_delta": delta,
+        "max_gate_score_change": float(np.abs(fp32.gate_score - int8.gate_score).max()),
+        "ms_per_image_batch1": {"fp32": ms[0], "int8": ms[1], "speedup": ms[0] / ms[1]},
+        "rule": f"label and gate agreement >= {MIN_AGREEMENT}, |AUC delta| <= {MAX_AUC_DELTA}",
+        "served": served,
+    }
+
+
+def record(artifacts: Path, verdict: dict[str, Any]) -> None:
+    """Store the verdict in ``metadata.json``: the runtime serves int8 only if ``served`` is true."""
+    meta = ModelMetadata.read(artifacts)
+    meta.int8 = verdict
+    meta.write(artifacts)
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    meta = ModelMetadata.read(args.artifacts)
+    preset = get_preset(meta.preset)
+    with args.manifest.open(newline="") as handle:  # training.data's manifest: path, label, fold, ...
+        rows = [r for r in csv.DictReader(handle) if r["label"] in meta.labels]
+    train = [r for r in rows if int(r["fold"]) not in (args.test_fold, args.val_fold)]
+    test = [r for r in rows if int(r["fold"]) == args.test_fold]
+    chosen = np.random.default_rng(0).permutation(len(train))[: args.calibration_images]
+    calibration = np.stack([prepare((args.data / train[i]["path"]).read_bytes(), preset) for i in chosen])
+    quantize(args.artifacts, calibration)
+    images = np.stack([prepare((args.data / r["path"]).read_bytes(), preset) for r in test])
+    verdict = guard(args.artifacts, images, [r["label"] for r in test])
+    verdict["calibrated_on"] = {"split": "train", "images": len(calibration)}
+    verdict["guarded_on"] = {"split": "test", "fold": args.test_fold}
+    record(args.artifacts, verdict)
+    if args.package is not None:
+        build_tarball(args.artifacts, args.package)
+    print(json.dumps(verdict, indent=2))  # noqa: T201 - command-line output
+    return verdict
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts", type=Path, default=Path("build/model/artifacts"), help="(default: %(default)s)")
+    parser.add_argument("--data", type=Path, required=True, help="the images the model was trained on")
+    parser.add_argument("--manifest", type=Path, required=True, help="their manifest.csv (training.data), with folds")
+    parser.add_argument("--test-fold", type=int, default=0, help="the guard's images (default: %(default)s)")
+    parser.add_argument("--val-fold", type=int, default=1, help="left out of calibration (default: %(default)s)")
+    parser.add_argument(
+        "--calibration-images", type=int, default=256, help="training images to calibrate on (default: %(default)s)"
+    )
+    parser.add_argument("--package", type=Path, default=None, help="re-pack this model.tar.gz (default: none)")
+    return parser
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main(get_args_parser().parse_args())

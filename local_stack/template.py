@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from cfnlint.decode import cfn_yaml
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+_NO_VALUE: Final = object()  # what {"Ref": "AWS::NoValue"} resolves to, until its key is dropped
 _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
@@ -94,12 +95,16 @@ class Template:
         return _SUB.sub(replace, text)
 
     def resolve(self, value: Any) -> Any:
+        """``value`` with its intrinsic functions resolved; what resolves to ``AWS::NoValue`` is left
+        out of its list or object, as CloudFormation leaves the property out."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [v for v in (self.resolve(v) for v in value) if v is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
+            if key == "Ref" and arg == "AWS::NoValue":
+                return _NO_VALUE
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -124,7 +129,8 @@ class Template:
                 return self.resolve(arg[1])[int(arg[0])]
             if key == "Condition":
                 return self.condition(arg)
-        return {k: self.resolve(v) for k, v in value.items()}
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
 
     # -- functions --------------------------------------------------------------------------------
     def function_environment(self, logical_id: str) -> dict[str, str]:

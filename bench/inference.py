@@ -8,7 +8,10 @@ the start of the run), the largest logit difference from eager and the share of 
 X-rays (samples/) given the same label as eager fp32. ``served`` marks the path the endpoint uses by
 default. Then preprocessing ms/image for a 1024 px PNG and a 2000 px JPEG (the served decoder vs a
 naive full-resolution RGB decode). Random weights (seeded): speed does not depend on them, and the
-agreement measures the arithmetic of each path, not the model.
+agreement measures the arithmetic of each path, not the model. The int8 row (``model.quantize``,
+calibrated on the sample X-rays) times the quantized graph; its agreement means little here, because
+an untrained network's logits are nearly tied: the guard of ``model.quantize`` on a trained model's
+test images is what decides whether int8 is served.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from model.export import export_model
 from model.labels import labels_for
 from model.metadata import ModelMetadata
 from model.preprocessing import decode_gray, get_preset, prepare, to_batch
-from model.runtime import Predictor, load_backend
+from model.quantize import quantize
+from model.runtime import INT8_ONNX_FILE, OnnxBackend, Predictor, load_backend
 
 GFLOP_PER_IMAGE = {"resnet50": 8.17, "inception_v3": 11.46, "resnet18": 3.64}  # 2 x MACs at the preset's size
 # The served graph runs the backbone on the image and on three turned copies (the input gate).
@@ -65,13 +69,15 @@ def matmul_gflops(device: str, size: int = 2048, seconds: float = 1.0) -> float:
     return 2 * size**3 / timeit(product, seconds) / 1e9
 
 
-def sample_batch(preset: str) -> np.ndarray:
-    """The bundled sample X-rays, through the served preprocessing."""
+def sample_images(preset: str) -> np.ndarray:
+    """The bundled sample X-rays, through the served preprocessing (uint8)."""
     paths = sorted(p for p in SAMPLES.glob("*.png") if p.stem.split("-")[0] in labels_for("multiclass"))
-    return to_batch([prepare(p.read_bytes(), get_preset(preset)) for p in paths])
+    return np.stack([prepare(p.read_bytes(), get_preset(preset)) for p in paths])
 
 
-def bench_arch(arch: str, seconds: float, peak: float, device: str = "cpu") -> list[dict[str, object]]:
+def bench_arch(
+    arch: str, seconds: float, peak: float, device: str = "cpu", int8: bool = True
+) -> list[dict[str, object]]:
     size = get_preset(ARCHS[arch].preset).size
     torch.manual_seed(0)
     net = build_model(arch, "multiclass").eval()
@@ -81,8 +87,14 @@ def bench_arch(arch: str, seconds: float, peak: float, device: str = "cpu") -> l
         export_model(net, meta, Path(tmp))
         eager = ExportWrapper(net).eval().to(device)
         predictors = {name: Predictor.load(Path(tmp), name) for name in ("torchscript", "onnx")}
-        served = type(load_backend(Path(tmp))).__name__
-        samples = sample_batch(ARCHS[arch].preset)
+        served = load_backend(Path(tmp)).name
+        images = sample_images(ARCHS[arch].preset)
+        samples = to_batch(list(images))
+        if int8:
+            # Calibrated on the sample X-rays and their mirror images: enough for speed; a real package
+            # calibrates on training images and serves int8 only if model.quantize's guard passes.
+            quantize(Path(tmp), np.concatenate([images, images[:, :, ::-1]]))
+            predictors["onnx-int8"] = Predictor(OnnxBackend(Path(tmp) / INT8_ONNX_FILE), meta)
         with torch.inference_mode():
             truth = eager(torch.from_numpy(samples).to(device))[0].cpu().numpy().argmax(axis=1)
         agreement = {"eager": 1.0}
@@ -111,7 +123,7 @@ def bench_arch(arch: str, seconds: float, peak: float, device: str = "cpu") -> l
                         "arch": arch,
                         "batch": batch,
                         "path": name,
-                        "served": name != "eager" and type(predictors[name].backend).__name__ == served,
+                        "served": name != "eager" and predictors[name].backend.name == served,
                         "ms_per_img": t * 1000 / batch,
                         "img_per_s": batch / t,
                         "vs_eager": base / t,
@@ -171,7 +183,7 @@ def main(args: argparse.Namespace) -> None:
     )
     rows = []
     for arch in args.archs.split(","):
-        for row in bench_arch(arch, args.seconds, peak, device):
+        for row in bench_arch(arch, args.seconds, peak, device, int8=args.int8 and device == "cpu"):
             rows.append(row)
             print(format_row(row), flush=True)
     if args.json is not None:
@@ -189,6 +201,12 @@ if __name__ == "__main__":
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="(default: %(default)s)")
     parser.add_argument(
         "--seconds", type=float, default=3.0, help="timing budget per measurement (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--int8",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the int8 graph of model.quantize, on the CPU (default: %(default)s)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write every row as JSON (default: none)")
     parser.add_argument(

@@ -21,7 +21,6 @@ import argparse
 import base64
 import csv
 import io
-import itertools
 import json
 import logging
 import subprocess
@@ -37,11 +36,11 @@ import numpy.typing as npt
 from PIL import Image
 
 from model.errors import InvalidImageError
-from model.labels import labels_for
+from model.labels import TASKS, labels_for
 from model.preprocessing import get_preset, prepare, to_batch
 from model.runtime import ACCEPTED, NOT_A_CHEST_XRAY, NOT_UPRIGHT, Predictor, cam_png
 from training.data import read_dataset, read_manifest
-from training.metrics import compute_metrics
+from training.metrics import ECE_BINS, compute_metrics, reliability_bins
 
 logger = logging.getLogger(__name__)
 
@@ -122,16 +121,9 @@ def plot_all(
     fig.savefig(out / "roc.png", dpi=100)
     plt.close(fig)
 
-    confidence, correct = probs.max(1), probs.argmax(1) == y
-    edges = np.linspace(0, 1, 11)
-    centers, accs = [], []
-    for lo, hi in itertools.pairwise(edges):
-        sel = (confidence > lo) & (confidence <= hi)
-        if sel.any():
-            centers.append((lo + hi) / 2)
-            accs.append(correct[sel].mean())
+    shown = reliability_bins(probs, y)  # the ECE's own bins
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.bar(centers, accs, width=0.09, edgecolor="k")
+    ax.bar([c for c, *_ in shown], [a for _, _, a, _ in shown], width=0.9 / ECE_BINS, edgecolor="k")
     ax.plot([0, 1], [0, 1], "r--")
     ax.set(xlabel="confidence", ylabel="accuracy", title=f"Reliability (ECE {metrics['ece']:.3f})")
     fig.tight_layout()
@@ -306,7 +298,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--manifest", type=Path, default=None, help="manifest from training.data: restricts to --split")
     parser.add_argument("--split", default=None, help="with --manifest: train, val or test (default: all)")
-    parser.add_argument("--task", default=None, choices=["binary", "multiclass"], help="(default: the model's task)")
+    parser.add_argument("--task", default=None, choices=TASKS, help="(default: the model's task)")
     parser.add_argument("--folds", type=int, default=0, help="grouped K-fold CV by training K models (default: off)")
     parser.add_argument("--jobs", type=int, default=1, help="folds trained in parallel (default: %(default)s)")
     parser.add_argument("--aggregate-only", action="store_true", help="only pool existing fold outputs under --out")

@@ -27,17 +27,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.architectures import XrayNet, build_model, get_arch
+from model.architectures import ARCHS, XrayNet, build_model, get_arch
 from model.checkpoint import save_checkpoint
 from model.export import export_model
-from model.labels import labels_for
+from model.labels import TASKS, labels_for
 from model.metadata import ModelMetadata
 from model.package import build_tarball, code_files
 from model.preprocessing import get_preset
 from training.adversary import SourceAdversary
 from training.augment import LEVELS, augment
 from training.calibration import fit_temperature
-from training.data import Record, ingest, read_manifest, write_manifest
+from training.data import Record, ingest, read_manifest, split_of, write_manifest
 from training.dataset import BALANCES, XrayImages, as_input, batches, epoch_order, source_balanced_weights
 from training.gate import MAX_REFUSAL, fit_gate, refused_count, served_scores
 from training.metrics import compute_metrics
@@ -60,7 +60,7 @@ def load_records(args: argparse.Namespace) -> list[Record]:
         write_manifest(records, args.output_data_dir / "manifest.csv")
         logger.info("ingested %s: %s", args.data, report.counts)
     for record in records:
-        record.split = "test" if record.fold == args.test_fold else "val" if record.fold == args.val_fold else "train"
+        record.split = split_of(record.fold, args.test_fold, args.val_fold)
     labels = labels_for(args.task)
     kept = [r for r in records if r.label in labels]
     if len(kept) < len(records):
@@ -180,6 +180,20 @@ def fit_operating_point(
     return choose_policy(is_covid, p_covid, target)
 
 
+def run_identity(args: argparse.Namespace, preset: str) -> dict[str, Any]:
+    """What a resume state was made for: resuming it under any other model would load wrong weights."""
+    return {"arch": args.arch, "task": args.task, "preset": preset, "source_adversary": args.source_adversary > 0}
+
+
+def check_resumable(state: dict[str, Any], args: argparse.Namespace, preset: str) -> None:
+    recorded = state.get("run")
+    if recorded is not None and recorded != run_identity(args, preset):
+        raise SystemExit(
+            f"{args.checkpoint_dir / 'last.pt'} is the resume state of {recorded}, not of "
+            f"{run_identity(args, preset)}: use another --checkpoint-dir, or --no-resume to start over"
+        )
+
+
 def save_state(path: Path, **state: Any) -> None:
     """Atomic resume checkpoint: a spot interruption mid-write leaves the previous one intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,6 +252,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     start_epoch, best_f1, best_epoch, best_state, history = 0, -1.0, -1, None, []
     if args.resume and state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
+        check_resumable(state, args, preset.id)
         net.load_state_dict(state["model"])
         if adversary is not None:
             adversary.load_state_dict(state["adversary"])
@@ -281,6 +296,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
         save_state(
             state_path,
+            run=run_identity(args, preset.id),
             model=net.state_dict(),
             adversary=adversary.state_dict() if adversary is not None else None,
             optimizer=optimizer.state_dict(),
@@ -421,9 +437,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     add(
         "--arch",
         default="resnet50",
-        help="resnet50 | inception_v3 | resnet18 | mobilenet_v3_small (default: %(default)s)",
+        choices=list(ARCHS),
+        help="(default: %(default)s)",
     )
-    add("--task", default="multiclass", choices=["binary", "multiclass"], help="(default: %(default)s)")
+    add("--task", default="multiclass", choices=TASKS, help="(default: %(default)s)")
     add(
         "--pretrained",
         default="none",

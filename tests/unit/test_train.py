@@ -156,3 +156,10 @@ def test_the_time_limit_ends_training_with_the_best_epoch_so_far(synthetic_data:
     summary = main(get_args_parser().parse_args(limited))
     assert len(summary["history"]) == 1
     assert (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_resuming_another_models_state_is_refused(synthetic_data: Path, tmp_path: Path) -> None:
+    main(get_args_parser().parse_args(_args(synthetic_data, tmp_path, "--no-export", "--stop-after", "1")))
+    other_task = [a if a != "multiclass" else "binary" for a in _args(synthetic_data, tmp_path, "--no-export")]
+    with pytest.raises(SystemExit, match="resume state of"):
+        main(get_args_parser().parse_args(other_task))

@@ -27,7 +27,7 @@ from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from model.labels import labels_for
+from model.labels import TASKS, labels_for
 from training.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--features", required=True, help="Parquet from training.spark.featurize")
-    parser.add_argument("--task", default="multiclass", choices=["binary", "multiclass"], help="(default: %(default)s)")
+    parser.add_argument("--task", default="multiclass", choices=TASKS, help="(default: %(default)s)")
     parser.add_argument("--out", required=True, help="output directory (pipeline, comparison.json/.md)")
     parser.add_argument(
         "--cnn-metrics", default=None, help="metrics.json of the CNN on the same test split, for the table"

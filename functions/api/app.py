@@ -38,9 +38,9 @@ from functions.common.deadline import ContextDeadline
 from functions.common.errors import (
     ApiError,
     BadRequestError,
+    BodyTooLargeError,
     ImageRejectedError,
     NotFoundError,
-    PayloadTooLargeError,
     TransientError,
 )
 from functions.common.ownership import AccessGroups, Caller, upload_key, visible_result
@@ -168,7 +168,7 @@ def classify(store: bool = False, explain: bool = False) -> dict[str, Any]:
     caller = current_caller()
     image = _body_bytes()
     if len(image) > api_settings.sync_max_image_bytes:
-        raise PayloadTooLargeError(
+        raise BodyTooLargeError(
             f"{len(image)} bytes; POST /classify takes at most {api_settings.sync_max_image_bytes}: use POST /uploads"
         )
     # A stored result always gets its preview and heatmap, for the web client's history.

@@ -17,7 +17,7 @@
           ├── NotFoundError               404  also for a result the caller may not read
           ├── BadRequestError             400
           │    └── InvalidPageTokenError      a forged, foreign, expired or garbled next_token
-          └── PayloadTooLargeError        413
+          └── BodyTooLargeError           413
 
 ``reason`` on a RejectedObjectError is what the `rejected` result records.
 """
@@ -96,7 +96,7 @@ class BadRequestError(ApiError):
     status: ClassVar[int] = 400
 
 
-class PayloadTooLargeError(ApiError):
+class BodyTooLargeError(ApiError):
     status: ClassVar[int] = 413
 
 

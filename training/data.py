@@ -215,6 +215,11 @@ def remove_duplicates(records: list[Record], report: IngestReport) -> list[Recor
     return kept
 
 
+def split_of(fold: int, test_fold: int, val_fold: int) -> str:
+    """The one rule from a record's fold to its split."""
+    return "test" if fold == test_fold else "val" if fold == val_fold else "train"
+
+
 def assign_folds(records: list[Record], folds: int = 5, seed: int = 0, test_fold: int = 0, val_fold: int = 1) -> None:
     """Stratified, grouped folds; ``test_fold`` -> split test, ``val_fold`` -> val, the rest -> train."""
     from sklearn.model_selection import StratifiedGroupKFold
@@ -226,7 +231,7 @@ def assign_folds(records: list[Record], folds: int = 5, seed: int = 0, test_fold
         for index in held_out:
             records[index].fold = fold
     for record in records:
-        record.split = "test" if record.fold == test_fold else "val" if record.fold == val_fold else "train"
+        record.split = split_of(record.fold, test_fold, val_fold)
 
 
 def write_manifest(records: Iterable[Record], path: Path) -> Path:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from training.data import Record, assign_folds, ingest, read_manifest, write_manifest
+from training.data import Record, assign_folds, ingest, read_manifest, split_of, write_manifest
 from training.recipes import recipe_args
 from training.sources import source_report
 
@@ -84,7 +84,7 @@ def holdout_manifest(records: Sequence[Record], held: Sequence[str], folds: int 
     assign_folds(rest, folds, seed)
     for record in rest:
         record.fold += 1
-        record.split = "val" if record.fold == 1 else "train"
+        record.split = split_of(record.fold, 0, 1)
     test = [replace(r, fold=0, split="test") for r in records if r.source in held]
     return test + rest
 

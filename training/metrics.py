@@ -19,18 +19,33 @@ def confusion_matrix(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, k: int) -> np
     return matrix
 
 
-def expected_calibration_error(probs: npt.NDArray[np.floating[Any]], y_true: npt.ArrayLike, bins: int = 15) -> float:
-    """ECE of the top-1 confidence, equal-width bins: sum_b |B|/n * |acc(B) - conf(B)|."""
+ECE_BINS = 15
+
+
+def reliability_bins(
+    probs: npt.NDArray[np.floating[Any]], y_true: npt.ArrayLike, bins: int = ECE_BINS
+) -> list[tuple[float, float, float, float]]:
+    """Equal-width bins of the top-1 confidence that hold images: (centre, share of images, accuracy,
+    mean confidence) each. What the ECE sums and the reliability plot draws."""
     y = np.asarray(y_true)
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == y).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    ece = 0.0
-    for lo, hi in itertools.pairwise(edges):
+    out = []
+    for lo, hi in itertools.pairwise(np.linspace(0.0, 1.0, bins + 1)):
         in_bin = (confidence > lo) & (confidence <= hi)
         if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
+            out.append(
+                ((lo + hi) / 2, float(in_bin.mean()), float(correct[in_bin].mean()), float(confidence[in_bin].mean()))
+            )
+    return out
+
+
+def expected_calibration_error(
+    probs: npt.NDArray[np.floating[Any]], y_true: npt.ArrayLike, bins: int = ECE_BINS
+) -> float:
+    """ECE of the top-1 confidence, equal-width bins: sum_b |B|/n * |acc(B) - conf(B)|."""
+    shown = reliability_bins(probs, y_true, bins)
+    return float(sum(share * abs(accuracy - conf) for _, share, accuracy, conf in shown))
 
 
 def _safe_div(a: float, b: float) -> float:

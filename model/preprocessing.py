@@ -244,13 +244,12 @@ def load_gray(data: bytes, min_size: int) -> Image.Image:
 
 
 def decode_gray(data: bytes, size: int) -> npt.NDArray[np.uint8]:
-    """Decode PNG/JPEG bytes into a ``size`` x ``size`` uint8 gray array.
+    """Decode PNG/JPEG/DICOM bytes into a ``size`` x ``size`` uint8 gray array, without cropping or
+    equalising (what a v1 preset does, at any size).
 
     Raises a subclass of ``model.errors.InvalidImageError`` for anything that is not a usable image.
     """
-    gray = load_gray(data, size)
-    resized = gray.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.asarray(resized, dtype=np.uint8)
+    return _network_input(data, size, crop=0.0, equalize=False)
 
 
 def prepare(data: bytes, preset: Preset) -> npt.NDArray[np.uint8]:
@@ -259,13 +258,17 @@ def prepare(data: bytes, preset: Preset) -> npt.NDArray[np.uint8]:
     The one function training, evaluation and every served runtime put an image through. Raises a
     subclass of ``model.errors.InvalidImageError`` for anything that is not a usable image.
     """
-    gray = load_gray(data, math.ceil(preset.size / (1.0 - 2.0 * preset.crop)))
-    if preset.crop:
+    return _network_input(data, preset.size, preset.crop, preset.equalize)
+
+
+def _network_input(data: bytes, size: int, crop: float, equalize: bool) -> npt.NDArray[np.uint8]:
+    gray = load_gray(data, math.ceil(size / (1.0 - 2.0 * crop)))
+    if crop:
         width, height = gray.size
-        dx, dy = round(width * preset.crop), round(height * preset.crop)
+        dx, dy = round(width * crop), round(height * crop)
         gray = gray.crop((dx, dy, width - dx, height - dy))
-    resized = gray.resize((preset.size, preset.size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    if preset.equalize:
+    resized = gray.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    if equalize:
         resized = ImageOps.equalize(resized)
     return np.asarray(resized, dtype=np.uint8)
 

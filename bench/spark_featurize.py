@@ -16,14 +16,15 @@ from pathlib import Path
 import torch
 
 from model.checkpoint import load_checkpoint
-from model.preprocessing import decode_gray, to_batch
+from model.preprocessing import get_preset, prepare, to_batch
 
 
 def plain_loop(paths: list[Path], checkpoint: Path, batch_size: int) -> float:
     net, meta = load_checkpoint(checkpoint)
+    preset = get_preset(meta.preset)
     start = time.perf_counter()
     for i in range(0, len(paths), batch_size):
-        batch = to_batch([decode_gray(p.read_bytes(), meta.input_size) for p in paths[i : i + batch_size]])
+        batch = to_batch([prepare(p.read_bytes(), preset) for p in paths[i : i + batch_size]])
         with torch.inference_mode():
             net.features(torch.from_numpy(batch))[0].mean(dim=(2, 3))
     return time.perf_counter() - start

@@ -77,7 +77,12 @@ def epoch_order(
     return torch.multinomial(weights, len(records), replacement=True, generator=generator)
 
 
-def batches(order: torch.Tensor, batch_size: int, drop_last: bool) -> Iterator[torch.Tensor]:
-    stop = len(order) - (len(order) % batch_size if drop_last and len(order) > batch_size else 0)
-    for start in range(0, stop, batch_size):
-        yield order[start : start + batch_size]
+def steps_per_epoch(images: int, batch_size: int) -> int:
+    """How many batches ``batches`` makes of ``images`` indices: the last partial one is dropped when
+    there is more than one (no tiny last batch for batch norm), and kept when it is the only one."""
+    return images // batch_size if images > batch_size else 1
+
+
+def batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    for step in range(steps_per_epoch(len(order), batch_size)):
+        yield order[step * batch_size : (step + 1) * batch_size]

@@ -38,7 +38,15 @@ from training.adversary import SourceAdversary
 from training.augment import LEVELS, augment
 from training.calibration import fit_temperature
 from training.data import Record, ingest, read_manifest, split_of, write_manifest
-from training.dataset import BALANCES, XrayImages, as_input, batches, epoch_order, source_balanced_weights
+from training.dataset import (
+    BALANCES,
+    XrayImages,
+    as_input,
+    batches,
+    epoch_order,
+    source_balanced_weights,
+    steps_per_epoch,
+)
 from training.gate import MAX_REFUSAL, fit_gate, refused_count, served_scores
 from training.metrics import compute_metrics
 from training.operating_point import TARGET_SENSITIVITY, choose_policy
@@ -101,7 +109,7 @@ def train_one_epoch(
     device = data.images.device
     amp = args.amp and device.type == "cuda"
     total, seen = 0.0, 0
-    steps = list(batches(order.to(device), args.batch_size, drop_last=len(order) > args.batch_size))
+    steps = list(batches(order.to(device), args.batch_size))
     bar = tqdm(steps, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True, disable=None)
     for index in bar:
         images = augment(as_input(data.images[index]), args.augment, generator, args.hflip)
@@ -245,8 +253,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     parameters = list(net.parameters()) + (list(adversary.parameters()) if adversary is not None else [])
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
-    steps_per_epoch = max(1, len(train_set) // args.batch_size if len(train_set) > args.batch_size else 1)
-    scheduler = make_scheduler(args, optimizer, steps_per_epoch)
+    scheduler = make_scheduler(args, optimizer, steps_per_epoch(len(train_set), args.batch_size))
 
     state_path = args.checkpoint_dir / "last.pt"
     start_epoch, best_f1, best_epoch, best_state, history = 0, -1.0, -1, None, []

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import logging
 import subprocess
@@ -167,6 +168,12 @@ def held_out_auc(runs: dict[str, Any], held: str) -> float | None:
     return None if value is None else float(value)
 
 
+def mean_common_auc(report: dict[str, Any], name: str) -> float | None:
+    """Row ``name``'s mean AUC over the holdouts every row was scored on: what rows are ranked by."""
+    aucs = [held_out_auc(report["rows"].get(name, {}), h) for h in common_holdouts(report)]
+    return float(np.mean(aucs)) if aucs and None not in aucs else None
+
+
 def table(report: dict[str, Any]) -> str:
     """Markdown: a row per arch and recipe, a column per held-out pair: AUC (sensitivity / specificity
     at the run's operating point), then the mean AUC over every holdout and over the common ones."""
@@ -186,20 +193,17 @@ def table(report: dict[str, Any]) -> str:
             cells.append(f"{auc:.3f} ({sens:.2f} / {spec:.2f})")
         every = [held_out_auc(runs, h) for h in holdouts]
         mean = f"{np.mean(every):.3f}" if all(a is not None for a in every) else "-"
-        shared = [a for a in (held_out_auc(runs, h) for h in common) if a is not None]
-        lines.append(
-            f"| {name} | " + " | ".join(cells) + f" | {mean} | {np.mean(shared) if shared else float('nan'):.3f} |"
-        )
+        shared = mean_common_auc(report, name)
+        common_mean = "-" if shared is None else f"{shared:.3f}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean} | {common_mean} |")
     return "\n".join(lines) + "\n"
 
 
 def best_row(report: dict[str, Any]) -> str | None:
     """The row with the highest mean held-out AUC over the holdouts every row was scored on."""
-    common = common_holdouts(report)
-    if not common:
-        return None
-    means = {name: float(np.mean([held_out_auc(runs, h) for h in common])) for name, runs in report["rows"].items()}
-    return max(means, key=lambda n: means[n]) if means else None
+    means = {name: mean_common_auc(report, name) for name in report["rows"]}
+    ranked = {name: mean for name, mean in means.items() if mean is not None}
+    return max(ranked, key=lambda n: ranked[n]) if ranked else None
 
 
 def main(args: argparse.Namespace, train_args: list[str]) -> dict[str, Any]:
@@ -215,14 +219,19 @@ def main(args: argparse.Namespace, train_args: list[str]) -> dict[str, Any]:
         for held in holdouts
     }
     plan: dict[tuple[Row, tuple[str, ...]], list[str]] = {}
+
+    @functools.cache
+    def every_source() -> Path:
+        """The final models' manifest, written once for every row that has one."""
+        return write_manifest(final_manifest(records), args.out / "manifests" / "all.csv")
+
     for row in rows:
         flags = ["--arch", row.arch, *recipe_args(row.recipe, row.arch), *train_args]
         for held in row.runs(holdouts):
             plan[(row, held)] = train_command(args.data, manifests[held], run_dir(args.out, row, held), flags)
         if row.name in args.final:
-            every = write_manifest(final_manifest(records), args.out / "manifests" / "all.csv")
             plan[(row, (ALL_SOURCES,))] = train_command(
-                args.data, every, run_dir(args.out, row, (ALL_SOURCES,)), [*flags, "--half"]
+                args.data, every_source(), run_dir(args.out, row, (ALL_SOURCES,)), [*flags, "--half"]
             )
 
     started = time.time()

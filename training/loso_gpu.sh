@@ -54,13 +54,12 @@ tar czf "$OUT/runs.tar.gz" -C "$RUNS" --exclude='*.pt' --exclude='*.safetensors'
 # transfer's file limit).
 python3 - "$RUNS" "$OUT" <<'PY'
 import json, pathlib, sys
-from training.loso import common_holdouts, held_out_auc
+from training.loso import mean_common_auc
 runs, out = map(pathlib.Path, sys.argv[1:])
 report = json.loads((runs / "loso.json").read_text())
-common = common_holdouts(report)
 def mean_auc(name):
-    aucs = [held_out_auc(report["rows"].get(name, {}), h) for h in common]
-    return sum(aucs) / len(aucs) if common and None not in aucs else -1.0
+    mean = mean_common_auc(report, name)
+    return -1.0 if mean is None else mean
 finals = sorted(report["finals"], key=mean_auc, reverse=True)
 files, room = 2, 60_000_000 - (out / "runs.tar.gz").stat().st_size
 with (out / "loso.md").open("a") as md:

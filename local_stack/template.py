@@ -68,7 +68,6 @@ class Template:
             "AWS::StackName": self.context.stack_name,
             "AWS::Partition": self.context.partition,
             "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NoValue": "",
         }
         if name in pseudo:
             return pseudo[name]

@@ -72,14 +72,25 @@ class DicomSummary:
         )
 
 
+def _pydicom() -> Any:
+    """pydicom, or a refusal where it is not installed: the SageMaker container does without it, because
+    the upload pipeline and the API decode DICOM and send the endpoint a PNG."""
+    try:
+        import pydicom
+        import pydicom.errors
+    except ImportError as exc:
+        raise errors.UnsupportedImageTypeError(
+            "this server has no DICOM decoder: send DICOM through the upload bucket or the API, which decode it"
+        ) from exc
+    return pydicom
+
+
 def read(data: bytes) -> Any:
     """The dataset of a DICOM file (pixels not yet decoded)."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
+    pydicom = _pydicom()
     try:
         return pydicom.dcmread(io.BytesIO(data))
-    except InvalidDicomError as exc:
+    except pydicom.errors.InvalidDicomError as exc:
         raise errors.NotAnImageError("not a DICOM file") from exc
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise errors.TruncatedImageError("the DICOM file is truncated or corrupt") from exc
@@ -170,11 +181,9 @@ def dicom_to_gray(data: bytes, max_pixels: int, min_side: int) -> tuple[Image.Im
 
 def decode_cost(data: bytes) -> int:
     """Bytes decoding ``data`` may allocate at its peak (stored pixels and float32 copies), from the header."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
+    pydicom = _pydicom()
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError):
+    except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError):
         return len(data)
     return int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * 14 + len(data)

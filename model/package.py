@@ -11,20 +11,16 @@ model.tar.gz
 
 from __future__ import annotations
 
+import ast
 import io
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-RUNTIME_MODULES: Final = (
-    "__init__.py",
-    "errors.py",
-    "labels.py",
-    "metadata.py",
-    "preprocessing.py",
-    "runtime.py",
-    "inference.py",
-)
+# The served code's root: ``code/inference.py`` re-exports its handlers, and every module of this
+# package it imports, at any depth and however lazily, ships beside it (``runtime_modules``).
+SERVED_ROOT: Final = "inference.py"
 INFERENCE_SHIM: Final = (
     '"""SageMaker entry point: the handlers live in the bundled ``model`` package."""\n\n'
     "from model.inference import input_fn, model_fn, output_fn, predict_fn\n\n"
@@ -54,8 +50,40 @@ def read_members(tar_bytes: bytes) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
 
 
+def imported_modules(source: str, package: str = "model") -> set[str]:
+    """File names of ``package``'s modules that ``source`` imports anywhere (top level or in a function)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
+            if node.module == package:
+                names.update(f"{alias.name}.py" for alias in node.names)
+            elif node.module.startswith(f"{package}."):
+                names.add(f"{node.module.split('.')[1]}.py")
+        elif isinstance(node, ast.Import):
+            names.update(f"{a.name.split('.')[1]}.py" for a in node.names if a.name.startswith(f"{package}."))
+    return names
+
+
+def module_closure(roots: Iterable[str], directory: Path = PACKAGE_DIR) -> tuple[str, ...]:
+    """``roots`` and every module of this package they import, transitively, with ``__init__.py``."""
+    seen: set[str] = {"__init__.py"}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or not (directory / name).is_file():
+            continue
+        seen.add(name)
+        todo.extend(imported_modules((directory / name).read_text()))
+    return tuple(sorted(seen))
+
+
+def runtime_modules() -> tuple[str, ...]:
+    """The modules ``code/model/`` holds: what the SageMaker handlers import."""
+    return module_closure([SERVED_ROOT])
+
+
 def code_files() -> dict[str, bytes]:
-    files = {f"code/model/{name}": (PACKAGE_DIR / name).read_bytes() for name in RUNTIME_MODULES}
+    files = {f"code/model/{name}": (PACKAGE_DIR / name).read_bytes() for name in runtime_modules()}
     files["code/inference.py"] = INFERENCE_SHIM.encode()
     files["code/requirements.txt"] = REQUIREMENTS.encode()
     return files

@@ -123,7 +123,8 @@ def test_unpacked_tarball_serves_through_the_inference_handlers(tiny_model_dir: 
         "import json, sys; sys.path.insert(0, sys.argv[1] + '/code'); import inference as h;"
         "m = h.model_fn(sys.argv[1]); body = open(sys.argv[2], 'rb').read();"
         "out, ct = h.output_fn(h.predict_fn(h.input_fn(body, 'image/png'), m), 'application/json');"
-        "print(out.decode())"
+        "files = [m.__file__ for n, m in sys.modules.items() if n == 'model' or n.startswith('model.')];"
+        "print(json.dumps({'answer': json.loads(out), 'files': files}))"
     )
     image = tmp_path / "x.png"
     image.write_bytes(images.png(128))
@@ -135,6 +136,9 @@ def test_unpacked_tarball_serves_through_the_inference_handlers(tiny_model_dir: 
         check=True,
         cwd=tmp_path,
     )
-    answer = json.loads(done.stdout)
+    printed = json.loads(done.stdout)
+    # The project's editable install would quietly supply a module the package forgot: none may come from it.
+    assert all(Path(f).is_relative_to(unpacked / "code" / "model") for f in printed["files"]), printed["files"]
+    answer = printed["answer"]
     assert answer["model"]["labels"] == ["covid", "no_findings", "pneumonia"]
     assert abs(sum(answer["predictions"][0]["probabilities"].values()) - 1) < 1e-5

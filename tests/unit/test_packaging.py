@@ -1,0 +1,51 @@
+"""What ships: the model modules in ``model.tar.gz`` and in each Lambda are every module their code imports."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from model import dicom, errors
+from model.package import code_files, imported_modules, module_closure, runtime_modules
+from tests import dicoms, images
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _lambda_model_files() -> set[str]:
+    makefile = (ROOT / "Makefile").read_text()
+    match = re.search(r"^LAMBDA_MODEL_FILES := (.+)$", makefile, re.MULTILINE)
+    assert match is not None
+    return {Path(p).name for p in match.group(1).split()}
+
+
+def test_imports_are_found_at_any_depth_and_in_every_spelling() -> None:
+    source = (
+        "import os\nfrom model import errors, labels\nimport model.metadata\n"
+        "def f():\n    from model.dicom import read\n    from modelling import x\n"
+    )
+    assert imported_modules(source) == {"errors.py", "labels.py", "metadata.py", "dicom.py"}
+
+
+def test_the_model_package_ships_every_module_the_handlers_import() -> None:
+    shipped = {name.removeprefix("code/model/") for name in code_files() if name.startswith("code/model/")}
+    assert shipped == set(runtime_modules())
+    assert {"inference.py", "runtime.py", "preprocessing.py", "dicom.py"} <= shipped
+    assert "architectures.py" not in shipped  # torch stays out of the served code
+
+
+def test_each_lambda_ships_every_model_module_the_functions_import() -> None:
+    used: set[str] = set()
+    for path in (ROOT / "functions").rglob("*.py"):
+        used |= imported_modules(path.read_text())
+    assert _lambda_model_files() == set(module_closure(used))
+
+
+def test_without_pydicom_a_dicom_is_refused_as_unsupported_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pydicom", None)  # as in the SageMaker container
+    data = dicoms.dicom(images.chest(64))
+    with pytest.raises(errors.UnsupportedImageTypeError, match="no DICOM decoder"):
+        dicom.read(data)

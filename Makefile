@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # `sam build` runs these (BuildMethod: makefile). Each function is only the Lambda code and the
 # torch-free model modules it shares with serving; its third-party packages are one layer.
-LAMBDA_MODEL_FILES := model/__init__.py model/errors.py model/labels.py model/preprocessing.py model/dicom.py
+LAMBDA_MODEL_FILES := model/__init__.py model/contract.py model/errors.py model/labels.py model/preprocessing.py model/dicom.py
 build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:
 	mkdir -p "$(ARTIFACTS_DIR)/model"
 	cp -r functions "$(ARTIFACTS_DIR)/"

@@ -30,12 +30,13 @@ import torch
 from PIL import Image
 
 from model.architectures import ARCHS, ExportWrapper, build_model
+from model.contract import INT8_ONNX_FILE
 from model.export import export_model
 from model.labels import labels_for
 from model.metadata import ModelMetadata
 from model.preprocessing import decode_gray, get_preset, prepare, to_batch
 from model.quantize import quantize
-from model.runtime import INT8_ONNX_FILE, OnnxBackend, Predictor, load_backend
+from model.runtime import OnnxBackend, Predictor, load_backend
 
 GFLOP_PER_IMAGE = {"resnet50": 8.17, "inception_v3": 11.46, "resnet18": 3.64}  # 2 x MACs at the preset's size
 # The served graph runs the backbone on the image and on three turned copies (the input gate).

@@ -30,8 +30,8 @@ from typing import Any, Final
 
 import boto3
 
+from model.contract import METADATA_FILE
 from model.errors import NeoUnsupportedError
-from model.metadata import METADATA_FILE
 from model.package import pack, read_members
 
 logger = logging.getLogger(__name__)

@@ -14,10 +14,9 @@ from typing import Final
 import torch
 
 from model.architectures import ExportWrapper, XrayNet
-from model.metadata import INPUT_NAME, OUTPUT_NAMES, ModelMetadata
+from model.contract import INPUT_NAME, ONNX_FILE, OUTPUT_NAMES, TORCHSCRIPT_FILE
+from model.metadata import ModelMetadata
 
-TORCHSCRIPT_FILE: Final = "model.pt"
-ONNX_FILE: Final = "model.onnx"
 FORMATS: Final = ("torchscript", "onnx")
 ONNX_OPSET: Final = 17
 

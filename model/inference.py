@@ -18,18 +18,13 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from model import errors
-from model.preprocessing import MAX_IMAGE_BYTES
+from model import contract, errors
+from model.contract import IMAGE_TYPES, JSON_TYPE, MAX_BODY_BYTES, MAX_INSTANCES
 from model.runtime import InstanceError, PredictionResult, Predictor
 
 logger = logging.getLogger(__name__)
-
-IMAGE_TYPES: Final = frozenset({"image/png", "image/jpeg", "application/dicom", "application/x-image"})
-JSON_TYPE: Final = "application/json"
-MAX_BODY_BYTES: Final = MAX_IMAGE_BYTES
-MAX_INSTANCES: Final = 64
 
 
 @dataclass(frozen=True)
@@ -93,7 +88,7 @@ def parse_request(body: bytes, content_type: str | None, custom_attributes: str 
     )
 
 
-def run(predictor: Predictor, request: InferenceRequest) -> dict[str, Any]:
+def run(predictor: Predictor, request: InferenceRequest) -> contract.Response:
     result: PredictionResult = predictor.predict(request.images, explain=request.explain)
     if not request.batch and isinstance(result.items[0], InstanceError):
         # A single bad image is the caller's error as a whole: a 4xx, not a 200 with an error inside.
@@ -101,7 +96,7 @@ def run(predictor: Predictor, request: InferenceRequest) -> dict[str, Any]:
     return {"model": predictor.model_info(), "predictions": [item.to_dict() for item in result.items]}
 
 
-def error_body(exc: errors.XrayModelError) -> dict[str, Any]:
+def error_body(exc: errors.XrayModelError) -> contract.Refusal:
     if isinstance(exc, errors.InvalidImageError):
         return InstanceError(0, exc).to_dict()
     return {"error": {"instance": None, "reason": getattr(exc, "reason", type(exc).__name__), "message": str(exc)}}
@@ -111,6 +106,7 @@ def handle_invocation(
     predictor: Predictor, body: bytes, content_type: str | None, custom_attributes: str | None = None
 ) -> tuple[int, bytes]:
     """The whole request path for any server: returns (HTTP status, JSON body)."""
+    payload: contract.Response | contract.Refusal
     try:
         payload = run(predictor, parse_request(body, content_type, custom_attributes))
         status = 200
@@ -148,12 +144,12 @@ def input_fn(request_body: bytes, content_type: str, context: Any = None) -> Inf
         raise _toolkit_error(exc) from exc
 
 
-def predict_fn(data: InferenceRequest, model: Predictor, context: Any = None) -> dict[str, Any]:
+def predict_fn(data: InferenceRequest, model: Predictor, context: Any = None) -> contract.Response:
     try:
         return run(model, data)
     except errors.XrayModelError as exc:
         raise _toolkit_error(exc) from exc
 
 
-def output_fn(prediction: dict[str, Any], accept: str | None = None, context: Any = None) -> tuple[bytes, str]:
+def output_fn(prediction: contract.Response, accept: str | None = None, context: Any = None) -> tuple[bytes, str]:
     return json.dumps(prediction).encode(), JSON_TYPE

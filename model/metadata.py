@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-METADATA_FILE: Final = "metadata.json"
-INPUT_NAME: Final = "input0"
-OUTPUT_NAMES: Final = ("logits", "cam", "gate_score", "turned_gate_score")
+from model.contract import INPUT_NAME, METADATA_FILE, OUTPUT_NAMES
 
 
 @dataclass

@@ -23,14 +23,14 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from model import dicom, errors
+from model import contract, dicom, errors
 
 # A real chest radiograph is at most ~4300 x 4300 px (18.5 Mpx); 64 Mpx leaves room for scans
 # while refusing e.g. a 30000 x 30000 PNG that would need 900 MB just to decode.
 MAX_PIXELS: Final = 64_000_000
 MIN_SIDE: Final = 32
 # The SageMaker runtime refuses larger bodies, so an image above this can never be served.
-MAX_IMAGE_BYTES: Final = 6_291_456
+MAX_IMAGE_BYTES: Final = contract.MAX_BODY_BYTES  # one raw image is at most one request body
 # What one decode may allocate for its pixels (Pillow keeps 1, 2 or 4 bytes a pixel, by mode): an
 # 8000 x 8000 RGBA PNG (256 MB) fits, a 64 Mpx one of 4 bytes a pixel does not.
 MAX_DECODED_BYTES: Final = 256 * 1024 * 1024

@@ -34,14 +34,14 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from model.contract import INT8_ONNX_FILE, ONNX_FILE
 from model.metadata import ModelMetadata
 from model.package import build_tarball
 from model.preprocessing import get_preset, prepare, to_batch
-from model.runtime import INT8_ONNX_FILE, ONNX_FILE, OnnxBackend, Outputs, decide, gate_decisions, softmax
+from model.runtime import OnnxBackend, Outputs, decide, gate_decisions, softmax
 
 logger = logging.getLogger(__name__)
 
-INT8_FILE: Final = INT8_ONNX_FILE
 MIN_AGREEMENT: Final = 0.99
 MAX_AUC_DELTA: Final = 0.005
 _BATCH: Final = 16
@@ -62,7 +62,7 @@ def fp32_convs(model: Path) -> list[str]:
 
 
 def quantize(artifacts: Path, calibration: Uint8Images) -> Path:
-    """Write ``INT8_FILE`` next to the fp32 graph, its activation ranges calibrated on ``calibration``."""
+    """Write ``INT8_ONNX_FILE`` next to the fp32 graph, its activation ranges calibrated on ``calibration``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -80,7 +80,7 @@ def quantize(artifacts: Path, calibration: Uint8Images) -> Path:
         quant_pre_process(str(artifacts / ONNX_FILE), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared),
-            str(artifacts / INT8_FILE),
+            str(artifacts / INT8_ONNX_FILE),
             Reader(),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
@@ -89,7 +89,7 @@ def quantize(artifacts: Path, calibration: Uint8Images) -> Path:
             op_types_to_quantize=["Conv"],
             nodes_to_exclude=fp32_convs(prepared),
         )
-    return artifacts / INT8_FILE
+    return artifacts / INT8_ONNX_FILE
 
 
 def _run(backend: OnnxBackend, images: Uint8Images) -> Outputs:
@@ -120,7 +120,7 @@ def _covid_auc(truth: list[str], probs: npt.NDArray[np.float32], labels: list[st
 def guard(artifacts: Path, images: Uint8Images, truth: list[str]) -> dict[str, Any]:
     """fp32 and int8 side by side on ``images`` (labelled ``truth``): the figures and the verdict."""
     meta = ModelMetadata.read(artifacts)
-    backends = [OnnxBackend(artifacts / name) for name in (ONNX_FILE, INT8_FILE)]
+    backends = [OnnxBackend(artifacts / name) for name in (ONNX_FILE, INT8_ONNX_FILE)]
     fp32, int8 = (_run(backend, images) for backend in backends)
     ms = [_ms_per_image(backend, images[0]) for backend in backends]
     decided = []
@@ -142,7 +142,7 @@ def guard(artifacts: Path, images: Uint8Images, truth: list[str]) -> dict[str, A
         and (delta is None or abs(delta) <= MAX_AUC_DELTA)
     )
     return {
-        "file": INT8_FILE,
+        "file": INT8_ONNX_FILE,
         "method": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations, Conv only",
         "images": len(images),
         "label_agreement": label_agreement,

@@ -25,20 +25,16 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from model import errors
+from model import contract, errors
+from model.contract import INT8_ONNX_FILE, NEO_GLOBS, ONNX_FILE, TORCHSCRIPT_FILE
 from model.metadata import ModelMetadata
 from model.preprocessing import get_preset, prepare, to_batch
 
 logger = logging.getLogger(__name__)
 
-ONNX_FILE: Final = "model.onnx"
-INT8_ONNX_FILE: Final = "model.int8.onnx"  # written by model.quantize, served only if its guard passed
-TORCHSCRIPT_FILE: Final = "model.pt"
-# The compiled artifact's name has changed between Neo releases (compiled.pt, model_compiled.pt, ...).
-NEO_GLOBS: Final = ("*compiled*.pt", "*compiled*.pth", "*_neo*.pt", "*_neo*.pth")
-MAX_BATCH: Final = 16
+MAX_BATCH: Final = contract.BATCH
 CAM_SIZE: Final = 64
-LOW_CONFIDENCE: Final = "low"
+LOW_CONFIDENCE: Final[contract.ConfidenceLevel] = "low"
 # p(covid) this close to the operating point (or the two most probable labels this close) is borderline.
 BORDERLINE_MARGIN: Final = 0.15
 
@@ -202,7 +198,7 @@ def decide(probs: FloatArray, labels: Sequence[str], covid_threshold: float | No
     return int(np.argmax(others))
 
 
-def confidence(probs: FloatArray, labels: Sequence[str], meta: ModelMetadata) -> dict[str, Any]:
+def confidence(probs: FloatArray, labels: Sequence[str], meta: ModelMetadata) -> contract.Confidence:
     """``{"level": "low" | "normal", "reasons": [...]}`` for one answer.
 
     Low when the model has not shown on hospitals it never saw that it meets the project's goal
@@ -222,7 +218,7 @@ def confidence(probs: FloatArray, labels: Sequence[str], meta: ModelMetadata) ->
     return {"level": LOW_CONFIDENCE if reasons else "normal", "reasons": reasons}
 
 
-def gate_dict(score: float, threshold: float | None) -> dict[str, Any]:
+def gate_dict(score: float, threshold: float | None) -> contract.Gate:
     """The gate's part of an answer: its score and the threshold over which it refuses."""
     return {"score": round(float(score), 4), "threshold": None if threshold is None else round(threshold, 4)}
 
@@ -231,12 +227,12 @@ def gate_dict(score: float, threshold: float | None) -> dict[str, Any]:
 class Prediction:
     label: str
     probabilities: dict[str, float]
-    gate: dict[str, Any]
-    confidence: dict[str, Any]
+    gate: contract.Gate
+    confidence: contract.Confidence
     explanation: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_dict(self) -> contract.Prediction:
+        out: contract.Prediction = {
             "label": self.label,
             "probabilities": self.probabilities,
             "gate": self.gate,
@@ -252,9 +248,9 @@ class InstanceError:
     index: int
     error: errors.InvalidRequestError
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> contract.Refusal:
         reason = getattr(self.error, "reason", "invalid_request")
-        error: dict[str, Any] = {"instance": self.index, "reason": reason, "message": str(self.error)}
+        error: contract.InstanceError = {"instance": self.index, "reason": reason, "message": str(self.error)}
         if isinstance(self.error, errors.GateRefusedError):
             error["gate"] = gate_dict(self.error.score, self.error.threshold)
         return {"error": error}
@@ -299,9 +295,9 @@ class Predictor:
         meta = ModelMetadata.read(model_dir)
         return cls(load_backend(model_dir, prefer, int8=meta.int8_served), meta)
 
-    def model_info(self) -> dict[str, Any]:
+    def model_info(self) -> contract.ModelInfo:
         m = self.meta
-        info: dict[str, Any] = {"name": m.name, "version": m.version, "task": m.task, "labels": list(m.labels)}
+        info: contract.ModelInfo = {"name": m.name, "version": m.version, "task": m.task, "labels": list(m.labels)}
         if m.covid_threshold is not None:
             info["covid_threshold"] = round(m.covid_threshold, 4)
         return info

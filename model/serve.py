@@ -25,7 +25,8 @@ from typing import Any, Final
 
 from waitress.server import create_server
 
-from model.inference import MAX_BODY_BYTES, handle_invocation
+from model.contract import MAX_BODY_BYTES
+from model.inference import handle_invocation
 from model.package import unpack
 from model.runtime import Predictor
 

@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -19,13 +19,14 @@ from functions.common.errors import (
     RequestRefusedError,
     TransientError,
 )
+from model import contract
 
-MAX_BODY_BYTES: Final = 6_291_456
+MAX_BODY_BYTES: Final = contract.MAX_BODY_BYTES
 # JSON framing per instance ({"b64": ""},) plus the envelope, kept well clear of the limit.
 _ENVELOPE: Final = 256
 _PER_INSTANCE: Final = 16
-MAX_INSTANCES: Final = 16
-CONFIDENCE: Final = ("low", "normal")  # the levels model.runtime.confidence answers with
+# One request is one of the server's batches (one forward pass), well within what it accepts.
+MAX_INSTANCES: Final = contract.BATCH
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,8 @@ class Verdict:
     probabilities: dict[str, float]
     model: dict[str, Any]
     rejection: ImageRejectedError | None = None
-    gate: dict[str, Any] | None = None  # the model gate's score and threshold
-    confidence: dict[str, Any] | None = None  # {"level": "low" | "normal", "reasons": [...]}
+    gate: contract.Gate | None = None  # the model gate's score and threshold
+    confidence: contract.Confidence | None = None
     heatmap: bytes | None = field(default=None, repr=False)  # PNG: the label's activation map
     preview: bytes | None = field(default=None, repr=False)  # PNG: the downsized image the model saw
 
@@ -73,9 +74,12 @@ class EndpointClient:
         self._endpoint_name = endpoint_name
         self._call_budget_s = call_budget_s
 
-    def _invoke(self, images: Sequence[bytes], explain: bool) -> dict[str, Any]:
-        instances = [{"b64": base64.b64encode(i).decode()} for i in images]
-        body = json.dumps({"instances": instances, "explain": explain}).encode()
+    def _invoke(self, images: Sequence[bytes], explain: bool) -> contract.Response:
+        request: contract.Request = {
+            "instances": [{"b64": base64.b64encode(i).decode()} for i in images],
+            "explain": explain,
+        }
+        body = json.dumps(request).encode()
         try:
             response = self._runtime.invoke_endpoint(
                 EndpointName=self._endpoint_name,
@@ -115,7 +119,7 @@ class EndpointClient:
             return [Verdict(None, {}, {}, rejection) if isinstance(v, EndpointContractError) else v for v in alone]
         except TransientError as exc:
             return [exc] * len(images)
-        return [_verdict(prediction, answer["model"]) for prediction in answer["predictions"]]
+        return [_verdict(prediction, dict(answer["model"])) for prediction in answer["predictions"]]
 
     def classify(
         self, images: Sequence[bytes], deadline: Deadline | None = None, explain: bool = False
@@ -130,15 +134,16 @@ class EndpointClient:
         return verdicts
 
 
-def _verdict(prediction: dict[str, Any], model: dict[str, Any]) -> Verdict:
+def _verdict(prediction: contract.Prediction | contract.Refusal, model: dict[str, Any]) -> Verdict:
     if "error" in prediction:
         error = prediction["error"]
+        gate = error.get("gate")
         rejection = ImageRejectedError(
-            str(error.get("reason", "invalid_image")), str(error.get("message", "")), error.get("gate")
+            str(error.get("reason", "invalid_image")), str(error.get("message", "")), dict(gate) if gate else None
         )
-        return Verdict(None, {}, model, rejection, error.get("gate"))
+        return Verdict(None, {}, model, rejection, gate)
     explanation = prediction.get("explanation")
-    heatmap = base64.b64decode(explanation["b64"]) if isinstance(explanation, dict) else None
+    heatmap = base64.b64decode(explanation["b64"]) if explanation is not None else None
     return Verdict(
         prediction["label"],
         prediction["probabilities"],
@@ -149,8 +154,9 @@ def _verdict(prediction: dict[str, Any], model: dict[str, Any]) -> Verdict:
     )
 
 
-def check_answer(answer: Any, count: int) -> dict[str, Any]:
-    """The endpoint's answer if it has the contract's shape, else EndpointContractError."""
+def check_answer(answer: Any, count: int) -> contract.Response:
+    """The endpoint's answer if it has the contract's shape (``model.contract.Response``), else
+    EndpointContractError. What the Lambdas read of it is checked; the rest passes through."""
     if not isinstance(answer, dict) or not isinstance(answer.get("model"), dict):
         raise EndpointContractError("the answer has no model description")
     predictions = answer.get("predictions")
@@ -167,7 +173,8 @@ def check_answer(answer: Any, count: int) -> dict[str, Any]:
         if "error" in prediction:
             continue
         confidence = prediction.get("confidence")
-        if confidence is not None and not (isinstance(confidence, dict) and confidence.get("level") in CONFIDENCE):
+        levels = contract.CONFIDENCE_LEVELS
+        if confidence is not None and not (isinstance(confidence, dict) and confidence.get("level") in levels):
             raise EndpointContractError("a prediction's confidence has no known level")
         explanation = prediction.get("explanation")
         if explanation is not None and not (isinstance(explanation, dict) and _is_base64(explanation.get("b64"))):
@@ -181,7 +188,7 @@ def check_answer(answer: Any, count: int) -> dict[str, Any]:
             or prediction["label"] not in probabilities
         ):
             raise EndpointContractError("a prediction lacks a label or its probabilities")
-    return answer
+    return cast(contract.Response, answer)
 
 
 def _is_base64(value: Any) -> bool:

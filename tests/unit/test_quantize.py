@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model.contract import INT8_ONNX_FILE, ONNX_FILE
 from model.metadata import ModelMetadata
-from model.quantize import INT8_FILE, fp32_convs, guard, quantize, record
-from model.runtime import ONNX_FILE, Predictor
+from model.quantize import fp32_convs, guard, quantize, record
+from model.runtime import Predictor
 from tests import images
 
 
@@ -36,7 +37,7 @@ def test_the_first_convolution_and_the_last_stage_stay_fp32(quantized: Path) -> 
 def test_the_int8_graph_has_the_served_outputs_and_quantized_convolutions(quantized: Path) -> None:
     import onnx
 
-    graph = onnx.load(str(quantized / INT8_FILE)).graph
+    graph = onnx.load(str(quantized / INT8_ONNX_FILE)).graph
     assert [o.name for o in graph.output] == ModelMetadata.read(quantized).output_names
     assert any(n.op_type == "QuantizeLinear" for n in graph.node)
 
@@ -56,5 +57,5 @@ def test_the_guard_compares_fp32_and_int8_and_says_whether_int8_is_served(quanti
 
 @pytest.mark.parametrize(("served", "backend"), [(True, "onnx-int8"), (False, "onnx")])
 def test_the_runtime_serves_int8_only_when_its_guard_passed(quantized: Path, served: bool, backend: str) -> None:
-    record(quantized, {"file": INT8_FILE, "served": served})
+    record(quantized, {"file": INT8_ONNX_FILE, "served": served})
     assert Predictor.load(quantized).backend.name == backend

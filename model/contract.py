@@ -1,0 +1,106 @@
+"""The model contract: what a model package holds and what its endpoint is asked and answers.
+
+One definition shared by the server (``model.inference``, ``model.runtime``, ``model.serve``), the
+package's writers (``model.export``, ``model.quantize``, ``model.deploy``) and its client, the Lambdas'
+``functions.common.endpoint``. Plain Python only: this module ships to the Lambdas and the container.
+
+model.tar.gz
+├── model.onnx          ONNX_FILE          fp32 graph: INPUT_NAME -> OUTPUT_NAMES
+├── model.int8.onnx     INT8_ONNX_FILE     int8 graph (model.quantize), served only if its guard passed
+├── model.pt            TORCHSCRIPT_FILE   the same graph as TorchScript (GPU, Neo's input)
+├── *compiled*.pt       NEO_GLOBS          what Neo wrote, where it compiled
+├── metadata.json       METADATA_FILE      labels, preset, calibration, gate, validation (model.metadata)
+└── code/                                  the handlers and the modules they import (model.package)
+
+A request is one image (``IMAGE_TYPES``, the raw bytes) or ``Request`` as ``JSON_TYPE``; the answer
+is a ``Response``: one ``Prediction`` or ``Refusal`` per image, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, NotRequired, TypedDict, final, get_args
+
+ONNX_FILE: Final = "model.onnx"
+INT8_ONNX_FILE: Final = "model.int8.onnx"
+TORCHSCRIPT_FILE: Final = "model.pt"
+METADATA_FILE: Final = "metadata.json"
+# The compiled artifact's name has changed between Neo releases (compiled.pt, model_compiled.pt, ...).
+NEO_GLOBS: Final = ("*compiled*.pt", "*compiled*.pth", "*_neo*.pt", "*_neo*.pth")
+
+INPUT_NAME: Final = "input0"
+OUTPUT_NAMES: Final = ("logits", "cam", "gate_score", "turned_gate_score")
+
+IMAGE_TYPES: Final = frozenset({"image/png", "image/jpeg", "application/dicom", "application/x-image"})
+JSON_TYPE: Final = "application/json"
+# SageMaker's real-time invocation payload limit (6 MB). A raw image is a whole body, so it is also the
+# largest image anything in the project accepts.
+MAX_BODY_BYTES: Final = 6_291_456
+# The server refuses a JSON request with more images than this.
+MAX_INSTANCES: Final = 64
+# What the server runs through the network at once, and so what its clients send per request: one
+# request is one forward pass. Within MAX_INSTANCES.
+BATCH: Final = 16
+
+ConfidenceLevel = Literal["low", "normal"]
+CONFIDENCE_LEVELS: Final[tuple[ConfidenceLevel, ...]] = get_args(ConfidenceLevel)
+
+
+class Instance(TypedDict):
+    b64: str
+
+
+class Request(TypedDict):
+    instances: list[Instance]
+    explain: NotRequired[bool]
+
+
+class Gate(TypedDict):
+    """The input gate's score and the threshold over which it refuses (None: a gate never fitted)."""
+
+    score: float
+    threshold: float | None
+
+
+class Confidence(TypedDict):
+    level: ConfidenceLevel
+    reasons: list[str]
+
+
+class Explanation(TypedDict):
+    type: Literal["cam"]
+    format: Literal["png"]
+    b64: str  # the predicted label's class activation map
+
+
+@final  # so that ``"error" in answer`` tells a Refusal from a Prediction
+class Prediction(TypedDict):
+    label: str
+    probabilities: dict[str, float]
+    gate: Gate
+    confidence: Confidence
+    explanation: NotRequired[Explanation]
+
+
+class InstanceError(TypedDict):
+    instance: int | None  # None: the request as a whole
+    reason: str  # machine-readable (model.errors: ``reason``)
+    message: str
+    gate: NotRequired[Gate]  # where the gate refused the image
+
+
+@final
+class Refusal(TypedDict):
+    error: InstanceError
+
+
+class ModelInfo(TypedDict):
+    name: str
+    version: str
+    task: str
+    labels: list[str]
+    covid_threshold: NotRequired[float]  # the operating point, where one was chosen
+
+
+class Response(TypedDict):
+    model: ModelInfo
+    predictions: list[Prediction | Refusal]

@@ -40,12 +40,12 @@ from functions.common.errors import (
     BadRequestError,
     BodyTooLargeError,
     ImageRejectedError,
-    NotFoundError,
+    ResultNotFoundError,
     TransientError,
 )
 from functions.common.ownership import AccessGroups, Caller, upload_key, visible_result
 from functions.common.page_token import PageTokens
-from functions.common.results import STATUSES
+from functions.common.result import STATUSES
 from functions.common.s3_events import ObjectRef
 from model.errors import InvalidImageError
 from model.labels import ALL_LABELS
@@ -79,9 +79,9 @@ def _error(status: int, reason: str, message: str, **extra: Any) -> Response[Any
     return Response(status_code=status, content_type="application/json", body=body)
 
 
-@app.exception_handler(ApiError)
-def api_error(exc: ApiError) -> Response[Any]:
-    return _error(exc.status, type(exc).__name__, str(exc))
+@app.exception_handler([ApiError, ResultNotFoundError])
+def api_error(exc: ApiError | ResultNotFoundError) -> Response[Any]:
+    return _error(exc.http_status, type(exc).__name__, str(exc))
 
 
 @app.exception_handler(InvalidImageError)
@@ -91,12 +91,12 @@ def invalid_image(exc: InvalidImageError) -> Response[Any]:
 
 @app.exception_handler(ImageRejectedError)
 def rejected_image(exc: ImageRejectedError) -> Response[Any]:
-    return _error(400, exc.reason, str(exc), **({"gate": exc.gate} if exc.gate is not None else {}))
+    return _error(exc.http_status, exc.reason, str(exc), **({"gate": exc.gate} if exc.gate is not None else {}))
 
 
 @app.exception_handler(TransientError)
 def endpoint_unavailable(exc: TransientError) -> Response[Any]:
-    response = _error(503, "endpoint_unavailable", "the model endpoint is busy or unavailable; retry later")
+    response = _error(exc.http_status, "endpoint_unavailable", "the model endpoint is busy or unavailable; retry later")
     response.headers["Retry-After"] = RETRY_AFTER_S
     return response
 
@@ -202,7 +202,7 @@ def get_result(result_id: str) -> dict[str, Any]:
     caller = current_caller()
     item = results.get(result_id)
     if not caller.may_read(item.get("owner")):
-        raise NotFoundError("no such result")
+        raise ResultNotFoundError("no such result")
     view = visible_result(item, caller)
     if item.get("explanation"):
         view["explanation"] = explanations.urls(result_id)

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from functions.common.aws_errors import ENDPOINT, aws_errors
 from functions.common.deadline import Deadline
 from functions.common.errors import (
     DeadlineError,
@@ -80,7 +79,9 @@ class EndpointClient:
             "explain": explain,
         }
         body = json.dumps(request).encode()
-        try:
+        # Anything but a refused request (throttling, 5xx from the model or the service, an endpoint
+        # not yet in service) may pass: botocore already retried it, the queue retries it, then dead-letters.
+        with aws_errors("invoke_endpoint", ENDPOINT, otherwise=EndpointUnavailableError):
             response = self._runtime.invoke_endpoint(
                 EndpointName=self._endpoint_name,
                 ContentType="application/json",
@@ -88,16 +89,6 @@ class EndpointClient:
                 Body=body,
             )
             raw = response["Body"].read()
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            original = exc.response.get("OriginalStatusCode")
-            if error.get("Code") == "ModelError" and original is not None and int(str(original)) < 500:
-                raise RequestRefusedError(f"the model refused the request ({original})") from exc
-            # Everything else (throttling, 5xx from the model or the service, an endpoint not yet in
-            # service) may pass: botocore already retried it, the queue retries it, then dead-letters.
-            raise EndpointUnavailableError(f"endpoint call failed: {error.get('Code')}") from exc
-        except BotoCoreError as exc:
-            raise EndpointUnavailableError(f"endpoint unreachable or timed out: {type(exc).__name__}") from exc
         try:
             answer = json.loads(raw)
         except ValueError as exc:

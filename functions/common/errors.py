@@ -1,25 +1,28 @@
 """The pipeline's exceptions, in one tree (image validation errors come from ``model.errors``).
 
-    PipelineError
+    PipelineError                                                          HTTP (``http_status``)
      ├── ConfigurationError           a required environment variable is missing (fails at start)
-     ├── RejectedObjectError          the object can never be classified -> a `rejected` result
+     ├── RejectedObjectError          the object can never be classified -> a `rejected` result   400
      │    ├── ObjectMissingError          deleted before it was read
      │    ├── ObjectTooLargeError         larger than MAX_OBJECT_BYTES
      │    └── ImageRejectedError          wraps model.errors.InvalidImageError (reason kept)
-     ├── TransientError               worth retrying (throttling, 5xx, timeouts) -> retry, then DLQ + `failed`
+     ├── TransientError               worth retrying (throttling, 5xx, timeouts) -> retry, then   503
+     │    │                           DLQ + `failed`
      │    ├── EndpointUnavailableError
      │    ├── EndpointContractError       the endpoint's answer breaks the contract (alarmed)
      │    ├── DeadlineError               not enough of the invocation left to do it safely
      │    └── UnexpectedError             any error nobody foresaw, for one object
      ├── RequestRefusedError          the endpoint refused a whole request (4xx): split and retried per image
-     └── ApiError                     maps to an HTTP status in functions.api (one place)
-          ├── UnauthorizedError           401  no usable identity in the request
-          ├── NotFoundError               404  also for a result the caller may not read
-          ├── BadRequestError             400
+     ├── ResultNotFoundError          no such result, or one the caller may not read            404
+     └── ApiError                     what only the API meets
+          ├── UnauthorizedError                                                                 401
+          ├── BadRequestError                                                                   400
           │    └── InvalidPageTokenError      a forged, foreign, expired or garbled next_token
-          └── BodyTooLargeError           413
+          └── BodyTooLargeError                                                                 413
 
-``reason`` on a RejectedObjectError is what the `rejected` result records.
+``http_status`` (the same attribute as in ``model.errors``) is the one mapping from an error to the
+API's answer; ``functions.api.app`` reads it and nothing else. botocore's errors become these in
+``functions.common.aws_errors``. ``reason`` on a RejectedObjectError is what the `rejected` result records.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, ClassVar
 
 
 class PipelineError(Exception):
-    pass
+    http_status: ClassVar[int] = 500
 
 
 class ConfigurationError(PipelineError):
@@ -36,6 +39,7 @@ class ConfigurationError(PipelineError):
 
 
 class RejectedObjectError(PipelineError):
+    http_status: ClassVar[int] = 400
     reason: str = "rejected"
 
 
@@ -57,7 +61,7 @@ class ImageRejectedError(RejectedObjectError):
 
 
 class TransientError(PipelineError):
-    pass
+    http_status: ClassVar[int] = 503
 
 
 class EndpointUnavailableError(TransientError):
@@ -80,24 +84,24 @@ class RequestRefusedError(PipelineError):
     pass
 
 
+class ResultNotFoundError(PipelineError):
+    http_status: ClassVar[int] = 404
+
+
 class ApiError(PipelineError):
-    status: ClassVar[int] = 500
+    pass
 
 
 class UnauthorizedError(ApiError):
-    status: ClassVar[int] = 401
-
-
-class NotFoundError(ApiError):
-    status: ClassVar[int] = 404
+    http_status: ClassVar[int] = 401
 
 
 class BadRequestError(ApiError):
-    status: ClassVar[int] = 400
+    http_status: ClassVar[int] = 400
 
 
 class BodyTooLargeError(ApiError):
-    status: ClassVar[int] = 413
+    http_status: ClassVar[int] = 413
 
 
 class InvalidPageTokenError(BadRequestError):

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from functions.common.errors import TransientError
+from functions.common.aws_errors import aws_errors
 
 NAMES: Final = ("preview", "heatmap")
 
@@ -29,13 +27,11 @@ class S3Explanations:
         return f"{self._prefix}{result_id}/{name}.png"
 
     def put(self, result_id: str, preview: bytes, heatmap: bytes) -> None:
-        try:
+        with aws_errors("storing the explanation"):
             for name, data in zip(NAMES, (preview, heatmap), strict=True):
                 self._s3.put_object(
                     Bucket=self._bucket, Key=self.key(result_id, name), Body=data, ContentType="image/png"
                 )
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientError(f"storing the explanation failed: {type(exc).__name__}") from exc
 
     def urls(self, result_id: str) -> dict[str, Any]:
         """Presigned GET URLs of both PNGs (signing is local: no call to S3)."""

@@ -5,17 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# What a notification may carry: never the object key or anything else that could identify a patient.
-_PUBLIC_FIELDS = (
-    "result_id",
-    "status",
-    "label",
-    "probabilities",
-    "reason",
-    "model_version",
-    "created_at",
-    "source",
-)
+from functions.common.result import NOTIFIED_FIELDS, Result, public
 
 
 class Notifier:
@@ -23,8 +13,8 @@ class Notifier:
         self._sns = sns
         self._topic_arn = topic_arn
 
-    def publish(self, result: dict[str, Any]) -> None:
-        message = {k: result[k] for k in _PUBLIC_FIELDS if result.get(k) is not None}
+    def publish(self, result: Result) -> None:
+        message = public(result, NOTIFIED_FIELDS)
         attributes = {
             "status": result["status"],
             "model_version": result.get("model_version") or "none",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from functions.common.errors import UnauthorizedError
+from functions.common.result import SHOWN_FIELDS, Result, public
 
 SHARED: Final = "shared"
 USER_PREFIX: Final = "user#"
@@ -103,25 +104,9 @@ class Caller:
         return scope in self.key_scopes
 
 
-# What a result shows a caller; the object key (and its version) only where ``may_see_key``.
-PUBLIC_FIELDS: Final = (
-    "result_id",
-    "status",
-    "label",
-    "probabilities",
-    "gate",
-    "confidence",
-    "reason",
-    "model_name",
-    "model_version",
-    "covid_threshold",
-    "created_at",
-    "source",
-)
-
-
-def visible_result(item: Mapping[str, Any], caller: Caller) -> dict[str, Any]:
-    view = {k: item[k] for k in PUBLIC_FIELDS if item.get(k) is not None}
+def visible_result(item: Result, caller: Caller) -> dict[str, Any]:
+    """What ``caller`` sees of a result: ``SHOWN_FIELDS``; the object key only where ``may_see_key``."""
+    view = public(item, SHOWN_FIELDS)
     view["scope"] = "own" if item.get("owner") == caller.scope else "shared"
     if item.get("source", "s3") == "s3" and caller.may_see_key(item.get("owner")):
         view["key"] = str(item["object_ref"]).split("/", 1)[1]

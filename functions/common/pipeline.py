@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from functions.common.aws_errors import S3_GET, aws_errors
 from functions.common.budget import ByteBudget
 from functions.common.deadline import SETTLE_S, Deadline, NoDeadline
 from functions.common.endpoint import Verdict
 from functions.common.errors import (
     DeadlineError,
     ImageRejectedError,
-    ObjectMissingError,
     ObjectTooLargeError,
     RejectedObjectError,
     TransientError,
@@ -39,8 +37,9 @@ from functions.common.errors import (
 )
 from functions.common.ownership import scope_of_key
 from functions.common.ports import Classifier, ExplanationSink, ObjectSource, Publisher, ResultStore
-from functions.common.results import BUSY, CLAIMED, CLASSIFIED, FAILED, REJECTED, now_iso
-from functions.common.s3_events import ObjectRef, sequencer_key
+from functions.common.result import CLASSIFIED, FAILED, REJECTED, Result, Source, new_result
+from functions.common.results import BUSY, CLAIMED
+from functions.common.s3_events import ObjectRef
 from model.errors import InvalidImageError
 from model.preprocessing import MAX_DECODED_BYTES, decode_cost, downsize_png
 
@@ -50,38 +49,18 @@ Decision = Verdict | RejectedObjectError | TransientError
 READ_THREADS = 8
 # A decode's peak is at most about twice its decoded pixels (tests/unit/test_decode_memory.py).
 DECODE_BUDGET_BYTES = 2 * MAX_DECODED_BYTES
-_MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 
 
 @dataclass(frozen=True)
 class Outcome:
     result_id: str
     status: str  # classified | rejected | failed | duplicate | retry
-    label: str | None = None
     reason: str | None = None
 
     @property
     def retry(self) -> bool:
         """The message must come back (or, after its last receive, go to the dead-letter queue)."""
         return self.status in ("retry", FAILED)
-
-
-def result_item(ref: ObjectRef, status: str, owner: str, source: str = "s3", **fields: Any) -> dict[str, Any]:
-    created = now_iso()
-    return {
-        "pk": ref.result_id,
-        "result_id": ref.result_id,
-        "owner": owner,
-        "object_ref": ref.object_ref,
-        "version_id": ref.version_id,
-        "etag": ref.etag,
-        "status": status,
-        "sequencer": sequencer_key(ref.sequencer),
-        "created_at": created,
-        "day": created[:10],
-        "source": source,
-        **fields,
-    }
 
 
 def with_preview(verdict: Verdict, image: bytes) -> Verdict:
@@ -97,18 +76,11 @@ class S3Objects:
 
     def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
         kwargs = {"Bucket": ref.bucket, "Key": ref.key, **({"VersionId": ref.version_id} if ref.version_id else {})}
-        try:
+        with aws_errors("S3 get_object", S3_GET):
             obj = self._s3.get_object(**kwargs)
             if obj["ContentLength"] > max_bytes:
                 raise ObjectTooLargeError(f"{obj['ContentLength']} bytes; the limit is {max_bytes}")
             return bytes(obj["Body"].read())
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in _MISSING:
-                raise ObjectMissingError("the object was deleted before it was classified") from exc
-            raise TransientError(f"S3 get_object failed: {exc.response['Error']['Code']}") from exc
-        except BotoCoreError as exc:
-            # Timeouts and connection errors: their own message holds the URL, and so the object key.
-            raise TransientError(f"S3 get_object failed: {type(exc).__name__}") from exc
 
 
 class ClassificationPipeline:
@@ -192,14 +164,14 @@ class ClassificationPipeline:
         return decisions
 
     # -- settling results ---------------------------------------------------------------------------
-    def _notify_once(self, item: Mapping[str, Any]) -> None:
+    def _notify_once(self, item: Result) -> None:
         state = self.store.claim_notification(item["result_id"], item["status"], self._notify_lease_s)
         if state == BUSY:
             raise TransientError("another delivery is sending this notification")
         if state != CLAIMED:
             return
         try:
-            self.notifier.publish(dict(item))
+            self.notifier.publish(item)
         except Exception as exc:
             self.store.release_notification(item["result_id"], item["status"])
             raise TransientError(f"publishing the notification failed: {type(exc).__name__}") from exc
@@ -213,7 +185,7 @@ class ClassificationPipeline:
         return True
 
     def finalize(
-        self, ref: ObjectRef, decision: Verdict | RejectedObjectError, source: str = "s3", owner: str | None = None
+        self, ref: ObjectRef, decision: Verdict | RejectedObjectError, source: Source = "s3", owner: str | None = None
     ) -> Outcome:
         """Store the final result, unless an equal or newer one is, and make sure it was notified.
 
@@ -222,7 +194,7 @@ class ClassificationPipeline:
         owner = owner or self.owner_of(ref)
         if isinstance(decision, Verdict) and decision.rejection is None:
             explained = self._store_explanation(ref.result_id, decision)
-            item = result_item(
+            item = new_result(
                 ref,
                 CLASSIFIED,
                 owner,
@@ -239,7 +211,7 @@ class ClassificationPipeline:
         else:
             error = decision.rejection if isinstance(decision, Verdict) else decision
             verdict = decision if isinstance(decision, Verdict) else None
-            item = result_item(
+            item = new_result(
                 ref,
                 REJECTED,
                 owner,
@@ -250,7 +222,7 @@ class ClassificationPipeline:
             )
         if self.store.put_final(item):
             self._notify_once(item)
-            return Outcome(ref.result_id, item["status"], item.get("label"), item.get("reason"))
+            return Outcome(ref.result_id, item["status"], item.get("reason"))
         stored = self.store.get_or_none(ref.result_id)
         if stored is not None and stored["status"] != FAILED:
             self._notify_once(stored)  # a delivery that stored it may have died before notifying
@@ -260,7 +232,7 @@ class ClassificationPipeline:
     def record_failure(self, ref: ObjectRef, reason: str) -> Outcome:
         """The last attempt failed: record `failed` unless a result exists, and make sure whatever is
         stored was notified (the message goes to the dead-letter queue)."""
-        item = result_item(ref, FAILED, self.owner_of(ref), reason=reason)
+        item = new_result(ref, FAILED, self.owner_of(ref), reason=reason)
         if not self.store.put_failed(item):
             item = self.store.get_or_none(ref.result_id) or item
         self._notify_once(item)

@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from functions.common.deadline import Deadline
 from functions.common.endpoint import Verdict
 from functions.common.errors import TransientError
+from functions.common.result import Result, Status
 from functions.common.s3_events import ObjectRef
 
 
@@ -34,19 +35,19 @@ class ExplanationSink(Protocol):
 
 
 class ResultStore(Protocol):
-    def put_final(self, item: dict[str, Any]) -> bool: ...
+    def put_final(self, item: Result) -> bool: ...
 
-    def put_failed(self, item: dict[str, Any]) -> bool: ...
+    def put_failed(self, item: Result) -> bool: ...
 
-    def get_or_none(self, result_id: str) -> dict[str, Any] | None: ...
+    def get_or_none(self, result_id: str) -> Result | None: ...
 
-    def claim_notification(self, result_id: str, status: str, lease_s: int) -> str:
+    def claim_notification(self, result_id: str, status: Status, lease_s: int) -> str:
         """``claimed``, ``notified`` (already sent) or ``busy`` (another delivery is sending it)."""
 
-    def mark_notified(self, result_id: str, status: str) -> None: ...
+    def mark_notified(self, result_id: str, status: Status) -> None: ...
 
-    def release_notification(self, result_id: str, status: str) -> None: ...
+    def release_notification(self, result_id: str, status: Status) -> None: ...
 
 
 class Publisher(Protocol):
-    def publish(self, result: dict[str, Any]) -> None: ...
+    def publish(self, result: Result) -> None: ...

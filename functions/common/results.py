@@ -13,21 +13,18 @@ scope, newest first, and hands back a position per scope.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from botocore.exceptions import ClientError
 
-from functions.common.errors import NotFoundError
+from functions.common.aws_errors import condition_failed
+from functions.common.errors import ResultNotFoundError
+from functions.common.result import FAILED, Result, Status, now_iso
 
-CLASSIFIED: Final = "classified"
-REJECTED: Final = "rejected"
-FAILED: Final = "failed"
-STATUSES: Final = (CLASSIFIED, REJECTED, FAILED)
 # Listing filter -> (index, its partition key, its sort key); None is "all of the scope's results".
 # An object's versions sort by S3 sequencer (the order S3 wrote them), everything else by time.
 INDEXES: Final[dict[str | None, tuple[str, str, str]]] = {
@@ -42,10 +39,6 @@ NOTIFIED: Final = "notified"
 BUSY: Final = "busy"
 DONE: Final = "done"
 Positions = dict[str, Any]
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
@@ -73,10 +66,10 @@ class ResultsStore:
         self._table = table
         self._retention_s = retention_days * 86_400
 
-    def _stored(self, item: dict[str, Any]) -> dict[str, Any]:
+    def _stored(self, item: Result) -> dict[str, Any]:
         return _to_dynamo({**item, **scoped_attributes(item), "expires_at": int(time.time()) + self._retention_s})
 
-    def put_final(self, item: dict[str, Any]) -> bool:
+    def put_final(self, item: Result) -> bool:
         """Write a classified/rejected result; False if an equal or newer final result exists."""
         try:
             self._table.put_item(
@@ -86,12 +79,12 @@ class ResultsStore:
                 ExpressionAttributeValues={":failed": FAILED, ":seq": item["sequencer"]},
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise
         return True
 
-    def put_failed(self, item: dict[str, Any]) -> bool:
+    def put_failed(self, item: Result) -> bool:
         """Record that an object went to the dead-letter queue, unless any result exists (a final one,
         or the `failed` already recorded and perhaps notified)."""
         try:
@@ -100,26 +93,26 @@ class ResultsStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise
         return True
 
-    def get(self, result_id: str) -> dict[str, Any]:
+    def get(self, result_id: str) -> Result:
         item = self.get_or_none(result_id)
         if item is None:
-            raise NotFoundError("no such result")
+            raise ResultNotFoundError("no such result")
         return item
 
-    def get_or_none(self, result_id: str) -> dict[str, Any] | None:
+    def get_or_none(self, result_id: str) -> Result | None:
         item = self._table.get_item(Key={"pk": result_id}, ConsistentRead=True).get("Item")
-        return None if item is None else _from_dynamo(item)
+        return None if item is None else cast(Result, _from_dynamo(item))
 
     # -- notifications: exactly one per stored status, from the reader's point of view ------------------
     # The result is stored first, then its notification is claimed (a short lease), published and
     # marked. A delivery that finds the result already stored but not marked publishes it then, so a
     # failed publish is retried instead of lost; a live lease makes a concurrent delivery wait.
-    def claim_notification(self, result_id: str, status: str, lease_s: int) -> str:
+    def claim_notification(self, result_id: str, status: Status, lease_s: int) -> str:
         now = int(time.time())
         try:
             self._table.update_item(
@@ -133,15 +126,15 @@ class ResultsStore:
                 ExpressionAttributeValues={":status": status, ":now": now, ":until": now + lease_s},
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
-            current = self.get_or_none(result_id) or {}
-            if current.get("status") != status or "notified_at" in current:
+            current = self.get_or_none(result_id)
+            if current is None or current["status"] != status or "notified_at" in current:
                 return NOTIFIED
             return BUSY
         return CLAIMED
 
-    def mark_notified(self, result_id: str, status: str) -> None:
+    def mark_notified(self, result_id: str, status: Status) -> None:
         self._table.update_item(
             Key={"pk": result_id},
             UpdateExpression="SET notified_at = :t REMOVE notify_lease",
@@ -150,7 +143,7 @@ class ResultsStore:
             ExpressionAttributeValues={":status": status, ":t": now_iso()},
         )
 
-    def release_notification(self, result_id: str, status: str) -> None:
+    def release_notification(self, result_id: str, status: Status) -> None:
         try:
             self._table.update_item(
                 Key={"pk": result_id},
@@ -160,7 +153,7 @@ class ResultsStore:
                 ExpressionAttributeValues={":status": status},
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
 
     def _query_scope(
@@ -189,7 +182,7 @@ class ResultsStore:
         value: str | None = None,
         limit: int = 50,
         positions: Positions | None = None,
-    ) -> tuple[list[dict[str, Any]], Positions | None]:
+    ) -> tuple[list[Result], Positions | None]:
         """Newest first, the results of ``scopes`` (optionally those whose ``attribute`` equals ``value``).
 
         Returns the page and the positions to continue from (None when every scope is exhausted).
@@ -225,4 +218,4 @@ class ResultsStore:
             else:
                 after[scope] = DONE
         more = any(p != DONE for p in after.values())
-        return [item for item, _ in merged], (after if more else None)
+        return [cast(Result, item) for item, _ in merged], (after if more else None)

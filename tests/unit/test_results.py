@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from functions.common.errors import NotFoundError
+from functions.common.errors import ResultNotFoundError
 from functions.common.results import ResultsStore
 
 
@@ -68,7 +68,7 @@ def test_a_final_result_replaces_failed(store: ResultsStore) -> None:
 
 
 def test_missing_result_is_not_found(store: ResultsStore) -> None:
-    with pytest.raises(NotFoundError):
+    with pytest.raises(ResultNotFoundError):
         store.get("nope")
 
 

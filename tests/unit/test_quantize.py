@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model import quantize as quantize_module
 from model.contract import INT8_ONNX_FILE, ONNX_FILE
 from model.metadata import ModelMetadata
-from model.quantize import fp32_convs, guard, quantize, record
+from model.quantize import PLANS, STEM_AND_LAST_STAGE_FP32, fp32_convs, guard, quantize, record
 from model.runtime import Predictor
 from tests import images
 
@@ -24,14 +25,48 @@ def quantized(tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPat
     return artifacts
 
 
-def test_the_first_convolution_and_the_last_stage_stay_fp32(quantized: Path) -> None:
+def _int8_convs(path: Path) -> int:
     import onnx
 
-    convs = [n.name for n in onnx.load(str(quantized / ONNX_FILE)).graph.node if n.op_type == "Conv"]
-    kept = fp32_convs(quantized / ONNX_FILE)
+    graph = onnx.load(str(path)).graph
+    weights = {n.input[1] for n in graph.node if n.op_type == "Conv"}
+    # A QDQ graph dequantizes each int8 weight right before its convolution.
+    return sum(1 for n in graph.node if n.op_type == "DequantizeLinear" and n.output[0] in weights)
+
+
+def test_the_first_plan_quantizes_every_convolution(quantized: Path) -> None:
+    import onnx
+
+    convs = [n for n in onnx.load(str(quantized / ONNX_FILE)).graph.node if n.op_type == "Conv"]
+    assert _int8_convs(quantized / INT8_ONNX_FILE) == len(convs)
+
+
+def test_the_second_plan_keeps_the_first_convolution_and_the_last_stage_fp32(quantized: Path, tmp_path: Path) -> None:
+    import onnx
+
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(quantized, artifacts)
+    size = ModelMetadata.read(artifacts).input_size
+    quantize(artifacts, np.stack([images.chest(size, seed=s) for s in range(4)]), STEM_AND_LAST_STAGE_FP32)
+    convs = [n.name for n in onnx.load(str(artifacts / ONNX_FILE)).graph.node if n.op_type == "Conv"]
+    kept = fp32_convs(artifacts / ONNX_FILE)
     assert kept[0] == convs[0]
     assert convs[-1] in kept
-    assert len(kept) < len(convs)  # the rest is quantized
+    assert _int8_convs(artifacts / INT8_ONNX_FILE) == len(convs) - len(kept)
+
+
+def test_plans_are_tried_fastest_first_until_one_passes_the_guard(
+    quantized: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(quantized, artifacts)
+    verdicts = iter([False, True])
+    monkeypatch.setattr(quantize_module, "guard", lambda *_: {"served": next(verdicts), "label_agreement": 0.9})
+    size = ModelMetadata.read(artifacts).input_size
+    chest = np.stack([images.chest(size, seed=s) for s in range(2)])
+    verdict = quantize_module.choose(artifacts, chest, chest, ["covid", "no_findings"])
+    assert [a["plan"] for a in verdict["attempts"]] == list(PLANS)
+    assert (verdict["plan"], verdict["served"]) == (STEM_AND_LAST_STAGE_FP32, True)
 
 
 def test_the_int8_graph_has_the_served_outputs_and_quantized_convolutions(quantized: Path) -> None:

@@ -14,9 +14,9 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, max_iter: int =
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         loss = F.cross_entropy(logits / log_t.exp(), targets)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         return loss
 
-    optimizer.step(closure)
+    optimizer.step(closure)  # type: ignore[no-untyped-call]
     # Bounded so that a degenerate validation split cannot produce an absurd calibration.
     return float(log_t.exp().clamp(0.05, 20.0).item())

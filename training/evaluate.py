@@ -1,7 +1,6 @@
-"""Evaluate a model on any class-folder dataset, or run grouped K-fold cross-validation.
+"""Evaluate a model on any class-folder dataset (grouped cross-validation: ``training.crossval``).
 
     python -m training.evaluate --model build/model/model.tar.gz --data DIR --out runs/eval
-    python -m training.evaluate --folds 5 --data DIR --out runs/cv --arch resnet18 --task binary [train flags]
 
 Writes metrics.json (n, accuracy, balanced_accuracy, macro_f1, per_class, roc_auc, covid_sensitivity,
 covid_specificity, ece, confusion_matrix), PNG plots (confusion matrix, ROC curves, reliability
@@ -19,15 +18,11 @@ from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import io
 import json
 import logging
-import subprocess
-import sys
 import tempfile
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -229,97 +224,25 @@ def evaluate_dataset(
     return metrics
 
 
-def aggregate_cv(out: Path, folds: int) -> dict[str, Any]:
-    """Pool the held-out predictions of every fold (each image scored once) and summarise per fold."""
-    ys, ps, per_fold = [], [], []
-    labels: list[str] = []
-    for k in range(folds):
-        with (out / f"fold-{k}" / "output" / "test_predictions.csv").open(newline="") as handle:
-            header, *rows = list(csv.reader(handle))
-        labels = header[3:]
-        y = np.array([labels.index(r[1]) for r in rows])
-        p = np.array([[float(v) for v in r[3:]] for r in rows])
-        per_fold.append(float((p.argmax(1) == y).mean()))
-        ys.append(y)
-        ps.append(p)
-    metrics = compute_metrics(np.concatenate(ys), np.concatenate(ps), labels)
-    metrics["per_fold_accuracy"] = per_fold
-    metrics["mean_fold_accuracy"] = float(np.mean(per_fold))
-    metrics["std_fold_accuracy"] = float(np.std(per_fold))
-    (out / "cv_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
-
-
-def run_cv(args: argparse.Namespace, train_args: list[str]) -> dict[str, Any]:
-    commands = []
-    for k in range(args.folds):
-        fold = args.out / f"fold-{k}"
-        commands.append(
-            [
-                sys.executable,
-                "-m",
-                "training.train",
-                "--data",
-                str(args.data),
-                "--test-fold",
-                str(k),
-                "--val-fold",
-                str((k + 1) % args.folds),
-                "--folds",
-                str(args.folds),
-                "--output-dir",
-                str(fold / "model"),
-                "--output-data-dir",
-                str(fold / "output"),
-                "--checkpoint-dir",
-                str(fold / "checkpoints"),
-                "--no-export",
-                *train_args,
-            ]
-        )
-    args.out.mkdir(parents=True, exist_ok=True)
-
-    def run_fold(k: int) -> int:
-        with (args.out / f"fold-{k}.log").open("wb") as log:
-            return subprocess.run(commands[k], stdout=log, stderr=subprocess.STDOUT, check=False).returncode
-
-    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        codes = list(pool.map(run_fold, range(args.folds)))
-    failed = [k for k, code in enumerate(codes) if code != 0]
-    if failed:
-        raise RuntimeError(f"folds {failed} failed; see {args.out}/fold-*.log")
-    return aggregate_cv(args.out, args.folds)
-
-
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="model dir, model.tar.gz or .safetensors (evaluation mode)")
+    parser.add_argument("--model", type=Path, required=True, help="model dir, model.tar.gz or .safetensors")
     parser.add_argument("--data", type=Path, required=True, help="dataset root (any layout training.data reads)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--manifest", type=Path, default=None, help="manifest from training.data: restricts to --split")
     parser.add_argument("--split", default=None, help="with --manifest: train, val or test (default: all)")
     parser.add_argument("--task", default=None, choices=TASKS, help="(default: the model's task)")
-    parser.add_argument("--folds", type=int, default=0, help="grouped K-fold CV by training K models (default: off)")
-    parser.add_argument("--jobs", type=int, default=1, help="folds trained in parallel (default: %(default)s)")
-    parser.add_argument("--aggregate-only", action="store_true", help="only pool existing fold outputs under --out")
     return parser
 
 
-def main(args: argparse.Namespace, train_args: list[str]) -> dict[str, Any]:
-    if args.folds:
-        if args.task:
-            train_args = [*train_args, "--task", args.task]
-        return aggregate_cv(args.out, args.folds) if args.aggregate_only else run_cv(args, train_args)
-    if args.model is None:
-        raise SystemExit("--model is required unless --folds is given")
+def main(args: argparse.Namespace) -> dict[str, Any]:
     return evaluate_dataset(load_any_model(args.model), args.data, args.out, args.manifest, args.split, args.task)
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    known, rest = get_args_parser().parse_known_args()
-    result = main(known, rest)
-    summary = {
+    result = main(get_args_parser().parse_args())
+    summary: dict[str, Any] = {
         k: result[k]
         for k in (
             "n",
@@ -333,7 +256,5 @@ if __name__ == "__main__":
         )
         if k in result
     }
-    summary.update(
-        {k: result[k] for k in ("shortcut_probes", "gate", "mean_fold_accuracy", "std_fold_accuracy") if k in result}
-    )
+    summary.update({k: result[k] for k in ("shortcut_probes", "gate") if k in result})
     print(json.dumps(summary, indent=2))

@@ -33,7 +33,7 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.preprocessing import get_preset, prepare, to_batch
 from model.runtime import ACCEPTED, NOT_UPRIGHT, gate_decisions
 from training.cli import add_checkpoint_refit_args
-from training.data import read_manifest
+from training.data import read_manifest, split_of
 
 logger = logging.getLogger(__name__)
 
@@ -166,15 +166,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     net, meta = load_checkpoint(args.checkpoint)
     net.float()
     preset = get_preset(meta.preset)
-    split_of = {
-        "train": lambda r: r.fold not in (args.test_fold, args.val_fold),
-        "val": lambda r: r.fold == args.val_fold,
-        "test": lambda r: r.fold == args.test_fold,
-    }
     records = read_manifest(args.manifest)
     arrays: dict[str, tuple[Uint8Images, Any]] = {}
-    for split, wanted in split_of.items():
-        chosen = [r for r in records if wanted(r) and r.label in meta.labels]
+    for split in ("train", "val", "test"):
+        chosen = [
+            r for r in records if split_of(r.fold, args.test_fold, args.val_fold) == split and r.label in meta.labels
+        ]
         arrays[split] = (
             np.stack([prepare((args.data / r.path).read_bytes(), preset) for r in chosen]),
             np.array([meta.labels.index(r.label) for r in chosen]),

@@ -171,7 +171,8 @@ def held_out_auc(runs: dict[str, Any], held: str) -> float | None:
 def mean_common_auc(report: dict[str, Any], name: str) -> float | None:
     """Row ``name``'s mean AUC over the holdouts every row was scored on: what rows are ranked by."""
     aucs = [held_out_auc(report["rows"].get(name, {}), h) for h in common_holdouts(report)]
-    return float(np.mean(aucs)) if aucs and None not in aucs else None
+    known = [a for a in aucs if a is not None]
+    return float(np.mean(known)) if aucs and len(known) == len(aucs) else None
 
 
 def table(report: dict[str, Any]) -> str:
@@ -191,8 +192,8 @@ def table(report: dict[str, Any]) -> str:
                 continue
             auc, sens, spec = (pooled[k]["value"] for k in ("auc", "sensitivity", "specificity"))
             cells.append(f"{auc:.3f} ({sens:.2f} / {spec:.2f})")
-        every = [held_out_auc(runs, h) for h in holdouts]
-        mean = f"{np.mean(every):.3f}" if all(a is not None for a in every) else "-"
+        every = [a for a in (held_out_auc(runs, h) for h in holdouts) if a is not None]
+        mean = f"{np.mean(every):.3f}" if len(every) == len(holdouts) else "-"
         shared = mean_common_auc(report, name)
         common_mean = "-" if shared is None else f"{shared:.3f}"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean} | {common_mean} |")

@@ -19,8 +19,9 @@ import os
 import random
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from model.export import export_model
 from model.labels import TASKS, labels_for
 from model.metadata import ModelMetadata
 from model.package import build_tarball, code_files
-from model.preprocessing import get_preset
+from model.preprocessing import Preset, get_preset
 from training.adversary import SourceAdversary
 from training.augment import LEVELS, augment
 from training.calibration import fit_temperature
@@ -86,8 +87,8 @@ def make_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer, s
 
     def cosine(step: int) -> float:
         if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+            return float((step + 1) / (warmup + 1))
+        return float(0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
 
@@ -210,6 +211,36 @@ def save_state(path: Path, **state: Any) -> None:
     tmp.replace(path)
 
 
+@dataclass
+class Data:
+    """The run's images, decoded once: the records of each split and their tensors."""
+
+    splits: dict[str, list[Record]]
+    train: XrayImages
+    val: XrayImages
+    test: XrayImages
+
+
+def load_data(args: argparse.Namespace, labels: list[str], preset: Preset) -> Data:
+    records = load_records(args)
+    splits = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
+    logger.info("split sizes: %s", {s: len(v) for s, v in splits.items()})
+    if not splits["train"]:
+        raise SystemExit("no training images: check --test-fold/--val-fold against --folds and the data")
+    t0 = time.time()
+    train_set, val_set, test_set = (XrayImages(args.data, splits[s], labels, preset) for s in ("train", "val", "test"))
+    logger.info("decoded %d images (%s) in %.1fs", len(records), preset.id, time.time() - t0)
+    return Data(splits, train_set, val_set, test_set)
+
+
+def class_weights(train_set: XrayImages, labels: list[str], balance: str) -> torch.Tensor:
+    """Inverse-frequency loss weights (covid is the rare class), unless the sampler already balances."""
+    counts = Counter(int(t) for t in train_set.targets)
+    return torch.tensor(
+        [len(train_set) / (len(labels) * max(1, counts[i])) if balance == "class" else 1.0 for i in range(len(labels))]
+    )
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.time()  # --time-limit counts from here: decoding is part of a run's time
     seed_everything(args.seed)
@@ -221,15 +252,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     labels = list(labels_for(args.task))
     spec = get_arch(args.arch)
     preset = get_preset(args.preset or spec.preset)
-    records = load_records(args)
-    splits = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
-    logger.info("split sizes: %s", {s: len(v) for s, v in splits.items()})
-    if not splits["train"]:
-        raise SystemExit("no training images: check --test-fold/--val-fold against --folds and the data")
-
-    t0 = time.time()
-    train_set, val_set, test_set = (XrayImages(args.data, splits[s], labels, preset) for s in ("train", "val", "test"))
-    logger.info("decoded %d images (%s) in %.1fs", len(records), preset.id, time.time() - t0)
+    data = load_data(args, labels, preset)
+    train_set, val_set = data.train, data.val
     # The whole training split lives on the device: batches are gathered and augmented there.
     train_data = train_set.on(device)
     generator = torch.Generator().manual_seed(args.seed)
@@ -237,14 +261,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     sample_weights = source_balanced_weights(train_set.records) if args.balance == "source" else None
 
     net = build_model(args.arch, args.task, args.pretrained, preset.id).to(device)
-    counts = Counter(int(t) for t in train_set.targets)
-    # Inverse-frequency class weights (covid is the rare class), unless the sampler already balances.
-    weights = torch.tensor(
-        [
-            len(train_set) / (len(labels) * max(1, counts[i])) if args.balance == "class" else 1.0
-            for i in range(len(labels))
-        ]
-    )
+    weights = class_weights(train_set, labels, args.balance)
     criterion = nn.CrossEntropyLoss(weight=weights.to(device), label_smoothing=args.label_smoothing)
     adversary = (
         SourceAdversary(spec.num_features, len(train_set.sources)).to(device)
@@ -331,17 +348,34 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     if best_state is not None:
         net.load_state_dict(best_state)
-    val_logits, val_targets = evaluate(net, val_set, device, amp)
+    return finalize_model(args, net, data, labels, preset, device, amp, best_epoch, history)
+
+
+def finalize_model(
+    args: argparse.Namespace,
+    net: XrayNet,
+    data: Data,
+    labels: list[str],
+    preset: Preset,
+    device: torch.device,
+    amp: bool,
+    best_epoch: int,
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The trained network made servable: temperature, gate and operating point fitted on the held-out
+    splits, test metrics, metadata, the checkpoint and (``--export``) the served artifacts."""
+    val_logits, val_targets = evaluate(net, data.val, device, amp)
     temperature = fit_temperature(val_logits, val_targets) if len(val_targets) else 1.0
-    test_logits, test_targets = evaluate(net, test_set, device, amp)
-    gate = fit_model_gate(net, train_set, val_set, test_set, args.gate_max_refusal)
+    test_logits, test_targets = evaluate(net, data.test, device, amp)
+    gate = fit_model_gate(net, data.train, data.val, data.test, args.gate_max_refusal)
     operating_point = fit_operating_point(val_logits, val_targets, labels, temperature, args.covid_sensitivity)
-    metrics = {
+    metrics: dict[str, Any] = {
         "best_epoch": best_epoch,
         "val": _metrics(val_logits, val_targets, labels, temperature) if len(val_targets) else {},
         "test": _metrics(test_logits, test_targets, labels, temperature) if len(test_targets) else {},
         "test_uncalibrated_ece": _metrics(test_logits, test_targets, labels)["ece"] if len(test_targets) else None,
     }
+    splits = data.splits
     meta = ModelMetadata(
         name=args.model_name,
         version=args.model_version or f"{args.arch}-{args.task}-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}",
@@ -375,9 +409,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     save_checkpoint(net, meta, args.output_dir / "model.safetensors", half=args.half)
     if args.export:
         export_model(net, meta, args.output_dir)
-        for name, data in code_files().items():
+        for name, data_bytes in code_files().items():
             (args.output_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            (args.output_dir / name).write_bytes(data)
+            (args.output_dir / name).write_bytes(data_bytes)
         build_tarball(args.output_dir, args.output_data_dir / "model.tar.gz")
     if len(test_targets):
         write_predictions(
@@ -391,11 +425,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+PREDICTION_COLUMNS: Final = ("path", "label", "source", "group")  # then one probability per label
+
+
 def write_predictions(path: Path, records: list[Record], labels: list[str], probs: np.ndarray) -> None:
     """One row per held-out image: pooled across folds, every image is scored exactly once."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "label", "source", "group", *labels])
+        writer.writerow([*PREDICTION_COLUMNS, *labels])
         for record, row in zip(records, probs, strict=True):
             writer.writerow([record.path, record.label, record.source, record.group, *(f"{p:.6f}" for p in row)])
 

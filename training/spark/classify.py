@@ -15,7 +15,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
@@ -40,7 +40,7 @@ def prepare(features: DataFrame, task: str) -> DataFrame:
     return (
         features.where(F.col("label").isin(*labels))
         .withColumn("label_idx", index[F.col("label")])
-        .withColumn("vector", array_to_vector("features"))
+        .withColumn("vector", array_to_vector(F.col("features")))
     )
 
 
@@ -73,7 +73,7 @@ def grouped_fold_column(train: DataFrame) -> tuple[DataFrame, int]:
 
 
 def test_metrics(model: PipelineModel, test: DataFrame, labels: tuple[str, ...]) -> dict[str, Any]:
-    rows = model.transform(test).select("label_idx", vector_to_array("probability").alias("p")).collect()
+    rows = model.transform(test).select("label_idx", vector_to_array(F.col("probability")).alias("p")).collect()
     y = np.array([int(r["label_idx"]) for r in rows])
     probs = np.array([r["p"] for r in rows])
     return compute_metrics(y, probs, labels)
@@ -92,11 +92,12 @@ def train_and_compare(features: DataFrame, task: str, out: Path, parallelism: in
                             foldCol="cv_fold", parallelism=parallelism, seed=0)  # fmt: skip
         fitted = cv.fit(train)
         cv_f1 = float(max(fitted.avgMetrics))
-        metrics = test_metrics(fitted.bestModel, test, labels) if test.count() else {}
+        best = cast(PipelineModel, fitted.bestModel)  # the estimator is a Pipeline
+        metrics = test_metrics(best, test, labels) if test.count() else {}
         report["classifiers"][name] = {"cv_weighted_f1": cv_f1, "test": metrics}
         logger.info("%s: CV F1 %.4f, test accuracy %s", name, cv_f1, metrics.get("accuracy"))
         if cv_f1 > best_score:
-            best_name, best_score, best_model = name, cv_f1, fitted.bestModel
+            best_name, best_score, best_model = name, cv_f1, best
     assert best_model is not None
     out.mkdir(parents=True, exist_ok=True)
     best_model.write().overwrite().save(str(out / "best_pipeline"))

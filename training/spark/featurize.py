@@ -94,7 +94,7 @@ def featurize(
         preset = get_arch(arch).preset
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size))
 
-    @F.pandas_udf(ArrayType(FloatType()))
+    @F.pandas_udf(ArrayType(FloatType()))  # type: ignore[attr-defined,untyped-decorator]
     def features(contents: Iterator[pd.Series]) -> Iterator[pd.Series]:
         # Imported by name: under `python -m` this module is __main__, which workers cannot unpickle.
         from training.spark.featurize import embed as embed_batch
@@ -111,12 +111,12 @@ def featurize(
         .withColumn("path", F.expr(f"substring(path, {len(prefix) + 1})"))
     )
     if manifest:
-        meta = (
+        labels = (
             spark.read.option("header", "true")
             .csv(manifest)
             .select("path", "label", "group", "split", F.col("fold").cast("int"))
         )
-        files = files.join(meta, on="path", how="inner")
+        files = files.join(labels, on="path", how="inner")
     else:
         files = (
             files.withColumn("label", F.regexp_extract("path", r"([^/]+)/[^/]+$", 1))
@@ -134,7 +134,9 @@ def main(args: argparse.Namespace) -> None:
     frame = featurize(spark, args.images, args.manifest, args.arch, args.checkpoint, args.pretrained, args.batch_size)
     frame.write.mode("overwrite").parquet(args.out)
     written = spark.read.parquet(args.out)
-    print(f"{written.count()} feature rows of {len(written.first()['features'])} dims -> {args.out}")
+    first = written.first()
+    dims = len(first["features"]) if first is not None else 0
+    print(f"{written.count()} feature rows of {dims} dims -> {args.out}")
 
 
 def get_args_parser() -> argparse.ArgumentParser:

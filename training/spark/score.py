@@ -23,11 +23,11 @@ def score(
 ) -> DataFrame:
     labels = json.loads((Path(model_path).parent / "comparison.json").read_text())["labels"]
     frame = featurize(spark, images, None, arch, checkpoint, pretrained).withColumn(
-        "vector", array_to_vector("features")
+        "vector", array_to_vector(F.col("features"))
     )
     scored = PipelineModel.load(model_path).transform(frame)
     names = F.array(*[F.lit(label) for label in labels])
-    probs = vector_to_array("probability")
+    probs = vector_to_array(F.col("probability"))
     return scored.select(
         "path",
         names[F.col("prediction").cast("int")].alias("predicted_label"),

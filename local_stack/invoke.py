@@ -25,7 +25,7 @@ from local_stack.stack import LocalStack
 
 def _s3_records(event: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]]:
     """(S3 record, enclosing SQS record or None, S3 event) for every S3 record, direct or in SQS."""
-    found = []
+    found: list[tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]] = []
     for record in event.get("Records", []):
         if record.get("eventSource") == "aws:s3":
             found.append((record, None, event))

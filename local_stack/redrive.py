@@ -40,7 +40,13 @@ def redrive(sqs: Any, source_url: str, destination_url: str) -> int:
 
 def main(args: argparse.Namespace) -> None:
     outputs = json.loads(args.outputs.read_text())
-    sqs = boto3.client("sqs", endpoint_url=outputs["AwsEndpointUrl"], region_name=outputs["Region"], **CREDENTIALS)
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=outputs["AwsEndpointUrl"],
+        region_name=outputs["Region"],
+        aws_access_key_id=CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+    )
     moved = redrive(sqs, queue_url(sqs, outputs["ParkedQueueArn"]), outputs["IngestQueueUrl"])
     print(f"redrove {moved} parked message(s) to the ingest queue")
 

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import boto3
 from botocore.config import Config
@@ -38,7 +38,7 @@ DEMO_USER = "demo@example.com"
 # The web client's development server: the local stack's AllowedOrigin parameter.
 LOCAL_ORIGIN = "http://localhost:5173"
 OUTPUTS = Path(".local/outputs.json")
-CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+CREDENTIALS: Final = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 class LocalStack:
@@ -77,7 +77,8 @@ class LocalStack:
 
     # -- clients ----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return boto3.client(
+        # boto3-stubs types a client per literal service name; this one is a runtime string.
+        return boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=self.aws_url,
             region_name=self.context.region,
@@ -86,7 +87,9 @@ class LocalStack:
         )
 
     def resource(self, service: str) -> Any:
-        return boto3.resource(service, endpoint_url=self.aws_url, region_name=self.context.region, **CREDENTIALS)
+        return boto3.resource(  # type: ignore[call-overload]
+            service, endpoint_url=self.aws_url, region_name=self.context.region, **CREDENTIALS
+        )
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -190,7 +193,7 @@ class LocalStack:
             t.register(queue, url, Arn=arn, QueueName=self._name(queue))
         for queue in queues:
             props = t.properties(queue)
-            attributes = {
+            attributes: dict[str, str] = {
                 k: str(props[k])
                 for k in ("VisibilityTimeout", "MessageRetentionPeriod", "KmsMasterKeyId")
                 if k in props

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +16,6 @@ EVENTS = ROOT / "events"
 def load_event(name: str) -> dict[str, Any]:
     """A sample event from events/, the same file `sam local invoke -e` would replay."""
     return json.loads((EVENTS / name).read_text())
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
-    remaining_ms: int = 60_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-@pytest.fixture
-def lambda_context() -> LambdaContext:
-    return LambdaContext()
 
 
 def _tiny_model_dir(root: Path, task: str) -> Path:

@@ -17,7 +17,7 @@ from aws_xray_sdk.core import xray_recorder
 from aws_xray_sdk.core.emitters.udp_emitter import UDPEmitter
 from botocore.exceptions import ReadTimeoutError
 
-from tests.conftest import LambdaContext
+from local_stack.runner import LocalContext
 
 
 class CapturingEmitter(UDPEmitter):
@@ -44,8 +44,8 @@ def main(spec_path: Path, out_path: Path) -> None:
             raise ReadTimeoutError(endpoint_url=request.url)
 
     batch.pipeline.objects._s3.meta.events.register("before-send.s3.GetObject", read_timeout)  # type: ignore[attr-defined]
-    answers: dict[str, Any] = {"batch": batch.lambda_handler(spec["batch_event"], LambdaContext("batch"))}  # type: ignore[arg-type]
-    answers["api"] = [api.lambda_handler(event, LambdaContext("api")) for event in spec["api_events"]]  # type: ignore[arg-type]
+    answers: dict[str, Any] = {"batch": batch.lambda_handler(spec["batch_event"], LocalContext("batch"))}  # type: ignore[arg-type]
+    answers["api"] = [api.lambda_handler(event, LocalContext("api")) for event in spec["api_events"]]  # type: ignore[arg-type]
     out_path.write_text(json.dumps({"documents": emitter.documents, "answers": answers}))
 
 

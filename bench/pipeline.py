@@ -53,18 +53,13 @@ def pct(values: list[float], q: float) -> float:
 
 def time_pipeline(stack: LocalStack, data: list[bytes]) -> dict[str, Any]:
     """Upload every image to the bucket; the seconds until every result is stored, split as above."""
-    s3, bucket, prefix = (
-        stack.client("s3"),
-        stack.template.ref("UploadBucket"),
-        stack.template.parameter("UploadPrefix"),
-    )
     table = stack.resource("dynamodb").Table(stack.template.ref("ResultsTable"))
     run = uuid.uuid4().hex[:8]
     t0 = time.perf_counter()
     put_done: dict[str, dt.datetime] = {}
     for i, image in enumerate(data):
-        key = f"{prefix}bench-{run}/{i:04d}.png"
-        s3.put_object(Bucket=bucket, Key=key, Body=image)
+        key = stack.harness.key(f"bench-{run}/{i:04d}.png")
+        stack.harness.upload(key, image)
         put_done[key] = dt.datetime.now(dt.UTC)
     upload_s = time.perf_counter() - t0
     while True:
@@ -79,7 +74,7 @@ def time_pipeline(stack: LocalStack, data: list[bytes]) -> dict[str, Any]:
             break
         time.sleep(0.1)
     total_s = time.perf_counter() - t0
-    stored = {key: dt.datetime.fromisoformat(stack.results_for(key)[0]["created_at"]) for key in put_done}
+    stored = {key: dt.datetime.fromisoformat(stack.harness.results_for(key)[0]["created_at"]) for key in put_done}
     return {
         "total_s": total_s,
         "upload_s": upload_s,
@@ -112,7 +107,7 @@ def main(args: argparse.Namespace) -> None:
         pipeline = time_pipeline(stack, data)
 
         # 3. API latency vs a direct endpoint call, one image each
-        token = stack.id_token()
+        token = stack.harness.id_token()
         api, direct = [], []
         for i in range(args.api_calls):
             image = data[i % len(data)]

@@ -28,7 +28,7 @@ def classify_via_api(stack: LocalStack, image: Path) -> dict[str, Any]:
         f"{stack.api_url}/classify",
         data=image.read_bytes(),
         method="POST",
-        headers={"Content-Type": "image/png", "Authorization": stack.id_token()},
+        headers={"Content-Type": "image/png", "Authorization": stack.harness.id_token()},
     )
     with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local gateway URL
         return json.loads(response.read())  # type: ignore[no-any-return]
@@ -36,7 +36,7 @@ def classify_via_api(stack: LocalStack, image: Path) -> dict[str, Any]:
 
 def list_via_api(stack: LocalStack) -> list[dict[str, Any]]:
     request = urllib.request.Request(  # noqa: S310 - the local gateway's http URL
-        f"{stack.api_url}/results?limit=100", headers={"Authorization": stack.id_token()}
+        f"{stack.api_url}/results?limit=100", headers={"Authorization": stack.harness.id_token()}
     )
     with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local gateway URL
         return json.loads(response.read())["items"]  # type: ignore[no-any-return]
@@ -50,18 +50,13 @@ def main(args: argparse.Namespace) -> int:
             f"local stack up in {time.monotonic() - started:.1f}s: moto {stack.aws_url}, "
             f"endpoint {stack.endpoint.url}, API {stack.api_url}"
         )
-        s3, bucket, prefix = (
-            stack.client("s3"),
-            stack.template.ref("UploadBucket"),
-            stack.template.parameter("UploadPrefix"),
-        )
         keys = []
         t0 = time.monotonic()
         for path in files:
-            key = f"{prefix}demo/{path.name}"
-            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            key = stack.harness.key(f"demo/{path.name}")
+            stack.harness.upload(key, path.read_bytes())
             keys.append(key)
-        results = stack.wait_for_results(keys, timeout_s=args.timeout)
+        results = stack.harness.wait_for_results(keys, timeout_s=args.timeout)
         elapsed = time.monotonic() - t0
         print(f"\n{len(files)} uploads -> {len(results)} results in {elapsed:.1f}s (read back from DynamoDB)\n")
         print(f"{'object key':<34} {'status':<11} {'label':<12} {'p(covid)':>8} {'gate':>6}  {'confidence':<11} reason")
@@ -76,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
             label, reason = item.get("label", "-"), item.get("reason", "")
             confidence = (item.get("confidence") or {}).get("level", "-")
             print(f"{key:<34} {item['status']:<11} {label:<12} {p_covid:>8} {gate:>6}  {confidence:<11} {reason}")
-        notifications = stack.drain_notifications()
+        notifications = stack.harness.drain_notifications()
         print(f"\n{len(notifications)} SNS notifications received (no object keys in them):")
         for note in notifications:
             print(f"  result {note['result_id'][:12]}…  status={note['status']:<10} label={note.get('label', '-')}")

@@ -151,14 +151,14 @@ def run_soak(
         concurrency=concurrency,
         context=context,
     ) as stack:
-        s3, sqs = stack.client("s3"), stack.client("sqs")
-        bucket, prefix = stack.template.ref("UploadBucket"), stack.template.parameter("UploadPrefix")
+        harness = stack.harness
+        sqs, bucket = harness.sqs, harness.bucket
         ingest = stack.template.ref("IngestQueue")
         versions: list[ObjectRef] = []
         replays: list[str] = []
         for i, (kind, data) in enumerate(corpus(uploads, seed)):
-            key = f"{prefix}soak/{kind}-{i:05d}.png"
-            etag = s3.put_object(Bucket=bucket, Key=key, Body=data)["ETag"].strip('"')
+            key = harness.key(f"soak/{kind}-{i:05d}.png")
+            etag = harness.put(key, data)
             ref = ObjectRef(bucket, key, None, etag, len(data), "", "")
             versions.append(ref)
             draw = rng.random()
@@ -167,7 +167,7 @@ def run_soak(
                 report.duplicate_deliveries += 1
             elif draw < 0.15 and kind == "xray":  # a second version, then the first one's event again, late
                 newer = data + b"\0"  # a trailing byte: the same image, another version
-                newer_etag = s3.put_object(Bucket=bucket, Key=key, Body=newer)["ETag"].strip('"')
+                newer_etag = harness.put(key, newer)
                 versions.append(ObjectRef(bucket, key, None, newer_etag, len(newer), "", ""))
                 replays.append(s3_event(bucket, key, len(data), etag))
         for body in replays:
@@ -215,7 +215,7 @@ def _settle(stack: LocalStack, versions: list[ObjectRef], timeout_s: float) -> l
     deadline = time.monotonic() + timeout_s
     pending = {v.result_id for v in versions}
     while time.monotonic() < deadline:
-        notes += stack.drain_notifications()
+        notes += stack.harness.drain_notifications()
         for rid in list(pending):
             item = table.get_item(Key={"pk": rid}).get("Item")
             if item is not None and item["status"] in FINAL and "notified_at" in item:
@@ -228,4 +228,4 @@ def _settle(stack: LocalStack, versions: list[ObjectRef], timeout_s: float) -> l
             break
         time.sleep(0.5)
     time.sleep(1.0)  # late duplicates, if any, would arrive now
-    return notes + stack.drain_notifications()
+    return notes + stack.harness.drain_notifications()

@@ -15,7 +15,7 @@ import logging
 import secrets
 import signal
 import threading
-import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,10 +23,10 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from functions.common.ownership import scope_of_key
 from local_stack.client_site import StaticSite, client_config
 from local_stack.faults import FAULTY_ENDPOINT_READ_TIMEOUT_S, FaultPlan, FaultSwitch
 from local_stack.gateway import CognitoVerifier, LocalGateway
+from local_stack.harness import Harness
 from local_stack.poller import SqsPoller
 from local_stack.runner import FunctionRunner
 from local_stack.template import StackContext, Template
@@ -69,6 +69,7 @@ class LocalStack:
             self.retry_delay_s = visibility_timeout_s
         self.pollers: list[SqsPoller] = []
         self._endpoint_app = endpoint_app
+        self.demo_username = DEMO_USER
         self.demo_password = "Local-" + secrets.token_urlsafe(12) + "1!"
         self._closers: list[Any] = []
         # The built web client (client/dist), served at LOCAL_ORIGIN, the API's allowed origin.
@@ -391,45 +392,10 @@ class LocalStack:
     def pollers_busy(self) -> bool:
         return any(p.busy.is_set() for p in self.pollers)
 
-    def results_for(self, key: str) -> list[dict[str, Any]]:
-        """Every result stored for an uploaded object key, in the owner scope its key gives."""
-        table = self.resource("dynamodb").Table(self.template.ref("ResultsTable"))
-        scope = scope_of_key(key, self.template.parameter("UploadPrefix"))
-        items: list[dict[str, Any]] = table.query(
-            IndexName="ByOwnerObject",
-            KeyConditionExpression="owner_object = :o",
-            ExpressionAttributeValues={":o": f"{scope}#{self.template.ref('UploadBucket')}/{key}"},
-        )["Items"]
-        return items
-
-    def wait_for_results(
-        self, keys: list[str], statuses: tuple[str, ...] = ("classified", "rejected"), timeout_s: float = 60
-    ) -> dict[str, dict[str, Any]]:
-        """Poll until every key has a result in ``statuses`` (or the timeout); key -> that result."""
-        found: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and len(found) < len(keys):
-            for key in keys:
-                if key not in found:
-                    items = [i for i in self.results_for(key) if i["status"] in statuses]
-                    if items:
-                        found[key] = items[0]
-            time.sleep(0.2)
-        return found
-
-    def drain_notifications(self) -> list[dict[str, Any]]:
-        """Every SNS notification the local subscriber queue has received so far (then deleted)."""
-        sqs = self.client("sqs")
-        received: list[dict[str, Any]] = []
-        while True:
-            messages = sqs.receive_message(
-                QueueUrl=self.notifications_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-            ).get("Messages", [])
-            if not messages:
-                return received
-            for message in messages:
-                received.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.notifications_queue_url, ReceiptHandle=message["ReceiptHandle"])
+    @cached_property
+    def harness(self) -> Harness:
+        """The client side: uploads, results, notifications, tokens (``local_stack.harness``)."""
+        return Harness(self)
 
     # -- what a user of the stack needs -----------------------------------------------------------
     def outputs(self) -> dict[str, str]:
@@ -447,14 +413,6 @@ class LocalStack:
         if self.client_url is not None:
             outputs["ClientUrl"] = self.client_url
         return outputs
-
-    def id_token(self, username: str = DEMO_USER, password: str | None = None) -> str:
-        result = self.client("cognito-idp").initiate_auth(
-            ClientId=self.template.ref("UserPoolClient"),
-            AuthFlow="USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": username, "PASSWORD": password or self.demo_password},
-        )
-        return str(result["AuthenticationResult"]["IdToken"])
 
     def write_outputs(self, path: Path = OUTPUTS) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ def _api_classify(stack: LocalStack, data: bytes) -> dict[str, Any]:
         f"{stack.api_url}/classify",
         data=data,
         method="POST",
-        headers={"Content-Type": "image/png", "Authorization": stack.id_token()},
+        headers={"Content-Type": "image/png", "Authorization": stack.harness.id_token()},
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]

@@ -15,9 +15,9 @@ import urllib3
 from PIL import Image
 
 from local_stack.faults import FaultSwitch
+from local_stack.harness import Harness
 from local_stack.stack import LocalStack
 from tests import dicoms, images
-from tests.integration.conftest import Helpers
 
 pytestmark = pytest.mark.integration
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "covid-2.png"
@@ -33,7 +33,7 @@ def call(
 ) -> tuple[int, dict[str, Any]]:
     headers = {"Content-Type": content_type}
     if token is not None:
-        headers["Authorization"] = stack.id_token() if token == "valid" else token
+        headers["Authorization"] = stack.harness.id_token() if token == "valid" else token
     request = urllib.request.Request(f"{stack.api_url}{path}", data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -47,7 +47,7 @@ def test_no_token_is_401(stack: LocalStack) -> None:
 
 
 def test_wrong_token_is_401(stack: LocalStack) -> None:
-    header, payload, signature = stack.id_token().split(".")
+    header, payload, signature = stack.harness.id_token().split(".")
     forged = f"{header}.{payload}.{signature[:-4]}AAAA"
     assert call(stack, "GET", "/results", token=forged)[0] == 401
     assert call(stack, "GET", "/results", token="not-a-jwt")[0] == 401
@@ -59,11 +59,11 @@ def test_valid_token_is_200(stack: LocalStack) -> None:
     assert "items" in body
 
 
-def test_api_prediction_equals_the_pipeline_prediction(stack: LocalStack, aws: Helpers) -> None:
+def test_api_prediction_equals_the_pipeline_prediction(stack: LocalStack, aws: Harness) -> None:
     status, answer = call(stack, "POST", "/classify", SAMPLE.read_bytes(), content_type="image/png")
     assert status == 200
     key = aws.upload(f"{aws.prefix}{uuid.uuid4().hex[:8]}/same.png", SAMPLE.read_bytes())
-    stored = aws.wait_for([key])[key]
+    stored = aws.wait_for_results([key])[key]
     assert stored["label"] == answer["label"]
     for label, p in answer["probabilities"].items():
         assert float(stored["probabilities"][label]) == pytest.approx(p, abs=1e-6)
@@ -118,12 +118,12 @@ def post_form(upload: dict[str, Any], data: bytes, content_type: str = "image/pn
     return urllib3.request("POST", upload["url"], fields=fields, timeout=30).status
 
 
-def test_presigned_upload_is_classified_and_found_by_key(stack: LocalStack, aws: Helpers) -> None:
+def test_presigned_upload_is_classified_and_found_by_key(stack: LocalStack, aws: Harness) -> None:
     status, upload = call(stack, "POST", "/uploads", json.dumps({"content_type": "image/png"}).encode())
     assert status == 200
     assert upload["key"].startswith(aws.prefix)
     assert post_form(upload, images.xray_png(700, seed=4)) in (200, 201, 204)
-    aws.wait_for([upload["key"]])
+    aws.wait_for_results([upload["key"]])
     status, listing = call(stack, "GET", f"/results?key={upload['key']}")
     assert status == 200
     assert [(i["status"], i["key"]) for i in listing["items"]] == [("classified", upload["key"])]
@@ -147,7 +147,7 @@ def test_an_endpoint_outage_is_a_503_with_retry_after(stack: LocalStack, faults:
             f"{stack.api_url}/classify",
             data=SAMPLE.read_bytes(),
             method="POST",
-            headers={"Content-Type": "image/png", "Authorization": stack.id_token()},
+            headers={"Content-Type": "image/png", "Authorization": stack.harness.id_token()},
         )
         with pytest.raises(urllib.error.HTTPError) as raised:
             urllib.request.urlopen(request, timeout=60)
@@ -157,10 +157,10 @@ def test_an_endpoint_outage_is_a_503_with_retry_after(stack: LocalStack, faults:
     assert int(raised.value.headers["Retry-After"]) > 0
 
 
-def test_the_current_version_of_an_object_is_marked(stack: LocalStack, aws: Helpers) -> None:
+def test_the_current_version_of_an_object_is_marked(stack: LocalStack, aws: Harness) -> None:
     _, upload = call(stack, "POST", "/uploads", json.dumps({"content_type": "image/png"}).encode())
     assert post_form(upload, images.xray_png(300, seed=8)) in (200, 201, 204)
-    aws.wait_for([upload["key"]])
+    aws.wait_for_results([upload["key"]])
     _, listing = call(stack, "GET", f"/results?key={upload['key']}")
     assert [i.get("current") for i in listing["items"]] == [True]
 
@@ -207,5 +207,5 @@ def test_a_stored_result_links_its_preview_and_heatmap_for_its_owner_only(stack:
     with urllib.request.urlopen(links["heatmap_url"], timeout=10) as response:
         assert Image.open(response).size == (64, 64)
     name = f"mallory-{uuid.uuid4().hex[:6]}@example.com"
-    other = stack.id_token(name, stack.create_user(name))
+    other = stack.harness.id_token(name, stack.create_user(name))
     assert call(stack, "GET", f"/results/{answer['result_id']}", token=other)[0] == 404

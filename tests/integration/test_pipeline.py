@@ -12,20 +12,20 @@ import pytest
 from PIL import Image
 
 from local_stack.faults import FaultSwitch
+from local_stack.harness import Harness
 from local_stack.redrive import queue_url, redrive
 from local_stack.stack import LocalStack
 from tests import dicoms, images
-from tests.integration.conftest import Helpers
 
 pytestmark = pytest.mark.integration
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
-def _key(aws: Helpers, name: str) -> str:
+def _key(aws: Harness, name: str) -> str:
     return f"{aws.prefix}{uuid.uuid4().hex[:8]}/{name}"
 
 
-def test_every_upload_is_accounted_for(aws: Helpers) -> None:
+def test_every_upload_is_accounted_for(aws: Harness) -> None:
     good = {f"s{i}.png": p.read_bytes() for i, p in enumerate(images.SAMPLE_XRAYS)}
     good["synthetic.jpg"] = images.xray_jpeg(400, seed=3)
     bad = {
@@ -36,7 +36,7 @@ def test_every_upload_is_accounted_for(aws: Helpers) -> None:
         "bomb.png": images.huge_declared_png(),
     }
     keys = {aws.upload(_key(aws, name), data): name for name, data in {**good, **bad}.items()}
-    results = aws.wait_for(list(keys))
+    results = aws.wait_for_results(list(keys))
     assert len(results) == len(keys) == 12
     assert {keys[k] for k, r in results.items() if r["status"] == "classified"} == set(good)
     reasons = {keys[k]: r["reason"] for k, r in results.items() if r["status"] == "rejected"}
@@ -48,18 +48,18 @@ def test_every_upload_is_accounted_for(aws: Helpers) -> None:
         "bomb.png": "decompression_bomb",
     }
     aws.wait_idle()
-    notes = aws.notifications()
+    notes = aws.drain_notifications()
     assert sorted(n["result_id"] for n in notes) == sorted(r["result_id"] for r in results.values())
 
 
-def test_keys_with_spaces_plus_and_unicode(aws: Helpers) -> None:
+def test_keys_with_spaces_plus_and_unicode(aws: Harness) -> None:
     key = aws.upload(f"{aws.prefix}{uuid.uuid4().hex[:6]}/Röntgen a+b %2B c.png", images.xray_png(128))
-    assert aws.wait_for([key])[key]["status"] == "classified"
+    assert aws.wait_for_results([key])[key]["status"] == "classified"
 
 
-def test_duplicated_event_gives_one_result_and_one_notification(aws: Helpers) -> None:
+def test_duplicated_event_gives_one_result_and_one_notification(aws: Harness) -> None:
     key = aws.upload(_key(aws, "dup.png"), images.xray_png(160, seed=11))
-    (result,) = aws.wait_for([key]).values()
+    (result,) = aws.wait_for_results([key]).values()
     aws.wait_idle()
     etag = aws.s3.head_object(Bucket=aws.bucket, Key=key)["ETag"].strip('"')
     record = {
@@ -76,10 +76,10 @@ def test_duplicated_event_gives_one_result_and_one_notification(aws: Helpers) ->
         time.sleep(0.1)
     aws.wait_idle()
     assert len(aws.results_for(key)) == 1
-    assert [n["result_id"] for n in aws.notifications()] == [result["result_id"]]
+    assert [n["result_id"] for n in aws.drain_notifications()] == [result["result_id"]]
 
 
-def test_one_corrupt_message_in_a_batch_of_ten_fails_alone(aws: Helpers) -> None:
+def test_one_corrupt_message_in_a_batch_of_ten_fails_alone(aws: Harness) -> None:
     records = []
     for i in range(9):
         key = f"elsewhere/{uuid.uuid4().hex[:6]}-{i}.png"  # outside the prefix: no S3 notification of its own
@@ -112,18 +112,18 @@ def test_one_corrupt_message_in_a_batch_of_ten_fails_alone(aws: Helpers) -> None
     records.insert(2, {**records[0], "messageId": "empty-list", "body": "[]"})
     response = aws.stack.batch.invoke({"Records": records})
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == ["corrupt", "empty-list"]
-    statuses = sorted(n["status"] for n in aws.notifications())
+    statuses = sorted(n["status"] for n in aws.drain_notifications())
     assert statuses == ["classified"] * 8 + ["rejected"]
 
 
 def test_endpoint_failures_are_retried_then_dead_lettered_parked_and_redriven(
-    aws: Helpers, faults: FaultSwitch
+    aws: Harness, faults: FaultSwitch
 ) -> None:
     parked = queue_url(aws.sqs, aws.stack.template.get_att("ParkedQueue", "Arn"))
     faults.status = 503
     try:
         key = aws.upload(_key(aws, "unlucky.png"), images.xray_png(128, seed=5))
-        failed = aws.wait_for([key], statuses=("failed",), timeout=60)
+        failed = aws.wait_for_results([key], statuses=("failed",), timeout_s=60)
         assert failed[key]["status"] == "failed"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not _visible(aws, parked):
@@ -132,14 +132,14 @@ def test_endpoint_failures_are_retried_then_dead_lettered_parked_and_redriven(
         faults.status = None
     assert _visible(aws, parked) == 1
     assert faults.failed_calls >= 5
-    assert [n["status"] for n in aws.notifications()] == ["failed"]  # once, though two functions saw it fail
+    assert [n["status"] for n in aws.drain_notifications()] == ["failed"]  # once, though two functions saw it fail
     assert redrive(aws.sqs, parked, aws.stack.template.ref("IngestQueue")) == 1
-    assert aws.wait_for([key], statuses=("classified",), timeout=60)[key]["status"] == "classified"
-    assert [n["status"] for n in aws.notifications()] == ["classified"]
+    assert aws.wait_for_results([key], statuses=("classified",), timeout_s=60)[key]["status"] == "classified"
+    assert [n["status"] for n in aws.drain_notifications()] == ["classified"]
     assert len(aws.results_for(key)) == 1
 
 
-def _visible(aws: Helpers, queue: str) -> int:
+def _visible(aws: Harness, queue: str) -> int:
     attributes = aws.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
@@ -160,23 +160,23 @@ def test_outputs_file_has_the_stack_outputs_and_local_extras(stack: LocalStack, 
     assert outputs["UploadBucketName"] == stack.template.ref("UploadBucket")
 
 
-def test_a_dicom_dropped_into_the_bucket_is_classified_and_no_phi_leaves(aws: Helpers) -> None:
+def test_a_dicom_dropped_into_the_bucket_is_classified_and_no_phi_leaves(aws: Harness) -> None:
     pixels = np.asarray(Image.open(SAMPLES / "covid-2.png").convert("L"))
     refused = dicoms.dicom(pixels, ViewPosition="LL")
     keys = [aws.upload(_key(aws, "study.dcm"), dicoms.dicom(pixels)), aws.upload(_key(aws, "lateral"), refused)]
-    results = aws.wait_for(keys)
+    results = aws.wait_for_results(keys)
     assert results[keys[0]]["status"] == "classified"
     assert (results[keys[1]]["status"], results[keys[1]]["reason"]) == ("rejected", "not_frontal")
-    published = json.dumps(aws.notifications()) + json.dumps([dict(r) for r in results.values()], default=str)
+    published = json.dumps(aws.drain_notifications()) + json.dumps([dict(r) for r in results.values()], default=str)
     for value in ("Smith", "MRN-00123456", "19511203", "ACC-98765", "Example Hospital"):
         assert value not in published
 
 
-def test_a_photograph_and_a_turned_xray_are_rejected_with_the_gate_score(aws: Helpers) -> None:
+def test_a_photograph_and_a_turned_xray_are_rejected_with_the_gate_score(aws: Harness) -> None:
     sample = (SAMPLES / "covid-2.png").read_bytes()
     uploads = {"photo.jpg": images.photograph(seed=3), "sideways.png": images.turned(sample, 90), "ok.png": sample}
     keys = {aws.upload(_key(aws, name), data): name for name, data in uploads.items()}
-    results = {keys[k]: r for k, r in aws.wait_for(list(keys)).items()}
+    results = {keys[k]: r for k, r in aws.wait_for_results(list(keys)).items()}
     assert (results["photo.jpg"]["status"], results["photo.jpg"]["reason"]) == ("rejected", "not_a_chest_xray")
     assert (results["sideways.png"]["status"], results["sideways.png"]["reason"]) == ("rejected", "not_upright")
     assert results["ok.png"]["status"] == "classified"

@@ -58,7 +58,7 @@ class Users:
         self.passwords = {who: stack.create_user(name, groups.get(who, ())) for who, name in self.names.items()}
 
     def token(self, who: str) -> str:
-        return self.stack.id_token(self.names[who], self.passwords[who])
+        return self.stack.harness.id_token(self.names[who], self.passwords[who])
 
     def sub(self, who: str) -> str:
         return str(jwt.decode(self.token(who), options={"verify_signature": False})["sub"])
@@ -83,7 +83,7 @@ def alices(stack: LocalStack, users: Users) -> dict[str, Any]:
     stack.client("s3").put_object(
         Bucket=stack.template.ref("UploadBucket"), Key=pacs_key, Body=images.xray_png(280, seed=23)
     )
-    found = stack.wait_for_results([upload["key"], pacs_key])
+    found = stack.harness.wait_for_results([upload["key"], pacs_key])
     assert len(found) == 2
     return {
         "upload_key": upload["key"],
@@ -162,7 +162,7 @@ def test_an_admin_sees_bucket_drops_with_their_keys(stack: LocalStack, users: Us
 
 
 def test_the_demo_user_reads_bucket_drops(stack: LocalStack, alices: dict[str, Any]) -> None:
-    assert alices["pacs_id"] in every_listing(stack, stack.id_token(), [])
+    assert alices["pacs_id"] in every_listing(stack, stack.harness.id_token(), [])
 
 
 def test_a_reader_pages_through_own_and_shared_results_without_repeats(
@@ -189,8 +189,8 @@ def _moto_signing_key() -> jwt.PyJWK:
 
 
 def test_an_expired_id_token_is_401(stack: LocalStack) -> None:
-    header = jwt.get_unverified_header(stack.id_token())
-    claims = jwt.decode(stack.id_token(), options={"verify_signature": False})
+    header = jwt.get_unverified_header(stack.harness.id_token())
+    claims = jwt.decode(stack.harness.id_token(), options={"verify_signature": False})
     claims.update(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600, auth_time=int(time.time()) - 7200)
     expired = jwt.encode(claims, _moto_signing_key().key, algorithm="RS256", headers={"kid": header["kid"]})
     assert call(stack, expired, "GET", "/results")[0] == 401
@@ -235,14 +235,14 @@ def test_garbage_tokens_are_401(stack: LocalStack, token: str) -> None:
 
 # -- input the API function must answer with 400, never crash on -----------------------------------
 def test_a_text_body_outside_latin1_is_400(stack: LocalStack) -> None:
-    status, body = call(stack, stack.id_token(), "POST", "/classify", "☢ 胸部X線".encode(), "text/plain")
+    status, body = call(stack, stack.harness.id_token(), "POST", "/classify", "☢ 胸部X線".encode(), "text/plain")
     assert status == 400
     assert "image" in body["error"]["message"]
 
 
 @pytest.mark.parametrize("token", ["null", "bnVsbA", "eyJ9.e30", "x" * 3000])
 def test_a_garbled_next_token_is_400(stack: LocalStack, token: str) -> None:
-    status, _ = call(stack, stack.id_token(), "GET", f"/results?next_token={token}")
+    status, _ = call(stack, stack.harness.id_token(), "GET", f"/results?next_token={token}")
     assert status in (400, 422)
 
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from local_stack.harness import Harness
 from local_stack.stack import LocalStack
 from tests import images
 from tests.conftest import ROOT, load_event
-from tests.integration.conftest import Helpers
 
 pytestmark = pytest.mark.integration
 MARKER = "MRN-00123456"
@@ -47,7 +47,7 @@ def _api_event(name: str, **changes: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def probe(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    aws = Helpers(stack)
+    aws = Harness(stack)
     # Outside the upload prefix, so that only this probe, not the stack's own poller, processes them.
     keys = {
         name: f"probe/ward3/{MARKER}_smith_john_{name}_{uuid.uuid4().hex[:6]}.png"
@@ -123,7 +123,7 @@ def test_no_object_key_is_in_any_trace_document(probe: dict[str, Any]) -> None:
 
 
 def test_no_object_key_is_in_any_log_line_even_after_a_read_timeout(stack: LocalStack, probe: dict[str, Any]) -> None:
-    (failed,) = stack.results_for(probe["keys"]["timeout"])
+    (failed,) = stack.harness.results_for(probe["keys"]["timeout"])
     assert (failed["status"], failed["reason"]) == ("failed", "TransientError")  # the timeout did happen
     assert probe["logs"].count('"audit":{') == 4
     assert MARKER not in probe["logs"]

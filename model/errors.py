@@ -26,7 +26,8 @@
      └── ModelUnavailableError          (5xx: deployment problem)
           ├── ArtifactNotFoundError
           ├── PretrainedWeightsUnavailableError
-          └── NeoUnsupportedError           the artifact or framework version is outside what Neo compiles
+          ├── NeoUnsupportedError           the artifact or framework version is outside what Neo compiles
+          └── InvalidSettingError           an environment setting (model.settings) has no meaning
 
 ``http_status`` on each class is the single mapping from error to HTTP status.
 """
@@ -149,3 +150,7 @@ class PretrainedWeightsUnavailableError(ModelUnavailableError):
 
 class NeoUnsupportedError(ModelUnavailableError):
     """SageMaker Neo cannot compile this artifact (framework or exporting torch version)."""
+
+
+class InvalidSettingError(ModelUnavailableError):
+    pass

@@ -15,7 +15,6 @@ import base64
 import importlib.util
 import io
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from model import contract, errors
+from model import contract, errors, settings
 from model.contract import INT8_ONNX_FILE, NEO_GLOBS, ONNX_FILE, TORCHSCRIPT_FILE
 from model.metadata import ModelMetadata
 from model.preprocessing import get_preset, prepare, to_batch
@@ -163,15 +162,14 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def load_backend(model_dir: Path, prefer: str | None = None, int8: bool = False) -> Backend:
-    """The backend to serve ``model_dir`` with (module docstring); ``int8``: the ONNX path uses the
-    int8 graph, where there is one (its guard passed: ``ModelMetadata.int8_served``)."""
-    prefer = prefer or os.environ.get("XRAY_BACKEND") or None
+def load_backend(model_dir: Path, prefer: settings.Backend | None = None, int8: bool = False) -> Backend:
+    """The backend to serve ``model_dir`` with (module docstring); ``prefer`` (else ``XRAY_BACKEND``)
+    forces one; ``int8``: the ONNX path uses the int8 graph, where there is one (its guard passed:
+    ``ModelMetadata.int8_served``)."""
+    prefer = prefer or settings.backend()
     neo = _find_neo_artifact(model_dir)
     onnx = model_dir / ONNX_FILE
     script = model_dir / TORCHSCRIPT_FILE
-    if prefer not in (None, "neo", "onnx", "torchscript"):
-        raise ValueError(f"XRAY_BACKEND={prefer!r}; expected neo, onnx or torchscript")
     if neo is not None and prefer in (None, "neo") and importlib.util.find_spec("neopytorch") is not None:
         return TorchScriptBackend(neo, neo_model_dir=model_dir)
     if prefer == "neo":
@@ -289,7 +287,7 @@ class Predictor:
         self.preset = get_preset(meta.preset)
 
     @classmethod
-    def load(cls, model_dir: Path, prefer: str | None = None) -> Predictor:
+    def load(cls, model_dir: Path, prefer: settings.Backend | None = None) -> Predictor:
         if not model_dir.is_dir():
             raise errors.ArtifactNotFoundError(f"model directory {model_dir} does not exist")
         meta = ModelMetadata.read(model_dir)

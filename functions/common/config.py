@@ -1,4 +1,7 @@
-"""All configuration, read from environment variables in one place; a missing one fails at start."""
+"""All configuration, read from environment variables in one place; a missing one fails at start.
+
+Every variable template.yaml sets is required here, so that no default in the code can drift from it.
+"""
 
 from __future__ import annotations
 
@@ -39,8 +42,9 @@ class Settings:
             upload_prefix=required("UPLOAD_PREFIX"),
             explanation_prefix=required("EXPLANATION_PREFIX"),
             max_object_bytes=int(required("MAX_OBJECT_BYTES")),
-            max_receive_count=int(os.environ.get("MAX_RECEIVE_COUNT", "5")),
-            result_retention_days=int(os.environ.get("RESULT_RETENTION_DAYS", "365")),
+            max_receive_count=int(required("MAX_RECEIVE_COUNT")),
+            result_retention_days=int(required("RESULT_RETENTION_DAYS")),
+            # Tuning knobs the template does not set (the local stack's fault runs do).
             endpoint_read_timeout_s=int(os.environ.get("ENDPOINT_READ_TIMEOUT_S", "15")),
             notify_lease_s=int(os.environ.get("NOTIFY_LEASE_S", "60")),
         )
@@ -64,6 +68,6 @@ class ApiSettings:
             readers_group=required("READERS_GROUP"),
             admins_group=required("ADMINS_GROUP"),
             page_token_secret_arn=required("PAGE_TOKEN_SECRET_ARN"),
-            sync_max_image_bytes=int(os.environ.get("SYNC_MAX_IMAGE_BYTES", str(4 * 1024 * 1024))),
-            presign_expiry_seconds=int(os.environ.get("PRESIGN_EXPIRY_SECONDS", "300")),
+            sync_max_image_bytes=int(required("SYNC_MAX_IMAGE_BYTES")),
+            presign_expiry_seconds=int(required("PRESIGN_EXPIRY_SECONDS")),
         )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -25,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType
 
+from model import settings
 from model.errors import InvalidImageError
 from model.preprocessing import get_preset, prepare, to_batch
 
@@ -40,7 +40,7 @@ def load_backbone(arch: str, checkpoint: str, pretrained: str) -> Any:
     from model.architectures import build_model
     from model.checkpoint import load_checkpoint
 
-    torch.set_num_threads(int(os.environ.get("XRAY_TORCH_THREADS", "1")))
+    torch.set_num_threads(settings.torch_threads())
     net = load_checkpoint(Path(checkpoint))[0] if checkpoint else build_model(arch, "multiclass", pretrained)
     return net.eval()
 

@@ -53,10 +53,15 @@ def test_wrong_token_is_401(stack: LocalStack) -> None:
     assert call(stack, "GET", "/results", token="not-a-jwt")[0] == 401
 
 
-def test_valid_token_is_200(stack: LocalStack) -> None:
-    status, body = call(stack, "GET", "/results")
+def test_a_valid_token_lists_results_the_reader_may_see(stack: LocalStack, aws: Harness) -> None:
+    key = aws.upload(aws.key(f"{uuid.uuid4().hex[:8]}/listed.png"), images.xray_png(200, seed=31))
+    stored = aws.wait_for_results([key])[key]
+    status, body = call(stack, "GET", "/results?limit=100")
     assert status == 200
-    assert "items" in body
+    listed = {item["result_id"]: item for item in body["items"]}
+    assert listed[stored["result_id"]]["status"] == stored["status"]
+    assert listed[stored["result_id"]]["scope"] == "shared"  # a bucket drop; the demo user is a reader
+    assert "key" not in listed[stored["result_id"]]  # readers do not see shared objects' keys
 
 
 def test_api_prediction_equals_the_pipeline_prediction(stack: LocalStack, aws: Harness) -> None:

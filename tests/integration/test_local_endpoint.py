@@ -45,9 +45,15 @@ def test_invoke_endpoint_with_raw_images(runtime, body: bytes, content_type: str
     assert sum(answer["predictions"][0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_invoke_endpoint_with_json_batch(runtime) -> None:  # type: ignore[no-untyped-def]
-    body = json.dumps({"instances": [{"b64": base64.b64encode(images.png(seed=i)).decode()} for i in range(5)]})
-    assert len(_invoke(runtime, body.encode(), "application/json")["predictions"]) == 5
+def test_a_json_batch_answers_each_image_as_it_is_answered_alone(runtime) -> None:  # type: ignore[no-untyped-def]
+    pngs = [images.xray_png(128, seed=i) for i in range(5)]
+    body = json.dumps({"instances": [{"b64": base64.b64encode(png).decode()} for png in pngs]})
+    batch = _invoke(runtime, body.encode(), "application/json")["predictions"]
+    alone = [_invoke(runtime, png, "image/png")["predictions"][0] for png in pngs]
+    assert [p["label"] for p in batch] == [p["label"] for p in alone]
+    for together, single in zip(batch, alone, strict=True):
+        for label, probability in single["probabilities"].items():
+            assert together["probabilities"][label] == pytest.approx(probability, abs=1e-4)
 
 
 def test_explanation_through_custom_attributes(runtime) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +93,10 @@ def test_bad_inputs_are_model_errors_with_the_reason(runtime, body, content_type
 )
 def test_unusual_but_valid_images_are_classified(runtime, data: bytes) -> None:  # type: ignore[no-untyped-def]
     content_type = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
-    assert "label" in _invoke(runtime, data, content_type)["predictions"][0]
+    answer = _invoke(runtime, data, content_type)
+    prediction = answer["predictions"][0]
+    assert prediction["label"] in answer["model"]["labels"]
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_oversize_body_is_refused_like_the_real_service(runtime) -> None:  # type: ignore[no-untyped-def]
@@ -111,4 +120,5 @@ def test_concurrent_requests_are_all_served(runtime) -> None:  # type: ignore[no
     bodies = [images.png(seed=i) for i in range(16)]
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda b: _invoke(runtime, b, "image/png"), bodies))
-    assert all(len(a["predictions"]) == 1 for a in answers)
+    one_by_one = [_invoke(runtime, b, "image/png") for b in bodies]
+    assert [a["predictions"] for a in answers] == [a["predictions"] for a in one_by_one]

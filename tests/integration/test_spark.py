@@ -15,12 +15,13 @@ if shutil.which("java") is None:
     pytest.skip("Spark needs a Java runtime (.ci/run installs one)", allow_module_level=True)
 
 from pyspark.ml import PipelineModel  # noqa: E402
-from pyspark.ml.functions import array_to_vector  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
 
+from model.labels import labels_for  # noqa: E402
 from tests import images  # noqa: E402
 from training.data import ingest, write_manifest  # noqa: E402
-from training.spark.classify import comparison_table, train_and_compare  # noqa: E402
+from training.spark.classify import comparison_table, held_out_metrics, prepare, train_and_compare  # noqa: E402
 from training.spark.featurize import featurize  # noqa: E402
 from training.spark.score import score  # noqa: E402
 from training.spark.session import get_spark  # noqa: E402
@@ -82,17 +83,16 @@ def test_three_classifiers_are_tuned_and_compared(report: tuple[dict[str, Any], 
     assert (out / "comparison.json").is_file()
 
 
-def test_saved_pipeline_reloads_and_predicts_the_same(report: tuple[dict[str, Any], Path], features: Any) -> None:
-    _, out = report
-    model = PipelineModel.load(str(out / "best_pipeline"))
-    frame = features.withColumn("vector", array_to_vector("features"))
-    first = [r["prediction"] for r in model.transform(frame).select("prediction").collect()]
-    again = [
-        r["prediction"]
-        for r in PipelineModel.load(str(out / "best_pipeline")).transform(frame).select("prediction").collect()
-    ]
-    assert first == again
-    assert len(first) == 36
+def test_the_saved_best_pipeline_scores_the_test_split_as_it_did_when_chosen(
+    report: tuple[dict[str, Any], Path], features: Any
+) -> None:
+    result, out = report
+    test = prepare(features, "multiclass").where(F.col("split") == "test")
+    reloaded = held_out_metrics(PipelineModel.load(str(out / "best_pipeline")), test, labels_for("multiclass"))
+    recorded = result["classifiers"][result["best"]]["test"]
+    assert reloaded["n"] == recorded["n"] > 0
+    assert reloaded["confusion_matrix"] == recorded["confusion_matrix"]
+    assert reloaded["roc_auc"] == pytest.approx(recorded["roc_auc"])
 
 
 def test_batch_scoring_a_folder(

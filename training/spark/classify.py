@@ -72,7 +72,7 @@ def grouped_fold_column(train: DataFrame) -> tuple[DataFrame, int]:
     return train.withColumn("cv_fold", mapping[F.col("fold")].cast("int")), len(folds)
 
 
-def test_metrics(model: PipelineModel, test: DataFrame, labels: tuple[str, ...]) -> dict[str, Any]:
+def held_out_metrics(model: PipelineModel, test: DataFrame, labels: tuple[str, ...]) -> dict[str, Any]:
     rows = model.transform(test).select("label_idx", vector_to_array(F.col("probability")).alias("p")).collect()
     y = np.array([int(r["label_idx"]) for r in rows])
     probs = np.array([r["p"] for r in rows])
@@ -93,7 +93,7 @@ def train_and_compare(features: DataFrame, task: str, out: Path, parallelism: in
         fitted = cv.fit(train)
         cv_f1 = float(max(fitted.avgMetrics))
         best = cast(PipelineModel, fitted.bestModel)  # the estimator is a Pipeline
-        metrics = test_metrics(best, test, labels) if test.count() else {}
+        metrics = held_out_metrics(best, test, labels) if test.count() else {}
         report["classifiers"][name] = {"cv_weighted_f1": cv_f1, "test": metrics}
         logger.info("%s: CV F1 %.4f, test accuracy %s", name, cv_f1, metrics.get("accuracy"))
         if cv_f1 > best_score:

@@ -30,20 +30,16 @@ from typing import Any, Final
 
 import boto3
 
-from model.contract import METADATA_FILE
-from model.errors import NeoUnsupportedError
+from model.contract import INT8_ONNX_FILE, METADATA_FILE, ONNX_FILE
+from model.errors import CompilationFailedError, NeoUnsupportedError
 from model.package import pack, read_members
 
 logger = logging.getLogger(__name__)
 
-NEO_SKIP: Final = frozenset({"model.onnx", "model.int8.onnx"})
+NEO_SKIP: Final = frozenset({ONNX_FILE, INT8_ONNX_FILE})
 TERMINAL: Final = frozenset({"COMPLETED", "FAILED", "STOPPED"})
 # https://docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-cloud.html (checked 2026-11-27)
 NEO_PYTORCH_VERSIONS: Final = ("1.4", "1.5", "1.6", "1.7", "1.8", "1.12", "1.13", "2.0")
-
-
-class CompilationFailedError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@
           ├── ArtifactNotFoundError
           ├── PretrainedWeightsUnavailableError
           ├── NeoUnsupportedError           the artifact or framework version is outside what Neo compiles
+          ├── CompilationFailedError        the Neo compilation job failed or did not finish in time
           └── InvalidSettingError           an environment setting (model.settings) has no meaning
 
 ``http_status`` on each class is the single mapping from error to HTTP status.
@@ -153,4 +154,8 @@ class NeoUnsupportedError(ModelUnavailableError):
 
 
 class InvalidSettingError(ModelUnavailableError):
+    pass
+
+
+class CompilationFailedError(ModelUnavailableError):
     pass

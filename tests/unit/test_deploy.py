@@ -10,8 +10,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from model.deploy import CompilationFailedError, compile_and_repack
-from model.errors import NeoUnsupportedError
+from model.deploy import compile_and_repack
+from model.errors import CompilationFailedError, NeoUnsupportedError
 from model.package import build_tarball, pack, read_members
 
 ROLE = "arn:aws:iam::123456789012:role/neo"

@@ -1,6 +1,7 @@
 """Inference benchmark: eager PyTorch vs each served artifact through the local endpoint's predict path.
 
     python bench/inference.py [--seconds 3] [--archs resnet50,inception_v3] [--json runs/bench.json]
+    python bench/inference.py --model runs/rn50/model    # a trained model's own artifacts, int8 included
 
 One run, side by side, on this machine: ResNet-50 @224 and InceptionV3 @299, batch 1 and 8; img/s,
 ms per image, ratio to eager, the fraction of this machine's fp32 matrix-multiply rate (measured at
@@ -12,6 +13,11 @@ agreement measures the arithmetic of each path, not the model. The int8 row (``m
 calibrated on the sample X-rays) times the quantized graph; its agreement means little here, because
 an untrained network's logits are nearly tied: the guard of ``model.quantize`` on a trained model's
 test images is what decides whether int8 is served.
+
+With ``--model DIR`` (a trained model's directory: ``model.safetensors`` and its exported artifacts,
+after ``model.quantize`` where it ran) the same rows are timed on that model instead: eager is its
+checkpoint, the ONNX rows its own graphs, and ``served`` is what the runtime serves from that
+directory, int8 only where the guard recorded in its ``metadata.json`` passed.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -30,13 +37,14 @@ import torch
 from PIL import Image
 
 from model.architectures import ARCHS, ExportWrapper, build_model
-from model.contract import INT8_ONNX_FILE
+from model.checkpoint import load_checkpoint
+from model.contract import INT8_ONNX_FILE, ONNX_FILE
 from model.export import export_model
 from model.labels import labels_for
 from model.metadata import ModelMetadata
 from model.preprocessing import decode_gray, get_preset, prepare, to_batch
 from model.quantize import quantize
-from model.runtime import OnnxBackend, Predictor, load_backend
+from model.runtime import OnnxBackend, Predictor
 
 GFLOP_PER_IMAGE = {"resnet50": 8.17, "inception_v3": 11.46, "resnet18": 3.64}  # 2 x MACs at the preset's size
 # The served graph runs the backbone on the image and on three turned copies (the input gate).
@@ -77,32 +85,48 @@ def sample_images(preset: str) -> np.ndarray:
 
 
 def bench_arch(
-    arch: str, seconds: float, peak: float, device: str = "cpu", int8: bool = True
+    arch: str, seconds: float, peak: float, device: str = "cpu", int8: bool = True, model_dir: Path | None = None
 ) -> list[dict[str, object]]:
-    size = get_preset(ARCHS[arch].preset).size
     torch.manual_seed(0)
-    net = build_model(arch, "multiclass").eval()
-    meta = ModelMetadata("bench", "0", arch, "multiclass", list(labels_for("multiclass")), size, ARCHS[arch].preset)
+    if model_dir is not None:
+        net, meta = load_checkpoint(model_dir / "model.safetensors")
+        net = net.float().eval()
+    else:
+        size = get_preset(ARCHS[arch].preset).size
+        net = build_model(arch, "multiclass").eval()
+        meta = ModelMetadata("bench", "0", arch, "multiclass", list(labels_for("multiclass")), size, ARCHS[arch].preset)
+    arch, size = meta.arch, meta.input_size
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        export_model(net, meta, Path(tmp))
+        if model_dir is not None:
+            for path in model_dir.iterdir():
+                if path.is_file():
+                    shutil.copy(path, Path(tmp) / path.name)
+        else:
+            export_model(net, meta, Path(tmp))
         eager = ExportWrapper(net).eval().to(device)
-        predictors = {name: Predictor.load(Path(tmp), name) for name in ("torchscript", "onnx")}
-        served = load_backend(Path(tmp)).name
-        images = sample_images(ARCHS[arch].preset)
+        predictors = {
+            "torchscript": Predictor.load(Path(tmp), "torchscript"),
+            "onnx": Predictor(OnnxBackend(Path(tmp) / ONNX_FILE), meta),  # fp32, whatever is served
+        }
+        images = sample_images(meta.preset)
         samples = to_batch(list(images))
-        if int8:
+        if int8 and not (Path(tmp) / INT8_ONNX_FILE).is_file():
             # Calibrated on the sample X-rays and their mirror images: enough for speed; a real package
             # calibrates on training images and serves int8 only if model.quantize's guard passes.
             quantize(Path(tmp), np.concatenate([images, images[:, :, ::-1]]))
+        if int8:
             predictors["onnx-int8"] = Predictor(OnnxBackend(Path(tmp) / INT8_ONNX_FILE), meta)
+        served = Predictor.load(Path(tmp)).backend.name
         with torch.inference_mode():
             truth = eager(torch.from_numpy(samples).to(device))[0].cpu().numpy().argmax(axis=1)
         agreement = {"eager": 1.0}
         for name, predictor in predictors.items():
             agreement[name] = float((predictor.backend.run(samples).logits.argmax(axis=1) == truth).mean())
         for batch in (1, 8):
-            x = torch.rand(batch, 1, size, size)
+            # Real X-rays, not noise: int8 ranges are calibrated on X-rays, and noise would overstate
+            # how far its logits move.
+            x = torch.from_numpy(np.resize(samples, (batch, *samples.shape[1:])))
             with torch.inference_mode():
                 reference = eager(x.to(device))[0].cpu().numpy()
 
@@ -183,8 +207,8 @@ def main(args: argparse.Namespace) -> None:
         f"{'of peak':>8} {'max |dlogit|':>10} {'agreement':>9}"
     )
     rows = []
-    for arch in args.archs.split(","):
-        for row in bench_arch(arch, args.seconds, peak, device, int8=args.int8 and device == "cpu"):
+    for arch in args.archs.split(",") if args.model is None else ["(model)"]:
+        for row in bench_arch(arch, args.seconds, peak, device, args.int8 and device == "cpu", args.model):
             rows.append(row)
             print(format_row(row), flush=True)
     if args.json is not None:
@@ -210,6 +234,9 @@ if __name__ == "__main__":
         help="also time the int8 graph of model.quantize, on the CPU (default: %(default)s)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write every row as JSON (default: none)")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="a trained model directory to time instead of --archs (default: none)"
+    )
     parser.add_argument(
         "--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: %(default)s)"
     )

@@ -36,13 +36,12 @@ from model.metadata import ModelMetadata
 from model.package import build_tarball, code_files
 from model.preprocessing import Preset, get_preset
 from training.adversary import SourceAdversary
-from training.augment import LEVELS, augment
+from training.augment import LEVELS
 from training.calibration import fit_temperature
 from training.data import Record, ingest, read_manifest, split_of, write_manifest
 from training.dataset import (
     BALANCES,
     XrayImages,
-    as_input,
     batches,
     epoch_order,
     source_balanced_weights,
@@ -51,6 +50,7 @@ from training.dataset import (
 from training.gate import MAX_REFUSAL, fit_gate, refused_count, served_scores
 from training.metrics import compute_metrics
 from training.operating_point import TARGET_SENSITIVITY, choose_policy
+from training.presets import EvalPreset, TrainPreset
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ def train_one_epoch(
     adversary: SourceAdversary | None = None,
 ) -> float:
     """One pass over ``order`` (indices into ``data``, which lives on the training device)."""
+    preset = TrainPreset(args.augment, args.hflip)
     net.train()
     device = data.images.device
     amp = args.amp and device.type == "cuda"
@@ -113,7 +114,7 @@ def train_one_epoch(
     steps = list(batches(order.to(device), args.batch_size))
     bar = tqdm(steps, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True, disable=None)
     for index in bar:
-        images = augment(as_input(data.images[index]), args.augment, generator, args.hflip)
+        images = preset(data.images[index], generator)
         targets = data.targets[index]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits, aux, pooled = net.forward_train(images)
@@ -143,7 +144,7 @@ def evaluate(
         return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
     all_logits = []
     for start in range(0, len(data), batch_size):
-        images = as_input(data.images[start : start + batch_size].to(device, non_blocking=True))
+        images = EvalPreset()(data.images[start : start + batch_size].to(device, non_blocking=True))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = net(images)
         all_logits.append(logits.float().cpu())

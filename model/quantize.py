@@ -26,9 +26,11 @@ COVID-vs-rest ROC AUC moves by <= 0.005 is served. The verdict, with every plan'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -93,19 +95,21 @@ def quantize(artifacts: Path, calibration: Uint8Images, plan: str = ALL_CONVS) -
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(artifacts / ONNX_FILE), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared),
-            str(artifacts / INT8_ONNX_FILE),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            activation_type=QuantType.QUInt8,
-            op_types_to_quantize=["Conv"],
-            nodes_to_exclude=fp32_convs(prepared) if plan == STEM_AND_LAST_STAGE_FP32 else [],
-            calibrate_method=CalibrationMethod.Percentile,
-            extra_options={"CalibPercentile": CALIBRATION_PERCENTILE},
-        )
+        # ONNX Runtime reports calibration progress with print(): keep stdout for this command's JSON.
+        with contextlib.redirect_stdout(sys.stderr):
+            quantize_static(
+                str(prepared),
+                str(artifacts / INT8_ONNX_FILE),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8,
+                op_types_to_quantize=["Conv"],
+                nodes_to_exclude=fp32_convs(prepared) if plan == STEM_AND_LAST_STAGE_FP32 else [],
+                calibrate_method=CalibrationMethod.Percentile,
+                extra_options={"CalibPercentile": CALIBRATION_PERCENTILE},
+            )
     return artifacts / INT8_ONNX_FILE
 
 

@@ -30,7 +30,8 @@ from local_stack.harness import Harness
 from local_stack.poller import SqsPoller
 from local_stack.runner import FunctionRunner
 from local_stack.template import StackContext, Template
-from model.serve import EndpointApp, LocalEndpoint, load_predictor
+from local_stack.wsgi import BackgroundServer
+from model.serve import EndpointApp, load_predictor
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class LocalStack:
 
     def _start_endpoint(self) -> None:
         app = self._endpoint_app or FaultSwitch(EndpointApp(load_predictor(self.model_path)), self.faults)
-        self.endpoint = LocalEndpoint(app).__enter__()
+        self.endpoint = BackgroundServer(app).__enter__()
         self._closers.append(self.endpoint.close)
 
     def _start_client(self) -> None:
@@ -131,7 +132,7 @@ class LocalStack:
         outputs = self.outputs()
         config = client_config(outputs, self.context.region, cognito_endpoint=self.aws_url)
         port = int(LOCAL_ORIGIN.rsplit(":", 1)[1])
-        site = LocalEndpoint(StaticSite(self.client_dir, config), port=port).__enter__()
+        site = BackgroundServer(StaticSite(self.client_dir, config), port=port).__enter__()
         self._closers.append(site.close)
         self.client_url = LOCAL_ORIGIN
 
@@ -360,7 +361,7 @@ class LocalStack:
             api_props.get("BinaryMediaTypes", []),
             t.parameter("AllowedOrigin"),
         )
-        server = LocalEndpoint(gateway).__enter__()
+        server = BackgroundServer(gateway).__enter__()
         self.api_url = f"{server.url}/{api_props['StageName']}"
         self._closers.append(server.close)
 

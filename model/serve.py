@@ -18,7 +18,6 @@ import json
 import logging
 import re
 import tempfile
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
@@ -115,44 +114,9 @@ class EndpointApp:
         )
 
 
-class LocalEndpoint:
-    """A WSGI app (the endpoint, or the local stack's gateway) served by waitress on a background thread."""
-
-    def __init__(
-        self, app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1", port: int = 0, threads: int = 4
-    ) -> None:
-        self._server = create_server(
-            app, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES + 1024
-        )
-        self.port: int = self._server.effective_port  # type: ignore[union-attr]
-        self.url = f"http://{host}:{self.port}"
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-endpoint", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self._server.run()
-        except OSError:
-            # close() from another thread can pull the socket out from under select(); expected then.
-            if not self._closing.is_set():
-                raise
-
-    def __enter__(self) -> LocalEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def serve_forever(self) -> None:
-        """Serve on the calling thread until interrupted (the command-line entry point)."""
-        self._server.run()
-
-    def close(self) -> None:
-        self._closing.set()
-        # Worker threads first: closing the server under a running task breaks its wake-up pipe.
-        self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
-        self._server.close()
+def create_wsgi_server(app: Callable[..., Iterable[bytes]], host: str, port: int, threads: int) -> Any:
+    """waitress, refusing a body over the service's limit before reading it (as SageMaker does)."""
+    return create_server(app, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY_BYTES + 1024)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -168,13 +132,14 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     predictor = load_predictor(args.model)
     app = EndpointApp(predictor, args.endpoint_name)
-    endpoint = LocalEndpoint(app, args.host, args.port, args.threads)
-    logger.info("serving %s (%s) on %s", predictor.meta.version, predictor.backend.name, endpoint.url)
-    print(f"local endpoint ready on {endpoint.url}", flush=True)  # noqa: T201 - command-line output
+    server = create_wsgi_server(app, args.host, args.port, args.threads)
+    url = f"http://{args.host}:{server.effective_port}"  # type: ignore[union-attr]
+    logger.info("serving %s (%s) on %s", predictor.meta.version, predictor.backend.name, url)
+    print(f"local endpoint ready on {url}", flush=True)  # noqa: T201 - command-line output
     try:
-        endpoint.serve_forever()
+        server.run()
     except KeyboardInterrupt:
-        endpoint.close()
+        server.close()
 
 
 if __name__ == "__main__":

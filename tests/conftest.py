@@ -56,10 +56,11 @@ def tiny_model_dir(tiny_model_dirs: dict[str, Path]) -> Path:
 @pytest.fixture(scope="session")
 def local_endpoint(tiny_model_dir: Path) -> Iterator[str]:
     """The local SageMaker endpoint serving the tiny multiclass model; yields its URL."""
+    from local_stack.wsgi import BackgroundServer
     from model.runtime import Predictor
-    from model.serve import EndpointApp, LocalEndpoint
+    from model.serve import EndpointApp
 
-    with LocalEndpoint(EndpointApp(Predictor.load(tiny_model_dir))) as endpoint:
+    with BackgroundServer(EndpointApp(Predictor.load(tiny_model_dir))) as endpoint:
         yield endpoint.url
 
 

@@ -13,8 +13,9 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
+from local_stack.wsgi import BackgroundServer
 from model.runtime import Predictor
-from model.serve import EndpointApp, LocalEndpoint
+from model.serve import EndpointApp
 from tests import dicoms, images
 
 pytestmark = pytest.mark.integration
@@ -23,7 +24,7 @@ SAMPLE = images.SAMPLE_XRAYS[1].read_bytes()
 
 @pytest.fixture(scope="module")
 def runtime(bundled_model: Path) -> Iterator[Any]:
-    with LocalEndpoint(EndpointApp(Predictor.load(bundled_model))) as endpoint:
+    with BackgroundServer(EndpointApp(Predictor.load(bundled_model))) as endpoint:
         yield boto3.client(
             "sagemaker-runtime",
             endpoint_url=endpoint.url,

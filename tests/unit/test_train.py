@@ -10,9 +10,10 @@ import boto3
 import pytest
 import torch
 
+from local_stack.wsgi import BackgroundServer
 from model.package import unpack
 from model.runtime import Predictor
-from model.serve import EndpointApp, LocalEndpoint
+from model.serve import EndpointApp
 from tests import images
 from training.train import get_args_parser, main
 
@@ -87,7 +88,7 @@ def test_trained_model_tarball_is_served_by_the_local_endpoint(
     model_dir = unpack(out / "output" / "model.tar.gz", tmp_path / "model")
     with (out / "output" / "manifest.csv").open() as handle:
         training_image = next(row["path"] for row in csv.DictReader(handle) if row["split"] == "train")
-    with LocalEndpoint(EndpointApp(Predictor.load(model_dir))) as endpoint:
+    with BackgroundServer(EndpointApp(Predictor.load(model_dir))) as endpoint:
         runtime = boto3.client(
             "sagemaker-runtime",
             endpoint_url=endpoint.url,

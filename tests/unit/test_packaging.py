@@ -49,3 +49,29 @@ def test_without_pydicom_a_dicom_is_refused_as_unsupported_not_a_crash(monkeypat
     data = dicoms.dicom(images.chest(64))
     with pytest.raises(errors.UnsupportedImageTypeError, match="no DICOM decoder"):
         dicom.read(data)
+
+
+def _top_level_imports(folder: str) -> set[str]:
+    import ast
+
+    found: set[str] = set()
+    for path in (ROOT / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+    return found & {"model", "functions", "training", "local_stack", "bench", "tests"}
+
+
+@pytest.mark.parametrize(
+    ("folder", "allowed"),
+    [
+        ("model", {"model"}),
+        ("functions", {"functions", "model"}),
+        ("training", {"training", "model"}),
+        ("local_stack", {"local_stack", "functions", "model"}),
+    ],
+)
+def test_no_import_runs_back_up_the_layers(folder: str, allowed: set[str]) -> None:
+    assert _top_level_imports(folder) <= allowed

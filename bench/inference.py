@@ -2,6 +2,7 @@
 
     python bench/inference.py [--seconds 3] [--archs resnet50,inception_v3] [--json runs/bench.json]
     python bench/inference.py --model runs/rn50/model    # a trained model's own artifacts, int8 included
+    python bench/inference.py --model build/model/artifacts --checkpoint model/default/model.safetensors
 
 One run, side by side, on this machine: ResNet-50 @224 and InceptionV3 @299, batch 1 and 8; img/s,
 ms per image, ratio to eager, the fraction of this machine's fp32 matrix-multiply rate (measured at
@@ -85,11 +86,17 @@ def sample_images(preset: str) -> np.ndarray:
 
 
 def bench_arch(
-    arch: str, seconds: float, peak: float, device: str = "cpu", int8: bool = True, model_dir: Path | None = None
+    arch: str,
+    seconds: float,
+    peak: float,
+    device: str = "cpu",
+    int8: bool = True,
+    model_dir: Path | None = None,
+    checkpoint: Path | None = None,
 ) -> list[dict[str, object]]:
     torch.manual_seed(0)
     if model_dir is not None:
-        net, meta = load_checkpoint(model_dir / "model.safetensors")
+        net, meta = load_checkpoint(checkpoint or model_dir / "model.safetensors")
         net = net.float().eval()
     else:
         size = get_preset(ARCHS[arch].preset).size
@@ -208,7 +215,8 @@ def main(args: argparse.Namespace) -> None:
     )
     rows = []
     for arch in args.archs.split(",") if args.model is None else ["(model)"]:
-        for row in bench_arch(arch, args.seconds, peak, device, args.int8 and device == "cpu", args.model):
+        int8 = args.int8 and device == "cpu"
+        for row in bench_arch(arch, args.seconds, peak, device, int8, args.model, args.checkpoint):
             rows.append(row)
             print(format_row(row), flush=True)
     if args.json is not None:
@@ -236,6 +244,9 @@ if __name__ == "__main__":
     parser.add_argument("--json", type=Path, default=None, help="also write every row as JSON (default: none)")
     parser.add_argument(
         "--model", type=Path, default=None, help="a trained model directory to time instead of --archs (default: none)"
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="with --model: eager's weights (default: DIR/model.safetensors)"
     )
     parser.add_argument(
         "--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: %(default)s)"

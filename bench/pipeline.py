@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 from PIL import Image
 
-from local_stack.stack import LocalStack
+from local_stack.stack import LocalDeployment
 from model.preprocessing import downsize_png
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -51,7 +51,7 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def time_pipeline(stack: LocalStack, data: list[bytes]) -> dict[str, Any]:
+def time_pipeline(stack: LocalDeployment, data: list[bytes]) -> dict[str, Any]:
     """Upload every image to the bucket; the seconds until every result is stored, split as above."""
     table = stack.resource("dynamodb").Table(stack.template.ref("ResultsTable"))
     run = uuid.uuid4().hex[:8]
@@ -85,7 +85,7 @@ def time_pipeline(stack: LocalStack, data: list[bytes]) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> None:
     data = images(args.images)
-    with LocalStack(args.model, batching_window_s=0.5, concurrency=args.concurrency) as stack:
+    with LocalDeployment(args.model, batching_window_s=0.5, concurrency=args.concurrency) as stack:
         endpoint = boto3.client(
             "sagemaker-runtime",
             endpoint_url=stack.endpoint.url,

@@ -18,12 +18,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from local_stack.stack import LocalStack
+from local_stack.stack import LocalDeployment
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
-def classify_via_api(stack: LocalStack, image: Path) -> dict[str, Any]:
+def classify_via_api(stack: LocalDeployment, image: Path) -> dict[str, Any]:
     request = urllib.request.Request(  # noqa: S310 - the local gateway's http URL
         f"{stack.api_url}/classify",
         data=image.read_bytes(),
@@ -34,7 +34,7 @@ def classify_via_api(stack: LocalStack, image: Path) -> dict[str, Any]:
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
-def list_via_api(stack: LocalStack) -> list[dict[str, Any]]:
+def list_via_api(stack: LocalDeployment) -> list[dict[str, Any]]:
     request = urllib.request.Request(  # noqa: S310 - the local gateway's http URL
         f"{stack.api_url}/results?limit=100", headers={"Authorization": stack.harness.id_token()}
     )
@@ -45,7 +45,7 @@ def list_via_api(stack: LocalStack) -> list[dict[str, Any]]:
 def main(args: argparse.Namespace) -> int:
     files = sorted(p for p in args.samples.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".dcm"})
     started = time.monotonic()
-    with LocalStack(args.model) as stack:
+    with LocalDeployment(args.model) as stack:
         print(
             f"local stack up in {time.monotonic() - started:.1f}s: moto {stack.aws_url}, "
             f"endpoint {stack.endpoint.url}, API {stack.api_url}"

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from functions.common.ownership import scope_of_key
 
 if TYPE_CHECKING:
-    from local_stack.stack import LocalStack
+    from local_stack.stack import LocalDeployment
 
 FINAL: tuple[str, ...] = ("classified", "rejected")
 
 
 class Harness:
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(self, stack: LocalDeployment) -> None:
         self.stack = stack
         self.bucket = stack.template.ref("UploadBucket")
         self.prefix = stack.template.parameter("UploadPrefix")

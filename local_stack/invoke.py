@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-from local_stack.stack import LocalStack
+from local_stack.stack import LocalDeployment
 
 
 def _s3_records(event: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]]:
@@ -35,7 +35,7 @@ def _s3_records(event: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, A
     return found
 
 
-def seed_objects(stack: LocalStack, event: dict[str, Any], image: Path) -> dict[str, Any]:
+def seed_objects(stack: LocalDeployment, event: dict[str, Any], image: Path) -> dict[str, Any]:
     event = copy.deepcopy(event)
     s3 = stack.client("s3")
     for record, sqs_record, body in _s3_records(event):
@@ -53,7 +53,7 @@ def seed_objects(stack: LocalStack, event: dict[str, Any], image: Path) -> dict[
 
 def main(args: argparse.Namespace) -> int:
     event = json.loads(args.event.read_text())
-    with LocalStack(args.model, with_poller=False) as stack:
+    with LocalDeployment(args.model, with_poller=False) as stack:
         if args.seed is not None:
             event = seed_objects(stack, event, args.seed)
         response = stack.runner(args.function).invoke(event)

@@ -24,7 +24,7 @@ from PIL import Image
 from functions.common.s3_events import ObjectRef
 from local_stack.faults import FaultPlan
 from local_stack.hostile import HTML, PDF, huge_declared_png, large_png
-from local_stack.stack import LocalStack
+from local_stack.stack import LocalDeployment
 from local_stack.template import StackContext
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -143,7 +143,7 @@ def run_soak(
     started = time.monotonic()
     # A stack name of its own: moto keeps one set of resources per process, shared with any other stack.
     context = StackContext(stack_name=f"xray-soak-{uuid.uuid4().hex[:8]}")
-    with LocalStack(
+    with LocalDeployment(
         model,
         batching_window_s=0.3,
         faults=plan,
@@ -200,7 +200,7 @@ def run_soak(
     return report
 
 
-def _in_queue(stack: LocalStack, queue: str) -> int:
+def _in_queue(stack: LocalDeployment, queue: str) -> int:
     """Messages in a queue of the template (by logical id), visible or in flight."""
     sqs, url = stack.client("sqs"), stack.template.ref(queue)
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
@@ -208,7 +208,7 @@ def _in_queue(stack: LocalStack, queue: str) -> int:
     return sum(int(attributes[n]) for n in names)
 
 
-def _settle(stack: LocalStack, versions: list[ObjectRef], timeout_s: float) -> list[dict[str, Any]]:
+def _settle(stack: LocalDeployment, versions: list[ObjectRef], timeout_s: float) -> list[dict[str, Any]]:
     """Wait until every version has a notified final result and the queues are quiet; the notifications."""
     table = stack.resource("dynamodb").Table(stack.template.ref("ResultsTable"))
     notes: list[dict[str, Any]] = []

@@ -42,7 +42,11 @@ OUTPUTS = Path(".local/outputs.json")
 CREDENTIALS: Final = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
-class LocalStack:
+class LocalDeployment:
+    """The SAM stack deployed on this machine: moto in server mode, the local endpoint, the functions
+    behind pollers and the gateway, all created from template.yaml. (Not the LocalStack product: the
+    AWS services are moto's.)"""
+
     def __init__(
         self,
         model_path: Path,
@@ -94,7 +98,7 @@ class LocalStack:
         )
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> LocalStack:
+    def start(self) -> LocalDeployment:
         self._start_moto()
         self._start_endpoint()
         self._create_resources()
@@ -107,7 +111,7 @@ class LocalStack:
             close()
         self._closers.clear()
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> LocalDeployment:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -424,7 +428,7 @@ class LocalStack:
 
 def main(args: argparse.Namespace) -> None:
     faults = FaultPlan.parse(args.faults, args.seed)
-    with LocalStack(
+    with LocalDeployment(
         args.model, faults=faults, visibility_timeout_s=args.visibility_timeout, client_dir=args.client
     ) as stack:
         path = stack.write_outputs(args.outputs)

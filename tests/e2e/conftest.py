@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from local_stack.stack import DEMO_USER, LocalStack
+from local_stack.stack import DEMO_USER, LocalDeployment
 from local_stack.template import StackContext
 from model.build import DEFAULT_CHECKPOINT, build
 
@@ -27,13 +27,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def client_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def client_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeployment]:
     if not (CLIENT_DIST / "index.html").is_file():
         pytest.fail("client/dist is not built: run `make client` (make e2e and make test do)")
     out = tmp_path_factory.mktemp("e2e-model")
     build(DEFAULT_CHECKPOINT, out, ("onnx",))
     context = StackContext(stack_name="xray-e2e")
-    with LocalStack(out / "artifacts", batching_window_s=0.3, context=context, client_dir=CLIENT_DIST) as stack:
+    with LocalDeployment(out / "artifacts", batching_window_s=0.3, context=context, client_dir=CLIENT_DIST) as stack:
         yield stack
 
 
@@ -47,7 +47,7 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-def sign_in(page: Any, stack: LocalStack, username: str = DEMO_USER, password: str | None = None) -> None:
+def sign_in(page: Any, stack: LocalDeployment, username: str = DEMO_USER, password: str | None = None) -> None:
     assert stack.client_url is not None
     page.goto(stack.client_url)
     page.get_by_label("Email").fill(username)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local_stack.stack import LocalStack
+from local_stack.stack import LocalDeployment
 from tests import images
 from tests.e2e.conftest import sign_in
 
@@ -19,7 +19,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 PICKER = "Choose a PNG, JPEG or DICOM file, or drop it here"
 
 
-def _api_classify(stack: LocalStack, data: bytes) -> dict[str, Any]:
+def _api_classify(stack: LocalDeployment, data: bytes) -> dict[str, Any]:
     request = urllib.request.Request(
         f"{stack.api_url}/classify",
         data=data,
@@ -43,19 +43,19 @@ def _heatmap_pixels(page: Any) -> int:
     )
 
 
-def _new_user(stack: LocalStack) -> tuple[str, str]:
+def _new_user(stack: LocalDeployment) -> tuple[str, str]:
     name = f"user-{uuid.uuid4().hex[:8]}@example.com"
     return name, stack.create_user(name)
 
 
-def test_a_wrong_password_shows_an_error(client_stack: LocalStack, page: Any) -> None:
+def test_a_wrong_password_shows_an_error(client_stack: LocalDeployment, page: Any) -> None:
     sign_in(page, client_stack, password="Wrong-password-1!")
     assert "Wrong email or password" in page.get_by_role("alert").inner_text()
     assert page.get_by_text("Signed in as").count() == 0
 
 
 def test_a_sample_xray_gets_the_apis_answer_and_a_drawn_heatmap(
-    client_stack: LocalStack, page: Any, artifacts: Path
+    client_stack: LocalDeployment, page: Any, artifacts: Path
 ) -> None:
     sample = SAMPLES / "covid-2.png"
     expected = _api_classify(client_stack, sample.read_bytes())
@@ -73,7 +73,7 @@ def test_a_sample_xray_gets_the_apis_answer_and_a_drawn_heatmap(
     page.screenshot(path=str(artifacts / "result.png"), full_page=True)
 
 
-def test_a_result_opens_from_the_history(client_stack: LocalStack, page: Any, artifacts: Path) -> None:
+def test_a_result_opens_from_the_history(client_stack: LocalDeployment, page: Any, artifacts: Path) -> None:
     name, password = _new_user(client_stack)
     sign_in(page, client_stack, name, password)
     page.get_by_label(PICKER).set_input_files(str(SAMPLES / "pneumonia-2.png"))
@@ -90,28 +90,30 @@ def test_a_result_opens_from_the_history(client_stack: LocalStack, page: Any, ar
     assert _heatmap_pixels(page) > 0  # the stored heatmap, read by its presigned URL
 
 
-def test_a_dicom_is_classified(client_stack: LocalStack, page: Any) -> None:
+def test_a_dicom_is_classified(client_stack: LocalDeployment, page: Any) -> None:
     name, password = _new_user(client_stack)
     sign_in(page, client_stack, name, password)
     page.get_by_label(PICKER).set_input_files(str(SAMPLES / "study.dcm"))
     assert page.get_by_test_id("label").inner_text(timeout=30_000) == "COVID-19"
 
 
-def test_a_photograph_is_refused_in_plain_words(client_stack: LocalStack, page: Any) -> None:
+def test_a_photograph_is_refused_in_plain_words(client_stack: LocalDeployment, page: Any) -> None:
     name, password = _new_user(client_stack)
     sign_in(page, client_stack, name, password)
     page.get_by_label(PICKER).set_input_files(str(SAMPLES / "photograph.jpg"))
     assert "does not look like a frontal chest X-ray" in page.get_by_test_id("reason").inner_text(timeout=30_000)
 
 
-def test_a_non_image_is_refused_before_it_is_sent(client_stack: LocalStack, page: Any) -> None:
+def test_a_non_image_is_refused_before_it_is_sent(client_stack: LocalDeployment, page: Any) -> None:
     name, password = _new_user(client_stack)
     sign_in(page, client_stack, name, password)
     page.get_by_label(PICKER).set_input_files(str(SAMPLES / "not-an-xray.png"))
     assert "not a PNG, JPEG or DICOM" in page.get_by_role("alert").inner_text(timeout=10_000)
 
 
-def test_a_large_image_goes_through_the_presigned_upload(client_stack: LocalStack, page: Any, tmp_path: Path) -> None:
+def test_a_large_image_goes_through_the_presigned_upload(
+    client_stack: LocalDeployment, page: Any, tmp_path: Path
+) -> None:
     big = tmp_path / "big.png"
     big.write_bytes(images.encode(images.Image.fromarray(images.chest(2200, seed=3)), "PNG", compress_level=0))
     assert big.stat().st_size > 4 * 1024 * 1024
@@ -121,7 +123,7 @@ def test_a_large_image_goes_through_the_presigned_upload(client_stack: LocalStac
     assert page.get_by_test_id("label").inner_text(timeout=60_000) in ("COVID-19", "No findings", "Pneumonia (other)")
 
 
-def test_a_second_user_does_not_see_the_first_users_history(client_stack: LocalStack, page: Any) -> None:
+def test_a_second_user_does_not_see_the_first_users_history(client_stack: LocalDeployment, page: Any) -> None:
     first, first_password = _new_user(client_stack)
     sign_in(page, client_stack, first, first_password)
     page.get_by_label(PICKER).set_input_files(str(SAMPLES / "no_findings-2.png"))
@@ -134,7 +136,7 @@ def test_a_second_user_does_not_see_the_first_users_history(client_stack: LocalS
     assert page.get_by_test_id("history-row").count() == 0
 
 
-def test_an_expired_session_leads_back_to_sign_in(client_stack: LocalStack, page: Any) -> None:
+def test_an_expired_session_leads_back_to_sign_in(client_stack: LocalDeployment, page: Any) -> None:
     name, password = _new_user(client_stack)
     sign_in(page, client_stack, name, password)
     page.get_by_text("Signed in as").wait_for(timeout=15_000)
@@ -144,7 +146,7 @@ def test_an_expired_session_leads_back_to_sign_in(client_stack: LocalStack, page
     assert page.get_by_label("Email").is_visible()
 
 
-def test_the_result_page_fits_a_narrow_screen(client_stack: LocalStack, browser: Any) -> None:
+def test_the_result_page_fits_a_narrow_screen(client_stack: LocalDeployment, browser: Any) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:

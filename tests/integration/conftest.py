@@ -7,7 +7,7 @@ import pytest
 
 from local_stack.faults import FaultSwitch
 from local_stack.harness import Harness
-from local_stack.stack import LocalStack
+from local_stack.stack import LocalDeployment
 from model.build import DEFAULT_CHECKPOINT, build
 from model.runtime import Predictor
 from model.serve import EndpointApp
@@ -27,13 +27,13 @@ def faults(bundled_model: Path) -> FaultSwitch:
 
 
 @pytest.fixture(scope="session")
-def stack(bundled_model: Path, faults: FaultSwitch) -> Iterator[LocalStack]:
-    with LocalStack(bundled_model, batching_window_s=0.3, retry_delay_s=0, endpoint_app=faults) as running:
+def stack(bundled_model: Path, faults: FaultSwitch) -> Iterator[LocalDeployment]:
+    with LocalDeployment(bundled_model, batching_window_s=0.3, retry_delay_s=0, endpoint_app=faults) as running:
         yield running
 
 
 @pytest.fixture
-def aws(stack: LocalStack) -> Harness:
+def aws(stack: LocalDeployment) -> Harness:
     """The stack's harness, idle and with no leftover notifications."""
     stack.harness.wait_idle()
     stack.harness.drain_notifications()

@@ -16,7 +16,7 @@ from PIL import Image
 
 from local_stack.faults import FaultSwitch
 from local_stack.harness import Harness
-from local_stack.stack import LocalStack
+from local_stack.stack import LocalDeployment
 from tests import dicoms, images
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "covid-2.png"
 
 
 def call(
-    stack: LocalStack,
+    stack: LocalDeployment,
     method: str,
     path: str,
     body: bytes | None = None,
@@ -42,18 +42,18 @@ def call(
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def test_no_token_is_401(stack: LocalStack) -> None:
+def test_no_token_is_401(stack: LocalDeployment) -> None:
     assert call(stack, "GET", "/results", token=None)[0] == 401
 
 
-def test_wrong_token_is_401(stack: LocalStack) -> None:
+def test_wrong_token_is_401(stack: LocalDeployment) -> None:
     header, payload, signature = stack.harness.id_token().split(".")
     forged = f"{header}.{payload}.{signature[:-4]}AAAA"
     assert call(stack, "GET", "/results", token=forged)[0] == 401
     assert call(stack, "GET", "/results", token="not-a-jwt")[0] == 401
 
 
-def test_a_valid_token_lists_results_the_reader_may_see(stack: LocalStack, aws: Harness) -> None:
+def test_a_valid_token_lists_results_the_reader_may_see(stack: LocalDeployment, aws: Harness) -> None:
     key = aws.upload(aws.key(f"{uuid.uuid4().hex[:8]}/listed.png"), images.xray_png(200, seed=31))
     stored = aws.wait_for_results([key])[key]
     status, body = call(stack, "GET", "/results?limit=100")
@@ -64,7 +64,7 @@ def test_a_valid_token_lists_results_the_reader_may_see(stack: LocalStack, aws: 
     assert "key" not in listed[stored["result_id"]]  # readers do not see shared objects' keys
 
 
-def test_api_prediction_equals_the_pipeline_prediction(stack: LocalStack, aws: Harness) -> None:
+def test_api_prediction_equals_the_pipeline_prediction(stack: LocalDeployment, aws: Harness) -> None:
     status, answer = call(stack, "POST", "/classify", SAMPLE.read_bytes(), content_type="image/png")
     assert status == 200
     key = aws.upload(f"{aws.prefix}{uuid.uuid4().hex[:8]}/same.png", SAMPLE.read_bytes())
@@ -74,32 +74,34 @@ def test_api_prediction_equals_the_pipeline_prediction(stack: LocalStack, aws: H
         assert float(stored["probabilities"][label]) == pytest.approx(p, abs=1e-6)
 
 
-def test_classify_rejects_a_bad_image_with_its_reason(stack: LocalStack) -> None:
+def test_classify_rejects_a_bad_image_with_its_reason(stack: LocalDeployment) -> None:
     status, body = call(stack, "POST", "/classify", images.truncated(images.xray_png(300)), content_type="image/png")
     assert status == 400
     assert body["error"]["reason"] == "truncated"
 
 
-def test_classify_answers_with_the_gate_score(stack: LocalStack) -> None:
+def test_classify_answers_with_the_gate_score(stack: LocalDeployment) -> None:
     status, answer = call(stack, "POST", "/classify", SAMPLE.read_bytes(), content_type="image/png")
     assert status == 200
     assert 0 < answer["gate"]["score"] <= answer["gate"]["threshold"]
 
 
-def test_classify_refuses_a_photograph_as_not_a_chest_xray(stack: LocalStack) -> None:
+def test_classify_refuses_a_photograph_as_not_a_chest_xray(stack: LocalDeployment) -> None:
     status, body = call(stack, "POST", "/classify?store=true", images.photograph(seed=2), content_type="image/jpeg")
     assert (status, body["error"]["reason"]) == (400, "not_a_chest_xray")
     assert body["error"]["gate"]["score"] > body["error"]["gate"]["threshold"]
 
 
-def test_classify_can_store_the_result(stack: LocalStack) -> None:
+def test_classify_can_store_the_result(stack: LocalDeployment) -> None:
     status, answer = call(stack, "POST", "/classify?store=true", images.xray_png(200, seed=9), content_type="image/png")
     assert status == 200
     status, stored = call(stack, "GET", f"/results/{answer['result_id']}")
     assert (status, stored["status"], stored["source"]) == (200, "classified", "api")
 
 
-def test_the_bundled_model_says_its_answers_are_of_low_confidence_and_the_result_keeps_it(stack: LocalStack) -> None:
+def test_the_bundled_model_says_its_answers_are_of_low_confidence_and_the_result_keeps_it(
+    stack: LocalDeployment,
+) -> None:
     # The bundled model failed the goal on hospitals it never saw (its metadata's validation).
     status, answer = call(stack, "POST", "/classify?store=true", SAMPLE.read_bytes(), content_type="image/png")
     assert status == 200
@@ -109,11 +111,11 @@ def test_the_bundled_model_says_its_answers_are_of_low_confidence_and_the_result
     assert stored["confidence"] == answer["confidence"]
 
 
-def test_unknown_result_is_404(stack: LocalStack) -> None:
+def test_unknown_result_is_404(stack: LocalDeployment) -> None:
     assert call(stack, "GET", "/results/0000")[0] == 404
 
 
-def test_two_filters_at_once_is_400(stack: LocalStack) -> None:
+def test_two_filters_at_once_is_400(stack: LocalDeployment) -> None:
     assert call(stack, "GET", "/results?status=classified&label=covid")[0] == 400
 
 
@@ -123,7 +125,7 @@ def post_form(upload: dict[str, Any], data: bytes, content_type: str = "image/pn
     return urllib3.request("POST", upload["url"], fields=fields, timeout=30).status
 
 
-def test_presigned_upload_is_classified_and_found_by_key(stack: LocalStack, aws: Harness) -> None:
+def test_presigned_upload_is_classified_and_found_by_key(stack: LocalDeployment, aws: Harness) -> None:
     status, upload = call(stack, "POST", "/uploads", json.dumps({"content_type": "image/png"}).encode())
     assert status == 200
     assert upload["key"].startswith(aws.prefix)
@@ -134,18 +136,18 @@ def test_presigned_upload_is_classified_and_found_by_key(stack: LocalStack, aws:
     assert [(i["status"], i["key"]) for i in listing["items"]] == [("classified", upload["key"])]
 
 
-def test_upload_request_is_validated(stack: LocalStack) -> None:
+def test_upload_request_is_validated(stack: LocalDeployment) -> None:
     status, _ = call(stack, "POST", "/uploads", json.dumps({"content_type": "application/pdf"}).encode())
     assert status == 422
 
 
-def test_cors_preflight_needs_no_token(stack: LocalStack) -> None:
+def test_cors_preflight_needs_no_token(stack: LocalDeployment) -> None:
     request = urllib.request.Request(f"{stack.api_url}/classify", method="OPTIONS")
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.headers["Access-Control-Allow-Origin"] == stack.template.parameter("AllowedOrigin")
 
 
-def test_an_endpoint_outage_is_a_503_with_retry_after(stack: LocalStack, faults: FaultSwitch) -> None:
+def test_an_endpoint_outage_is_a_503_with_retry_after(stack: LocalDeployment, faults: FaultSwitch) -> None:
     faults.status = 503
     try:
         request = urllib.request.Request(
@@ -162,7 +164,7 @@ def test_an_endpoint_outage_is_a_503_with_retry_after(stack: LocalStack, faults:
     assert int(raised.value.headers["Retry-After"]) > 0
 
 
-def test_the_current_version_of_an_object_is_marked(stack: LocalStack, aws: Harness) -> None:
+def test_the_current_version_of_an_object_is_marked(stack: LocalDeployment, aws: Harness) -> None:
     _, upload = call(stack, "POST", "/uploads", json.dumps({"content_type": "image/png"}).encode())
     assert post_form(upload, images.xray_png(300, seed=8)) in (200, 201, 204)
     aws.wait_for_results([upload["key"]])
@@ -170,7 +172,7 @@ def test_the_current_version_of_an_object_is_marked(stack: LocalStack, aws: Harn
     assert [i.get("current") for i in listing["items"]] == [True]
 
 
-def test_classify_takes_a_dicom(stack: LocalStack) -> None:
+def test_classify_takes_a_dicom(stack: LocalDeployment) -> None:
     pixels = np.asarray(Image.open(SAMPLE).convert("L"))
     status, from_dicom = call(stack, "POST", "/classify", dicoms.dicom(pixels), content_type="application/dicom")
     _, from_png = call(stack, "POST", "/classify", SAMPLE.read_bytes(), content_type="image/png")
@@ -189,7 +191,7 @@ def _png(b64: str) -> Image.Image:
     return image
 
 
-def test_classify_explain_returns_the_preview_and_the_heatmap(stack: LocalStack) -> None:
+def test_classify_explain_returns_the_preview_and_the_heatmap(stack: LocalDeployment) -> None:
     wide = images.encode(Image.open(SAMPLE).convert("L").resize((900, 700)), "PNG")
     status, answer = call(stack, "POST", "/classify?explain=true", wide, content_type="image/png")
     assert status == 200
@@ -200,7 +202,7 @@ def test_classify_explain_returns_the_preview_and_the_heatmap(stack: LocalStack)
     assert heatmap.min() < heatmap.max()
 
 
-def test_a_stored_result_links_its_preview_and_heatmap_for_its_owner_only(stack: LocalStack) -> None:
+def test_a_stored_result_links_its_preview_and_heatmap_for_its_owner_only(stack: LocalDeployment) -> None:
     status, answer = call(
         stack, "POST", "/classify?store=true", images.xray_png(300, seed=61), content_type="image/png"
     )

@@ -14,7 +14,7 @@ from PIL import Image
 from local_stack.faults import FaultSwitch
 from local_stack.harness import Harness
 from local_stack.redrive import queue_url, redrive
-from local_stack.stack import LocalStack
+from local_stack.stack import LocalDeployment
 from tests import dicoms, images
 
 pytestmark = pytest.mark.integration
@@ -144,13 +144,13 @@ def _visible(aws: Harness, queue: str) -> int:
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
-def test_sagemaker_control_plane_has_the_endpoint(stack: LocalStack) -> None:
+def test_sagemaker_control_plane_has_the_endpoint(stack: LocalDeployment) -> None:
     name = stack.template.get_att("XrayEndpoint", "EndpointName")
     assert stack.client("sagemaker").describe_endpoint(EndpointName=name)["EndpointName"] == name
     assert stack.lambda_environment()["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == stack.endpoint.url
 
 
-def test_outputs_file_has_the_stack_outputs_and_local_extras(stack: LocalStack, tmp_path: Path) -> None:
+def test_outputs_file_has_the_stack_outputs_and_local_extras(stack: LocalDeployment, tmp_path: Path) -> None:
     outputs = json.loads(stack.write_outputs(tmp_path / "outputs.json").read_text())
     declared = stack.template.doc["Outputs"]
     unconditional = {k for k, v in declared.items() if "Condition" not in v}

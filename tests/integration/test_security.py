@@ -23,7 +23,7 @@ import jwt
 import pytest
 import urllib3
 
-from local_stack.stack import LocalStack
+from local_stack.stack import LocalDeployment
 from model.labels import ALL_LABELS
 from tests import images
 from tests.integration.test_api import call as api_call
@@ -34,7 +34,7 @@ PATIENT_KEY_MARKER = "MRN-00123456"
 
 
 def call(
-    stack: LocalStack,
+    stack: LocalDeployment,
     token: str | None,
     method: str,
     path: str,
@@ -45,7 +45,7 @@ def call(
 
 
 class Users:
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(self, stack: LocalDeployment) -> None:
         self.stack = stack
         tag = uuid.uuid4().hex[:6]
         self.names = {
@@ -65,12 +65,12 @@ class Users:
 
 
 @pytest.fixture(scope="module")
-def users(stack: LocalStack) -> Users:
+def users(stack: LocalDeployment) -> Users:
     return Users(stack)
 
 
 @pytest.fixture(scope="module")
-def alices(stack: LocalStack, users: Users) -> dict[str, Any]:
+def alices(stack: LocalDeployment, users: Users) -> dict[str, Any]:
     """Alice's upload (presigned POST) and stored classification, and a shared PACS drop."""
     alice = users.token("alice")
     _, upload = call(stack, alice, "POST", "/uploads", json.dumps({"content_type": "image/png"}).encode())
@@ -94,7 +94,7 @@ def alices(stack: LocalStack, users: Users) -> dict[str, Any]:
     }
 
 
-def every_listing(stack: LocalStack, token: str, keys: list[str]) -> str:
+def every_listing(stack: LocalDeployment, token: str, keys: list[str]) -> str:
     """Everything the caller gets from every listing route and filter, as one text."""
     today = dt.datetime.now(dt.UTC).date().isoformat()
     paths = ["/results", "/results?status=classified", "/results?status=rejected", f"/results?date={today}"]
@@ -109,7 +109,7 @@ def every_listing(stack: LocalStack, token: str, keys: list[str]) -> str:
 
 
 def test_a_user_sees_all_of_its_own_results_with_their_keys(
-    stack: LocalStack, users: Users, alices: dict[str, Any]
+    stack: LocalDeployment, users: Users, alices: dict[str, Any]
 ) -> None:
     alice = users.token("alice")
     listed = every_listing(stack, alice, [alices["upload_key"]])
@@ -120,7 +120,7 @@ def test_a_user_sees_all_of_its_own_results_with_their_keys(
 
 
 def test_another_user_sees_nothing_of_the_first_by_any_route_or_filter(
-    stack: LocalStack, users: Users, alices: dict[str, Any]
+    stack: LocalDeployment, users: Users, alices: dict[str, Any]
 ) -> None:
     bob = users.token("bob")
     listed = every_listing(stack, bob, [alices["upload_key"], alices["pacs_key"]])
@@ -136,14 +136,16 @@ def test_another_user_sees_nothing_of_the_first_by_any_route_or_filter(
 
 @pytest.mark.parametrize("which", ["upload_id", "stored_id", "pacs_id"])
 def test_another_users_result_is_404_like_a_missing_one(
-    stack: LocalStack, users: Users, alices: dict[str, Any], which: str
+    stack: LocalDeployment, users: Users, alices: dict[str, Any], which: str
 ) -> None:
     bob = users.token("bob")
     assert call(stack, bob, "GET", f"/results/{alices[which]}") == call(stack, bob, "GET", "/results/" + "0" * 32)
     assert call(stack, bob, "GET", f"/results/{alices[which]}")[0] == 404
 
 
-def test_a_reader_sees_bucket_drops_but_not_their_keys(stack: LocalStack, users: Users, alices: dict[str, Any]) -> None:
+def test_a_reader_sees_bucket_drops_but_not_their_keys(
+    stack: LocalDeployment, users: Users, alices: dict[str, Any]
+) -> None:
     reader = users.token("reader")
     listed = every_listing(stack, reader, [alices["pacs_key"]])
     assert alices["pacs_id"] in listed
@@ -154,19 +156,21 @@ def test_a_reader_sees_bucket_drops_but_not_their_keys(stack: LocalStack, users:
     assert "key" not in shared
 
 
-def test_an_admin_sees_bucket_drops_with_their_keys(stack: LocalStack, users: Users, alices: dict[str, Any]) -> None:
+def test_an_admin_sees_bucket_drops_with_their_keys(
+    stack: LocalDeployment, users: Users, alices: dict[str, Any]
+) -> None:
     status, listing = call(stack, users.token("admin"), "GET", f"/results?key={urllib.parse.quote(alices['pacs_key'])}")
     assert status == 200
     assert [i["key"] for i in listing["items"]] == [alices["pacs_key"]]
     assert alices["upload_id"] not in every_listing(stack, users.token("admin"), [])
 
 
-def test_the_demo_user_reads_bucket_drops(stack: LocalStack, alices: dict[str, Any]) -> None:
+def test_the_demo_user_reads_bucket_drops(stack: LocalDeployment, alices: dict[str, Any]) -> None:
     assert alices["pacs_id"] in every_listing(stack, stack.harness.id_token(), [])
 
 
 def test_a_reader_pages_through_own_and_shared_results_without_repeats(
-    stack: LocalStack, users: Users, alices: dict[str, Any]
+    stack: LocalDeployment, users: Users, alices: dict[str, Any]
 ) -> None:
     reader = users.token("reader")
     call(stack, reader, "POST", "/classify?store=true", images.xray_png(200, seed=31), "image/png")
@@ -188,7 +192,7 @@ def _moto_signing_key() -> jwt.PyJWK:
     return jwt.PyJWK(json.loads(gzip.decompress(packed)))
 
 
-def test_an_expired_id_token_is_401(stack: LocalStack) -> None:
+def test_an_expired_id_token_is_401(stack: LocalDeployment) -> None:
     header = jwt.get_unverified_header(stack.harness.id_token())
     claims = jwt.decode(stack.harness.id_token(), options={"verify_signature": False})
     claims.update(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600, auth_time=int(time.time()) - 7200)
@@ -200,7 +204,7 @@ def test_an_expired_id_token_is_401(stack: LocalStack) -> None:
     assert call(stack, fresh, "GET", "/results")[0] == 200
 
 
-def test_a_token_of_another_user_pool_is_401(stack: LocalStack) -> None:
+def test_a_token_of_another_user_pool_is_401(stack: LocalDeployment) -> None:
     idp = stack.client("cognito-idp")
     pool = idp.create_user_pool(PoolName=f"other-{uuid.uuid4().hex[:6]}", UsernameAttributes=["email"])["UserPool"][
         "Id"
@@ -219,7 +223,7 @@ def test_a_token_of_another_user_pool_is_401(stack: LocalStack) -> None:
     assert call(stack, token, "GET", "/results")[0] == 401
 
 
-def test_an_access_token_instead_of_the_id_token_is_401(stack: LocalStack) -> None:
+def test_an_access_token_instead_of_the_id_token_is_401(stack: LocalDeployment) -> None:
     access = stack.client("cognito-idp").initiate_auth(
         ClientId=stack.template.ref("UserPoolClient"),
         AuthFlow="USER_PASSWORD_AUTH",
@@ -229,24 +233,24 @@ def test_an_access_token_instead_of_the_id_token_is_401(stack: LocalStack) -> No
 
 
 @pytest.mark.parametrize("token", ["garbage", "Bearer ", "a.b.c", ""])
-def test_garbage_tokens_are_401(stack: LocalStack, token: str) -> None:
+def test_garbage_tokens_are_401(stack: LocalDeployment, token: str) -> None:
     assert call(stack, token, "GET", "/results")[0] == 401
 
 
 # -- input the API function must answer with 400, never crash on -----------------------------------
-def test_a_text_body_outside_latin1_is_400(stack: LocalStack) -> None:
+def test_a_text_body_outside_latin1_is_400(stack: LocalDeployment) -> None:
     status, body = call(stack, stack.harness.id_token(), "POST", "/classify", "☢ 胸部X線".encode(), "text/plain")
     assert status == 400
     assert "image" in body["error"]["message"]
 
 
 @pytest.mark.parametrize("token", ["null", "bnVsbA", "eyJ9.e30", "x" * 3000])
-def test_a_garbled_next_token_is_400(stack: LocalStack, token: str) -> None:
+def test_a_garbled_next_token_is_400(stack: LocalDeployment, token: str) -> None:
     status, _ = call(stack, stack.harness.id_token(), "GET", f"/results?next_token={token}")
     assert status in (400, 422)
 
 
-def test_another_users_next_token_is_400(stack: LocalStack, users: Users) -> None:
+def test_another_users_next_token_is_400(stack: LocalDeployment, users: Users) -> None:
     alice = users.token("alice")
     for seed in range(2):
         call(stack, alice, "POST", "/classify?store=true", images.xray_png(150, seed=40 + seed), "image/png")
@@ -257,7 +261,7 @@ def test_another_users_next_token_is_400(stack: LocalStack, users: Users) -> Non
     assert call(stack, alice, "GET", f"/results?status=classified&next_token={page['next_token']}")[0] == 400
 
 
-def test_an_edited_next_token_is_400(stack: LocalStack, users: Users) -> None:
+def test_an_edited_next_token_is_400(stack: LocalDeployment, users: Users) -> None:
     alice = users.token("alice")
     _, page = call(stack, alice, "GET", "/results?limit=1")
     payload, signature = page["next_token"].split(".")
@@ -268,7 +272,7 @@ def test_an_edited_next_token_is_400(stack: LocalStack, users: Users) -> None:
 
 
 # -- presigned uploads ------------------------------------------------------------------------------
-def test_the_presigned_post_binds_key_type_and_size_with_sigv4(stack: LocalStack, users: Users) -> None:
+def test_the_presigned_post_binds_key_type_and_size_with_sigv4(stack: LocalDeployment, users: Users) -> None:
     status, upload = call(
         stack, users.token("bob"), "POST", "/uploads", json.dumps({"content_type": "image/jpeg"}).encode()
     )
@@ -286,7 +290,7 @@ def test_the_presigned_post_binds_key_type_and_size_with_sigv4(stack: LocalStack
     assert expires - dt.datetime.now(dt.UTC) <= dt.timedelta(seconds=upload["expires_in"] + 5)
 
 
-def test_the_upload_form_does_not_let_the_client_choose_the_key(stack: LocalStack, users: Users) -> None:
+def test_the_upload_form_does_not_let_the_client_choose_the_key(stack: LocalDeployment, users: Users) -> None:
     _, upload = call(
         stack,
         users.token("bob"),

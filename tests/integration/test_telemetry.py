@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from local_stack.harness import Harness
-from local_stack.stack import LocalStack
+from local_stack.stack import LocalDeployment
 from tests import images
 from tests.conftest import ROOT, load_event
 
@@ -46,7 +46,7 @@ def _api_event(name: str, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def probe(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def probe(stack: LocalDeployment, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     aws = Harness(stack)
     # Outside the upload prefix, so that only this probe, not the stack's own poller, processes them.
     keys = {
@@ -122,7 +122,9 @@ def test_no_object_key_is_in_any_trace_document(probe: dict[str, Any]) -> None:
         assert MARKER not in document
 
 
-def test_no_object_key_is_in_any_log_line_even_after_a_read_timeout(stack: LocalStack, probe: dict[str, Any]) -> None:
+def test_no_object_key_is_in_any_log_line_even_after_a_read_timeout(
+    stack: LocalDeployment, probe: dict[str, Any]
+) -> None:
     (failed,) = stack.harness.results_for(probe["keys"]["timeout"])
     assert (failed["status"], failed["reason"]) == ("failed", "TransientError")  # the timeout did happen
     assert probe["logs"].count('"audit":{') == 4

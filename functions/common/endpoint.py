@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -34,7 +34,7 @@ class Verdict:
 
     label: str | None
     probabilities: dict[str, float]
-    model: dict[str, Any]
+    model: Mapping[str, Any]  # model.contract.ModelInfo; empty when no answer named the model
     rejection: ImageRejectedError | None = None
     gate: contract.Gate | None = None  # the model gate's score and threshold
     confidence: contract.Confidence | None = None
@@ -110,7 +110,7 @@ class EndpointClient:
             return [Verdict(None, {}, {}, rejection) if isinstance(v, EndpointContractError) else v for v in alone]
         except TransientError as exc:
             return [exc] * len(images)
-        return [_verdict(prediction, dict(answer["model"])) for prediction in answer["predictions"]]
+        return [_verdict(prediction, answer["model"]) for prediction in answer["predictions"]]
 
     def classify(
         self, images: Sequence[bytes], deadline: Deadline | None = None, explain: bool = False
@@ -125,13 +125,11 @@ class EndpointClient:
         return verdicts
 
 
-def _verdict(prediction: contract.Prediction | contract.Refusal, model: dict[str, Any]) -> Verdict:
+def _verdict(prediction: contract.Prediction | contract.Refusal, model: Mapping[str, Any]) -> Verdict:
     if "error" in prediction:
         error = prediction["error"]
         gate = error.get("gate")
-        rejection = ImageRejectedError(
-            str(error.get("reason", "invalid_image")), str(error.get("message", "")), dict(gate) if gate else None
-        )
+        rejection = ImageRejectedError(str(error.get("reason", "invalid_image")), str(error.get("message", "")), gate)
         return Verdict(None, {}, model, rejection, gate)
     explanation = prediction.get("explanation")
     heatmap = base64.b64decode(explanation["b64"]) if explanation is not None else None

@@ -27,7 +27,9 @@ API's answer; ``functions.api.app`` reads it and nothing else. botocore's errors
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
+
+from model.contract import Gate
 
 
 class PipelineError(Exception):
@@ -54,7 +56,7 @@ class ObjectTooLargeError(RejectedObjectError):
 class ImageRejectedError(RejectedObjectError):
     """``gate`` is the model gate's score and threshold when the gate refused the image."""
 
-    def __init__(self, reason: str, message: str, gate: dict[str, Any] | None = None) -> None:
+    def __init__(self, reason: str, message: str, gate: Gate | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.gate = gate

@@ -31,6 +31,14 @@ class Harness:
     def sqs(self) -> Any:
         return self.stack.client("sqs")
 
+    @cached_property
+    def results_table(self) -> Any:
+        return self.stack.resource("dynamodb").Table(self.stack.template.ref("ResultsTable"))
+
+    @cached_property
+    def cognito(self) -> Any:
+        return self.stack.client("cognito-idp")
+
     def key(self, name: str) -> str:
         """The object key of a bucket drop named ``name`` (under the upload prefix: a shared result)."""
         return f"{self.prefix}{name}"
@@ -46,9 +54,8 @@ class Harness:
 
     def results_for(self, key: str) -> list[dict[str, Any]]:
         """Every result stored for an uploaded object key, in the owner scope its key gives."""
-        table = self.stack.resource("dynamodb").Table(self.stack.template.ref("ResultsTable"))
         scope = scope_of_key(key, self.prefix)
-        items: list[dict[str, Any]] = table.query(
+        items: list[dict[str, Any]] = self.results_table.query(
             IndexName="ByOwnerObject",
             KeyConditionExpression="owner_object = :o",
             ExpressionAttributeValues={":o": f"{scope}#{self.bucket}/{key}"},
@@ -99,7 +106,7 @@ class Harness:
 
     def id_token(self, username: str | None = None, password: str | None = None) -> str:
         """A Cognito ID token (the demo user's by default), as the web client signs in."""
-        result = self.stack.client("cognito-idp").initiate_auth(
+        result = self.cognito.initiate_auth(
             ClientId=self.stack.template.ref("UserPoolClient"),
             AuthFlow="USER_PASSWORD_AUTH",
             AuthParameters={

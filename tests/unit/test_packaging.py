@@ -51,17 +51,12 @@ def test_without_pydicom_a_dicom_is_refused_as_unsupported_not_a_crash(monkeypat
         dicom.read(data)
 
 
-def _top_level_imports(folder: str) -> set[str]:
-    import ast
+LAYERS = ("model", "functions", "training", "local_stack", "bench", "tests")
 
-    found: set[str] = set()
-    for path in (ROOT / folder).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module.split(".")[0])
-            elif isinstance(node, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in node.names)
-    return found & {"model", "functions", "training", "local_stack", "bench", "tests"}
+
+def _imported_layers(folder: str) -> set[str]:
+    sources = [path.read_text() for path in (ROOT / folder).rglob("*.py")]
+    return {layer for layer in LAYERS if any(imported_modules(source, layer) for source in sources)}
 
 
 @pytest.mark.parametrize(
@@ -74,4 +69,4 @@ def _top_level_imports(folder: str) -> set[str]:
     ],
 )
 def test_no_import_runs_back_up_the_layers(folder: str, allowed: set[str]) -> None:
-    assert _top_level_imports(folder) <= allowed
+    assert _imported_layers(folder) <= allowed

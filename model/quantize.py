@@ -17,46 +17,38 @@ percentile 0.4 %. Histogram calibration keeps every activation of every calibrat
 
 Two plans, fastest first (``PLANS``): every convolution in int8; then the first convolution (it sees
 the raw image) and the last stage (its features are what the classifier, the maps and the gate read)
-kept fp32 (``fp32_convs``). The guard runs fp32 and int8 side by side on the test fold, and the first
-plan whose served labels agree on >= 99 % of images, whose gate decisions agree on >= 99 %, and whose
-COVID-vs-rest ROC AUC moves by <= 0.005 is served. The verdict, with every plan's figures, goes into
-``metadata.json`` (``int8``); the package carries both graphs either way.
+kept fp32 (``fp32_convs``). The guard (``model.agreement``) runs fp32 and int8 side by side on the
+test fold, and the first plan whose served labels agree on >= 99 % of images, whose gate decisions
+agree on >= 99 %, and whose COVID-vs-rest ROC AUC moves by <= 0.005 is served. The verdict, with
+every plan's figures, goes into ``metadata.json`` (``int8``); the package carries both graphs either
+way.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import logging
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-import numpy as np
-import numpy.typing as npt
-
+from model.agreement import Uint8Images, compare, ms_per_image, read_folds, run_batched
 from model.contract import INT8_ONNX_FILE, ONNX_FILE
 from model.metadata import ModelMetadata
 from model.package import build_tarball
-from model.preprocessing import get_preset, prepare, to_batch
-from model.runtime import OnnxBackend, Outputs, decide, gate_decisions, softmax
+from model.preprocessing import to_batch
+from model.runtime import OnnxBackend, Outputs
 
 logger = logging.getLogger(__name__)
 
-MIN_AGREEMENT: Final = 0.99
 CALIBRATION_PERCENTILE: Final = 99.999
 ALL_CONVS: Final = "all convolutions int8"
 STEM_AND_LAST_STAGE_FP32: Final = "first convolution and last stage fp32"
 PLANS: Final = (ALL_CONVS, STEM_AND_LAST_STAGE_FP32)
-MAX_AUC_DELTA: Final = 0.005
-_BATCH: Final = 16
-
-Uint8Images = npt.NDArray[np.uint8]
 
 
 def fp32_convs(model: Path) -> list[str]:
@@ -113,31 +105,6 @@ def quantize(artifacts: Path, calibration: Uint8Images, plan: str = ALL_CONVS) -
     return artifacts / INT8_ONNX_FILE
 
 
-def _run(backend: OnnxBackend, images: Uint8Images) -> Outputs:
-    parts = [backend.run(to_batch(list(images[i : i + _BATCH]))) for i in range(0, len(images), _BATCH)]
-    return Outputs(*(np.concatenate([getattr(p, f) for p in parts]) for f in Outputs._fields))
-
-
-def _ms_per_image(backend: OnnxBackend, image: Uint8Images, seconds: float = 3.0) -> float:
-    batch = to_batch([image])
-    for _ in range(3):
-        backend.run(batch)
-    runs, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        backend.run(batch)
-        runs += 1
-    return (time.perf_counter() - start) / runs * 1000
-
-
-def _covid_auc(truth: list[str], probs: npt.NDArray[np.float32], labels: list[str]) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    y = np.array([t == "covid" for t in truth])
-    if "covid" not in labels or y.all() or not y.any():
-        return None
-    return float(roc_auc_score(y, probs[:, labels.index("covid")]))
-
-
 class Baseline(NamedTuple):
     """The fp32 graph on the guard's images, and its batch-1 time: the same for every plan."""
 
@@ -147,7 +114,7 @@ class Baseline(NamedTuple):
 
 def fp32_baseline(artifacts: Path, images: Uint8Images) -> Baseline:
     backend = OnnxBackend(artifacts / ONNX_FILE)
-    return Baseline(_run(backend, images), _ms_per_image(backend, images[0]))
+    return Baseline(run_batched(backend, images), ms_per_image(backend, images[0]))
 
 
 def choose(artifacts: Path, calibration: Uint8Images, images: Uint8Images, truth: list[str]) -> dict[str, Any]:
@@ -165,47 +132,20 @@ def choose(artifacts: Path, calibration: Uint8Images, images: Uint8Images, truth
 
 
 def guard(artifacts: Path, images: Uint8Images, truth: list[str], baseline: Baseline | None = None) -> dict[str, Any]:
-    """fp32 and int8 side by side on ``images`` (labelled ``truth``): the figures and the verdict.
-    ``baseline``: the fp32 side, where it was already run on these images."""
-    meta = ModelMetadata.read(artifacts)
+    """fp32 and int8 side by side on ``images`` (labelled ``truth``): the figures and the verdict
+    (``model.agreement``). ``baseline``: the fp32 side, where it was already run on these images."""
     fp32, fp32_ms = baseline or fp32_baseline(artifacts, images)
     backend = OnnxBackend(artifacts / INT8_ONNX_FILE)
-    int8 = _run(backend, images)
-    ms = [fp32_ms, _ms_per_image(backend, images[0])]
-    decided = []
-    aucs = []
-    for out in (fp32, int8):
-        probs = softmax(out.logits, meta.temperature)
-        decided.append(np.array([decide(p, meta.labels, meta.covid_threshold) for p in probs]))
-        aucs.append(_covid_auc(truth, probs, meta.labels))
-    gates = [
-        gate_decisions(o.gate_score, o.turned_gate_score, meta.gate_threshold, meta.gate_upright_threshold)
-        for o in (fp32, int8)
-    ]
-    label_agreement = float((decided[0] == decided[1]).mean())
-    gate_agreement = float((gates[0] == gates[1]).mean())
-    delta = None if aucs[0] is None or aucs[1] is None else aucs[1] - aucs[0]
-    served = (
-        label_agreement >= MIN_AGREEMENT
-        and gate_agreement >= MIN_AGREEMENT
-        and (delta is None or abs(delta) <= MAX_AUC_DELTA)
-    )
+    figures = compare(ModelMetadata.read(artifacts), truth, fp32, run_batched(backend, images), "int8")
+    int8_ms = ms_per_image(backend, images[0])
     return {
         "file": INT8_ONNX_FILE,
         "method": (
             "onnxruntime static QDQ, per-channel int8 weights, uint8 activations, Conv only, "
             f"ranges at the {CALIBRATION_PERCENTILE}th percentile"
         ),
-        "images": len(images),
-        "label_agreement": label_agreement,
-        "gate_agreement": gate_agreement,
-        "covid_auc_fp32": aucs[0],
-        "covid_auc_int8": aucs[1],
-        "auc_delta": delta,
-        "max_gate_score_change": float(np.abs(fp32.gate_score - int8.gate_score).max()),
-        "ms_per_image_batch1": {"fp32": ms[0], "int8": ms[1], "speedup": ms[0] / ms[1]},
-        "rule": f"label and gate agreement >= {MIN_AGREEMENT}, |AUC delta| <= {MAX_AUC_DELTA}",
-        "served": served,
+        **figures,
+        "ms_per_image_batch1": {"fp32": fp32_ms, "int8": int8_ms, "speedup": fp32_ms / int8_ms},
     }
 
 
@@ -218,16 +158,11 @@ def record(artifacts: Path, verdict: dict[str, Any]) -> None:
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     meta = ModelMetadata.read(args.artifacts)
-    preset = get_preset(meta.preset)
-    with args.manifest.open(newline="") as handle:  # training.data's manifest: path, label, fold, ...
-        rows = [r for r in csv.DictReader(handle) if r["label"] in meta.labels]
-    train = [r for r in rows if int(r["fold"]) not in (args.test_fold, args.val_fold)]
-    test = [r for r in rows if int(r["fold"]) == args.test_fold]
-    chosen = np.random.default_rng(0).permutation(len(train))[: args.calibration_images]
-    calibration = np.stack([prepare((args.data / train[i]["path"]).read_bytes(), preset) for i in chosen])
-    images = np.stack([prepare((args.data / r["path"]).read_bytes(), preset) for r in test])
-    verdict = choose(args.artifacts, calibration, images, [r["label"] for r in test])
-    verdict["calibrated_on"] = {"split": "train", "images": len(calibration)}
+    calibration, test = read_folds(
+        args.data, args.manifest, meta, args.test_fold, args.val_fold, args.calibration_images
+    )
+    verdict = choose(args.artifacts, calibration.images, test.images, test.labels)
+    verdict["calibrated_on"] = {"split": "train", "images": len(calibration.images)}
     verdict["guarded_on"] = {"split": "test", "fold": args.test_fold}
     record(args.artifacts, verdict)
     if args.package is not None:

@@ -36,6 +36,8 @@ class ModelMetadata:
     exported_with: dict[str, Any] = field(default_factory=dict)
     # The int8 graph's guard (``model.quantize``): figures against fp32 and whether int8 is served.
     int8: dict[str, Any] = field(default_factory=dict)
+    # The fp16 GPU path's guard (``model.half``): figures against fp32 and whether fp16 is served.
+    fp16: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
@@ -58,6 +60,10 @@ class ModelMetadata:
     @property
     def int8_served(self) -> bool:
         return self.int8.get("served") is True
+
+    @property
+    def fp16_served(self) -> bool:
+        return self.fp16.get("served") is True
 
     @property
     def validated_on_unseen_sources(self) -> bool:

@@ -2,7 +2,8 @@
 
 Backends, in order of preference:
 1. a SageMaker Neo-compiled model (when ``neopytorch`` imports and a compiled file is present);
-2. TorchScript on CUDA when a GPU is present;
+2. TorchScript on CUDA when a GPU is present, a CUDA graph at batch 1, in fp16 where ``model.half``
+   checked it (``metadata.json`` ``fp16.served``);
 3. ONNX Runtime (the fast CPU path; torch is never imported), with the int8 graph where
    ``model.quantize`` made one and its guard passed (``metadata.json`` ``int8.served``);
 4. TorchScript on the CPU.
@@ -125,9 +126,15 @@ class OnnxBackend:
 
 
 class TorchScriptBackend:
+    """The TorchScript graph (or Neo's compilation of it). On a GPU a batch of one replays a CUDA graph,
+    and ``half`` serves it in fp16, channels-last (``model.gpu``); ``device``: where to run it (default:
+    the GPU where there is one)."""
+
     name = "torchscript"
 
-    def __init__(self, path: Path, neo_model_dir: Path | None = None) -> None:
+    def __init__(
+        self, path: Path, neo_model_dir: Path | None = None, half: bool = False, device: str | None = None
+    ) -> None:
         import torch
 
         if neo_model_dir is not None:
@@ -136,13 +143,39 @@ class TorchScriptBackend:
             neopytorch.config(model_dir=str(neo_model_dir), neo_runtime=True)
             self.name = "neo"
         self._torch = torch
-        self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self._module = torch.jit.load(str(path), map_location=self._device).eval()  # type: ignore[no-untyped-call]
+        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self._module: Any = torch.jit.load(str(path), map_location=self._device).eval()  # type: ignore[no-untyped-call]
+        self._half = half
+        if half:
+            from model import gpu
+
+            self._module = gpu.half_precision(self._module)
+            self.name = "torchscript-fp16"
+        self._graph: Any = None
+        self._graph_tried = False
+
+    def _input(self, batch: FloatArray) -> Any:
+        x = self._torch.from_numpy(batch).to(self._device)
+        if not self._half:
+            return x
+        from model import gpu
+
+        return gpu.half_input(x)
+
+    def _batch_of_one(self, x: Any) -> Any:
+        from model import gpu
+
+        if not self._graph_tried:
+            self._graph_tried = True
+            self._graph = gpu.capture(self._module, x)
+        return self._graph(x) if self._graph is not None else self._module(x)
 
     def run(self, batch: FloatArray) -> Outputs:
         torch = self._torch
         with torch.inference_mode():
-            values = self._module(torch.from_numpy(batch).to(self._device))
+            x = self._input(batch)
+            cuda_graph = self._device.type == "cuda" and len(batch) == 1 and self.name != "neo"
+            values = self._batch_of_one(x) if cuda_graph else self._module(x)
         return _outputs([v.float().cpu().numpy() for v in values])
 
 
@@ -162,10 +195,13 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def load_backend(model_dir: Path, prefer: settings.Backend | None = None, int8: bool = False) -> Backend:
+def load_backend(
+    model_dir: Path, prefer: settings.Backend | None = None, int8: bool = False, half: bool = False
+) -> Backend:
     """The backend to serve ``model_dir`` with (module docstring); ``prefer`` (else ``XRAY_BACKEND``)
     forces one; ``int8``: the ONNX path uses the int8 graph, where there is one (its guard passed:
-    ``ModelMetadata.int8_served``)."""
+    ``ModelMetadata.int8_served``); ``half``: TorchScript on a GPU runs in fp16 (``model.half``'s guard
+    passed: ``ModelMetadata.fp16_served``)."""
     prefer = prefer or settings.backend()
     neo = _find_neo_artifact(model_dir)
     onnx = model_dir / ONNX_FILE
@@ -175,7 +211,7 @@ def load_backend(model_dir: Path, prefer: settings.Backend | None = None, int8: 
     if prefer == "neo":
         raise errors.ArtifactNotFoundError(f"no Neo-compiled model (or no neopytorch) in {model_dir}")
     if script.is_file() and (prefer == "torchscript" or (prefer is None and _cuda_available())):
-        return TorchScriptBackend(script)
+        return TorchScriptBackend(script, half=half and _cuda_available())
     if onnx.is_file() and prefer in (None, "onnx"):
         quantized = model_dir / INT8_ONNX_FILE
         return OnnxBackend(quantized if int8 and quantized.is_file() else onnx)
@@ -291,7 +327,7 @@ class Predictor:
         if not model_dir.is_dir():
             raise errors.ArtifactNotFoundError(f"model directory {model_dir} does not exist")
         meta = ModelMetadata.read(model_dir)
-        return cls(load_backend(model_dir, prefer, int8=meta.int8_served), meta)
+        return cls(load_backend(model_dir, prefer, int8=meta.int8_served, half=meta.fp16_served), meta)
 
     def model_info(self) -> contract.ModelInfo:
         m = self.meta

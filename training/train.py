@@ -31,6 +31,8 @@ from tqdm import tqdm
 from model.architectures import ARCHS, XrayNet, build_model, get_arch
 from model.checkpoint import save_checkpoint
 from model.export import export_model
+from model.half import guard as guard_fp16
+from model.half import record as record_fp16
 from model.labels import TASKS, labels_for
 from model.metadata import ModelMetadata
 from model.package import build_tarball, code_files
@@ -410,6 +412,11 @@ def finalize_model(
     save_checkpoint(net, meta, args.output_dir / "model.safetensors", half=args.half)
     if args.export:
         export_model(net, meta, args.output_dir)
+        if device.type == "cuda" and len(data.test):
+            # Trained on a GPU, so a GPU can tell whether fp16 answers as fp32 does (model.half); a CPU
+            # run leaves the verdict out (fp32 served), and `python -m model.half` can add it later.
+            truth = [r.label for r in data.test.records]
+            record_fp16(args.output_dir, guard_fp16(args.output_dir, data.test.images.numpy(), truth, "cuda"))
         for name, data_bytes in code_files().items():
             (args.output_dir / name).parent.mkdir(parents=True, exist_ok=True)
             (args.output_dir / name).write_bytes(data_bytes)

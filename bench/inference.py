@@ -15,6 +15,9 @@ calibrated on the sample X-rays) times the quantized graph; its agreement means 
 an untrained network's logits are nearly tied: the guard of ``model.quantize`` on a trained model's
 test images is what decides whether int8 is served.
 
+With ``--device cuda`` the TorchScript rows run on the GPU (a CUDA graph at batch 1), with an fp16
+row (``model.gpu``) beside fp32; int8 stays a CPU path and is left out.
+
 With ``--model DIR`` (a trained model's directory: ``model.safetensors`` and its exported artifacts,
 after ``model.quantize`` where it ran) the same rows are timed on that model instead: eager is its
 checkpoint, the ONNX rows its own graphs, and ``served`` is what the runtime serves from that
@@ -39,13 +42,13 @@ from PIL import Image
 
 from model.architectures import ARCHS, ExportWrapper, build_model
 from model.checkpoint import load_checkpoint
-from model.contract import INT8_ONNX_FILE, ONNX_FILE
+from model.contract import INT8_ONNX_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 from model.export import export_model
 from model.labels import labels_for
 from model.metadata import ModelMetadata
 from model.preprocessing import decode_gray, get_preset, prepare, to_batch
 from model.quantize import quantize
-from model.runtime import OnnxBackend, Predictor
+from model.runtime import OnnxBackend, Predictor, TorchScriptBackend
 
 GFLOP_PER_IMAGE = {"resnet50": 8.17, "inception_v3": 11.46, "resnet18": 3.64}  # 2 x MACs at the preset's size
 # The served graph runs the backbone on the image and on three turned copies (the input gate).
@@ -124,6 +127,9 @@ def bench_arch(
             quantize(Path(tmp), np.concatenate([images, images[:, :, ::-1]]))
         if int8:
             predictors["onnx-int8"] = Predictor(OnnxBackend(Path(tmp) / INT8_ONNX_FILE), meta)
+        if device == "cuda":
+            fp16 = TorchScriptBackend(Path(tmp) / TORCHSCRIPT_FILE, half=True)
+            predictors["torchscript-fp16"] = Predictor(fp16, meta)
         served = Predictor.load(Path(tmp)).backend.name
         with torch.inference_mode():
             truth = eager(torch.from_numpy(samples).to(device))[0].cpu().numpy().argmax(axis=1)
@@ -171,7 +177,7 @@ def format_row(row: dict[str, object]) -> str:
     r = row
     mark = "*" if r["served"] else " "
     return (
-        f"{r['arch']:<13} {r['batch']:>5} {r['path'] + mark:<12} {r['img_per_s']:>8.1f} {r['ms_per_img']:>10.1f} "
+        f"{r['arch']:<13} {r['batch']:>5} {r['path'] + mark:<17} {r['img_per_s']:>8.1f} {r['ms_per_img']:>10.1f} "
         f"{r['vs_eager']:>7.2f}x {r['of_peak']:>8.1%} {r['max_dlogit']:>10.1e} {r['agreement']:>9.0%}"
     )
 
@@ -210,7 +216,7 @@ def main(args: argparse.Namespace) -> None:
     print(f"torch {torch.__version__} on {where}; 'of peak' is against {peak:.0f} GFLOP/s (fp32 matmul, measured)")
     print("* the path the endpoint serves by default; agreement: sample X-rays labelled as eager fp32 labels them\n")
     print(
-        f"{'arch':<13} {'batch':>5} {'path':<12} {'img/s':>8} {'ms/img':>10} {'vs eager':>8} "
+        f"{'arch':<13} {'batch':>5} {'path':<17} {'img/s':>8} {'ms/img':>10} {'vs eager':>8} "
         f"{'of peak':>8} {'max |dlogit|':>10} {'agreement':>9}"
     )
     rows = []

@@ -55,6 +55,18 @@ def test_the_second_plan_keeps_the_first_convolution_and_the_last_stage_fp32(qua
     assert _int8_convs(artifacts / INT8_ONNX_FILE) == len(convs) - len(kept)
 
 
+def test_a_later_plan_reuses_the_ranges_calibrated_for_the_first(quantized: Path, tmp_path: Path) -> None:
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(quantized, artifacts)
+    size = ModelMetadata.read(artifacts).input_size
+    cache = tmp_path / "ranges.json"
+    quantize(artifacts, np.stack([images.chest(size, seed=s) for s in range(6)]), cache=cache)
+    no_images = np.empty((0, size, size), np.uint8)  # the second plan could not calibrate on its own
+    quantize(artifacts, no_images, STEM_AND_LAST_STAGE_FP32, cache=cache)
+    assert cache.is_file()
+    assert _int8_convs(artifacts / INT8_ONNX_FILE) > 0
+
+
 def test_plans_are_tried_fastest_first_until_one_passes_the_guard(
     quantized: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

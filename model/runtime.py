@@ -4,8 +4,8 @@ Backends, in order of preference:
 1. a SageMaker Neo-compiled model (when ``neopytorch`` imports and a compiled file is present);
 2. TorchScript on CUDA when a GPU is present, a CUDA graph at batch 1, in fp16 where ``model.half``
    checked it (``metadata.json`` ``fp16.served``);
-3. ONNX Runtime (the fast CPU path; torch is never imported), with the int8 graph where
-   ``model.quantize`` made one and its guard passed (``metadata.json`` ``int8.served``);
+3. ONNX Runtime where it is installed (the fast CPU path; torch is never imported), with the int8
+   graph where ``model.quantize`` made one and its guard passed (``metadata.json`` ``int8.served``);
 4. TorchScript on the CPU.
 ``XRAY_BACKEND=neo|torchscript|onnx`` forces one.
 """
@@ -212,7 +212,10 @@ def load_backend(
         raise errors.ArtifactNotFoundError(f"no Neo-compiled model (or no neopytorch) in {model_dir}")
     if script.is_file() and (prefer == "torchscript" or (prefer is None and _cuda_available())):
         return TorchScriptBackend(script, half=half and _cuda_available())
-    if onnx.is_file() and prefer in (None, "onnx"):
+    # A container without ONNX Runtime (the SageMaker PyTorch CPU images, serverless mode) serves the
+    # TorchScript instead of failing to load; asked for by name, ONNX fails with the import error.
+    onnx_runs = prefer == "onnx" or importlib.util.find_spec("onnxruntime") is not None
+    if onnx.is_file() and prefer in (None, "onnx") and onnx_runs:
         quantized = model_dir / INT8_ONNX_FILE
         return OnnxBackend(quantized if int8 and quantized.is_file() else onnx)
     if script.is_file() and prefer in (None, "torchscript"):

@@ -142,3 +142,32 @@ def test_unpacked_tarball_serves_through_the_inference_handlers(tiny_model_dir: 
     answer = printed["answer"]
     assert answer["model"]["labels"] == ["covid", "no_findings", "pneumonia"]
     assert abs(sum(answer["predictions"][0]["probabilities"].values()) - 1) < 1e-5
+
+
+def test_a_container_without_onnxruntime_serves_the_torchscript(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests import images
+
+    unpacked = unpack(build_tarball(tiny_model_dir, tmp_path / "model.tar.gz"), tmp_path / "opt-ml-model")
+    # The SageMaker PyTorch CPU images (serverless mode) have torch but no ONNX Runtime.
+    script = (
+        "import json, sys; sys.modules['onnxruntime'] = None; sys.path.insert(0, sys.argv[1] + '/code');"
+        "import inference as h; m = h.model_fn(sys.argv[1]); body = open(sys.argv[2], 'rb').read();"
+        "out, ct = h.output_fn(h.predict_fn(h.input_fn(body, 'image/png'), m), 'application/json');"
+        "print(json.dumps({'backend': m.backend.name, 'answer': json.loads(out)}))"
+    )
+    image = tmp_path / "x.png"
+    image.write_bytes(images.png(128))
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(unpacked), str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    printed = json.loads(done.stdout)
+    assert printed["backend"] == "torchscript"
+    assert len(printed["answer"]["predictions"]) == 1

@@ -33,38 +33,45 @@ def half_input(batch: torch.Tensor) -> torch.Tensor:
     return batch.half().contiguous(memory_format=torch.channels_last)
 
 
-class CudaGraph:
-    """``module`` captured as a CUDA graph for inputs shaped like ``example``; call it like the module.
+class BatchOfOne:
+    """``module`` for batches of one, replayed from a CUDA graph captured on the first call; where
+    capture fails (an operation of this module, or this driver, that a graph cannot hold) it runs the
+    module itself: slower, the same answers.
 
-    The graph reads its input from, and writes its outputs to, buffers of its own: a call copies the
-    input in and the outputs out, under a lock, so that concurrent callers do not share a buffer.
+    The graph reads its input from, and writes its outputs to, buffers of its own: each call copies
+    the input in and the outputs out under one lock, so concurrent callers never share a buffer, and
+    no other thread's work on the GPU can break the capture (``thread_local`` capture mode).
     """
 
-    def __init__(self, module: Any, example: torch.Tensor) -> None:
+    def __init__(self, module: Any) -> None:
+        self._module = module
         self._lock = threading.Lock()
+        self._tried = False
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def _capture(self, example: torch.Tensor) -> None:
         self._input = example.clone()
         side = torch.cuda.Stream()  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(WARMUP_RUNS):
-                module(self._input)
+                self._module(self._input)
         torch.cuda.current_stream().wait_stream(side)
-        self._graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self._graph):
-            self._outputs = module(self._input)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            self._outputs = self._module(self._input)
+        self.graph = graph
 
     def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
         with self._lock:
+            if not self._tried:
+                self._tried = True
+                try:
+                    self._capture(batch)
+                except RuntimeError:
+                    logger.warning("CUDA graph capture failed: serving batch 1 without it", exc_info=True)
+            if self.graph is None:
+                return tuple(self._module(batch))
             self._input.copy_(batch)
-            self._graph.replay()
+            self.graph.replay()
             return tuple(output.clone() for output in self._outputs)
-
-
-def capture(module: Any, example: torch.Tensor) -> CudaGraph | None:
-    """``module`` as a ``CudaGraph``, or none where this module or driver cannot be captured (the
-    caller then runs the module itself: slower at batch 1, the same answers)."""
-    try:
-        return CudaGraph(module, example)
-    except RuntimeError:
-        logger.warning("CUDA graph capture failed: serving batch 1 without it", exc_info=True)
-        return None

@@ -151,8 +151,11 @@ class TorchScriptBackend:
 
             self._module = gpu.half_precision(self._module)
             self.name = "torchscript-fp16"
-        self._graph: Any = None
-        self._graph_tried = False
+        self._batch_of_one: Any = None
+        if self._device.type == "cuda" and self.name != "neo":
+            from model import gpu
+
+            self._batch_of_one = gpu.BatchOfOne(self._module)
 
     def _input(self, batch: FloatArray) -> Any:
         x = self._torch.from_numpy(batch).to(self._device)
@@ -162,20 +165,12 @@ class TorchScriptBackend:
 
         return gpu.half_input(x)
 
-    def _batch_of_one(self, x: Any) -> Any:
-        from model import gpu
-
-        if not self._graph_tried:
-            self._graph_tried = True
-            self._graph = gpu.capture(self._module, x)
-        return self._graph(x) if self._graph is not None else self._module(x)
-
     def run(self, batch: FloatArray) -> Outputs:
         torch = self._torch
         with torch.inference_mode():
             x = self._input(batch)
-            cuda_graph = self._device.type == "cuda" and len(batch) == 1 and self.name != "neo"
-            values = self._batch_of_one(x) if cuda_graph else self._module(x)
+            graphed = self._batch_of_one is not None and len(batch) == 1
+            values = self._batch_of_one(x) if graphed else self._module(x)
         return _outputs([v.float().cpu().numpy() for v in values])
 
 

@@ -70,6 +70,22 @@ def test_a_cpu_never_serves_fp16(artifacts: Path) -> None:
     assert Predictor.load(artifacts, "torchscript").backend.name == "torchscript"
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU captures the graph")
+def test_where_a_cuda_graph_cannot_be_captured_the_module_itself_answers(artifacts: Path) -> None:
+    from model.gpu import BatchOfOne
+
+    module = torch.jit.load(str(artifacts / TORCHSCRIPT_FILE)).eval()
+    x = torch.from_numpy(to_batch(list(_chests(artifacts, 1))))
+    batch_of_one = BatchOfOne(module)
+    with torch.inference_mode():
+        answers = [batch_of_one(x), batch_of_one(x)]  # the second call does not try to capture again
+        expected = module(x)
+    assert batch_of_one.graph is None
+    for answer in answers:
+        for got, want in zip(answer, expected, strict=True):
+            torch.testing.assert_close(got, want)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_a_cuda_graph_at_batch_one_answers_what_the_module_answers(artifacts: Path) -> None:
     batch = to_batch(list(_chests(artifacts, 2)))
@@ -78,4 +94,4 @@ def test_a_cuda_graph_at_batch_one_answers_what_the_module_answers(artifacts: Pa
         replayed = backend.run(image[None])
         plain = backend.run(np.stack([image, image]))  # batch 2: no graph
         np.testing.assert_allclose(replayed.logits[0], plain.logits[0], atol=1e-2)
-    assert backend._graph is not None  # captured, not fallen back to the module
+    assert backend._batch_of_one.graph is not None  # captured, not fallen back to the module

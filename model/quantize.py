@@ -17,13 +17,15 @@ given at once (all 64 images of a ResNet-50 took about 20 GB), so the images go 
 ``CALIBRATION_CHUNK``, each folded into the histograms before the next; the ranges are computed once
 and reused by every plan.
 
-Two plans, fastest first (``PLANS``): every convolution in int8; then the first convolution (it sees
-the raw image) and the last stage (its features are what the classifier, the maps and the gate read)
-kept fp32 (``fp32_convs``). The guard (``model.agreement``) runs fp32 and int8 side by side on the
-test fold, and the first plan whose served labels agree on >= 99 % of images, whose gate decisions
-agree on >= 99 %, and whose COVID-vs-rest ROC AUC moves by <= 0.005 is served. The verdict, with
-every plan's figures, goes into ``metadata.json`` (``int8``); the package carries both graphs either
-way.
+Plans, fastest first: every convolution in int8; then the convolutions whose quantization moves the
+answers most kept fp32, 2, then 4, then 8 of them (``FP32_LADDER``). How much each one moves them
+(``sensitivity``) is measured on training images, each convolution quantized alone: how far the
+calibrated probabilities and the gate scores move from fp32. On the ResNet-50s tried here the first
+convolution (it sees the image itself) moved them four times more than any other. The guard
+(``model.agreement``) runs fp32 and int8 side by side on the test fold, and the first plan whose
+served labels agree on >= 99 % of images, whose gate decisions agree on >= 99 %, and whose
+COVID-vs-rest ROC AUC moves by <= 0.005 is served. The verdict, with every plan's figures and the
+ranking, goes into ``metadata.json`` (``int8``); the package carries both graphs either way.
 """
 
 from __future__ import annotations
@@ -35,42 +37,52 @@ import logging
 import math
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, NamedTuple
+
+import numpy as np
 
 from model.agreement import Uint8Images, compare, ms_per_image, read_folds, run_batched
 from model.contract import INPUT_NAME, INT8_ONNX_FILE, ONNX_FILE
 from model.metadata import ModelMetadata
 from model.package import build_tarball
 from model.preprocessing import to_batch
-from model.runtime import OnnxBackend, Outputs
+from model.runtime import OnnxBackend, Outputs, softmax
 
 logger = logging.getLogger(__name__)
 
 CALIBRATION_PERCENTILE: Final = 99.999
 CALIBRATION_CHUNK: Final = 8
 ALL_CONVS: Final = "all convolutions int8"
-STEM_AND_LAST_STAGE_FP32: Final = "first convolution and last stage fp32"
-PLANS: Final = (ALL_CONVS, STEM_AND_LAST_STAGE_FP32)
+FP32_LADDER: Final = (2, 4, 8)  # the most sensitive convolutions kept fp32, plan after plan
+SENSITIVITY_IMAGES: Final = 16
 
 
-def fp32_convs(model: Path) -> list[str]:
-    """The convolutions kept fp32: the first, and those of the last stage (named like the last one up
-    to its stage: ``/backbone/body/body.7/...`` for a ResNet, ``/backbone/head/head.2/...`` for InceptionV3)."""
+def convolutions(model: Path) -> list[str]:
+    """The names of the graph's convolutions, in graph order."""
     import onnx
 
-    convs = [n.name for n in onnx.load(str(model)).graph.node if n.op_type == "Conv"]
-    if not convs:
-        return []
-    stage = "/".join(convs[-1].split("/")[:4]) + "/"
-    return [convs[0], *(c for c in convs[1:] if c.startswith(stage))]
+    return [n.name for n in onnx.load(str(model), load_external_data=False).graph.node if n.op_type == "Conv"]
 
 
-def quantize(artifacts: Path, calibration: Uint8Images, plan: str = ALL_CONVS, cache: Path | None = None) -> Path:
-    """Write ``INT8_ONNX_FILE`` next to the fp32 graph (``plan``: one of ``PLANS``), its activation
-    ranges calibrated on ``calibration``. ``cache``: a file for the ranges, read where it exists
-    (they do not depend on the plan, so every plan after the first skips calibration)."""
+def plan_name(kept: int) -> str:
+    return ALL_CONVS if kept == 0 else f"the {kept} most sensitive convolutions fp32"
+
+
+def quantize(
+    artifacts: Path,
+    calibration: Uint8Images,
+    keep_fp32: Sequence[str] = (),
+    cache: Path | None = None,
+    only: Sequence[str] | None = None,
+    out: Path | None = None,
+) -> Path:
+    """Write ``out`` (default: ``INT8_ONNX_FILE`` next to the fp32 graph) with every convolution in
+    int8 but those named in ``keep_fp32`` (``only``: just these), its activation ranges calibrated on
+    ``calibration``. ``cache``: a file for the ranges, read where it exists (they do not depend on
+    which convolutions are quantized, so only the first call calibrates)."""
+    out = out or artifacts / INT8_ONNX_FILE
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -104,14 +116,15 @@ def quantize(artifacts: Path, calibration: Uint8Images, plan: str = ALL_CONVS, c
         with contextlib.redirect_stdout(sys.stderr):
             quantize_static(
                 str(prepared),
-                str(artifacts / INT8_ONNX_FILE),
+                str(out),
                 Reader(),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8,
                 op_types_to_quantize=["Conv"],
-                nodes_to_exclude=fp32_convs(prepared) if plan == STEM_AND_LAST_STAGE_FP32 else [],
+                nodes_to_exclude=list(keep_fp32),
+                nodes_to_quantize=list(only) if only is not None else None,
                 calibrate_method=CalibrationMethod.Percentile,
                 extra_options={
                     "CalibPercentile": CALIBRATION_PERCENTILE,
@@ -120,7 +133,7 @@ def quantize(artifacts: Path, calibration: Uint8Images, plan: str = ALL_CONVS, c
                 },
                 calibration_cache_path=cache,
             )
-    return artifacts / INT8_ONNX_FILE
+    return out
 
 
 class Baseline(NamedTuple):
@@ -135,19 +148,48 @@ def fp32_baseline(artifacts: Path, images: Uint8Images) -> Baseline:
     return Baseline(run_batched(backend, images), ms_per_image(backend, images[0]))
 
 
-def choose(artifacts: Path, calibration: Uint8Images, images: Uint8Images, truth: list[str]) -> dict[str, Any]:
-    """Quantize by each of ``PLANS`` in turn and guard it; the verdict of the first one served (or of
-    the last tried), with every attempt's figures under ``attempts``. The int8 file left is its graph."""
-    attempts = []
-    baseline = fp32_baseline(artifacts, images)
+def sensitivity(artifacts: Path, images: Uint8Images, cache: Path) -> dict[str, float]:
+    """How far each convolution, quantized alone (ranges from ``cache``), moves the served outputs on
+    ``images``: the mean L1 change of the calibrated probabilities over its median across the
+    convolutions, plus the same for the gate scores (the image's and its turned copies'). Higher
+    moves more."""
+    meta = ModelMetadata.read(artifacts)
+    fp32 = run_batched(OnnxBackend(artifacts / ONNX_FILE), images)
+    moved: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for plan in PLANS:
-            quantize(artifacts, calibration, plan, cache=Path(tmp) / "ranges.json")
-            verdict = {"plan": plan, **guard(artifacts, images, truth, baseline)}
+        for conv in convolutions(artifacts / ONNX_FILE):
+            one = quantize(artifacts, images, cache=cache, only=[conv], out=Path(tmp) / "one.onnx")
+            out = run_batched(OnnxBackend(one), images)
+            probs = np.abs(softmax(out.logits, meta.temperature) - softmax(fp32.logits, meta.temperature))
+            gate = np.abs(
+                np.concatenate([out.gate_score - fp32.gate_score, out.turned_gate_score - fp32.turned_gate_score])
+            )
+            moved[conv] = (float(probs.sum(axis=1).mean()), float(gate.mean()))
+    scales = [max(float(np.median([m[i] for m in moved.values()])), 1e-12) for i in (0, 1)]
+    return {conv: m[0] / scales[0] + m[1] / scales[1] for conv, m in moved.items()}
+
+
+def choose(artifacts: Path, calibration: Uint8Images, images: Uint8Images, truth: list[str]) -> dict[str, Any]:
+    """Every convolution in int8, then the most sensitive ones kept fp32 (``FP32_LADDER``), each plan
+    guarded; the verdict of the first one served (or of the last tried), with every attempt's figures
+    under ``attempts``. The int8 file left is its graph."""
+    attempts: list[dict[str, Any]] = []
+    baseline = fp32_baseline(artifacts, images)
+    ranking: list[str] = []
+    scores: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "ranges.json"
+        for kept in (0, *FP32_LADDER):
+            if kept and not ranking:
+                scores = sensitivity(artifacts, calibration[:SENSITIVITY_IMAGES], cache)
+                ranking = sorted(scores, key=lambda conv: -scores[conv])
+            quantize(artifacts, calibration, keep_fp32=ranking[:kept], cache=cache)
+            verdict = {"plan": plan_name(kept), "fp32": ranking[:kept], **guard(artifacts, images, truth, baseline)}
             attempts.append({k: v for k, v in verdict.items() if k not in ("file", "method", "rule")})
             if verdict["served"]:
                 break
-    return {**verdict, "attempts": attempts}
+    most = {conv: scores[conv] for conv in ranking[: max(FP32_LADDER)]}
+    return {**verdict, "attempts": attempts, "most_sensitive": most}
 
 
 def guard(artifacts: Path, images: Uint8Images, truth: list[str], baseline: Baseline | None = None) -> dict[str, Any]:

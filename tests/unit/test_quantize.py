@@ -11,7 +11,7 @@ import pytest
 from model import quantize as quantize_module
 from model.contract import INT8_ONNX_FILE, ONNX_FILE
 from model.metadata import ModelMetadata
-from model.quantize import PLANS, STEM_AND_LAST_STAGE_FP32, fp32_convs, guard, quantize, record
+from model.quantize import FP32_LADDER, convolutions, guard, plan_name, quantize, record, sensitivity
 from model.runtime import Predictor
 from tests import images
 
@@ -41,18 +41,27 @@ def test_the_first_plan_quantizes_every_convolution(quantized: Path) -> None:
     assert _int8_convs(quantized / INT8_ONNX_FILE) == len(convs)
 
 
-def test_the_second_plan_keeps_the_first_convolution_and_the_last_stage_fp32(quantized: Path, tmp_path: Path) -> None:
-    import onnx
-
+def test_the_convolutions_kept_fp32_are_left_out_of_the_int8_graph(quantized: Path, tmp_path: Path) -> None:
     artifacts = tmp_path / "artifacts"
     shutil.copytree(quantized, artifacts)
     size = ModelMetadata.read(artifacts).input_size
-    quantize(artifacts, np.stack([images.chest(size, seed=s) for s in range(4)]), STEM_AND_LAST_STAGE_FP32)
-    convs = [n.name for n in onnx.load(str(artifacts / ONNX_FILE)).graph.node if n.op_type == "Conv"]
-    kept = fp32_convs(artifacts / ONNX_FILE)
-    assert kept[0] == convs[0]
-    assert convs[-1] in kept
-    assert _int8_convs(artifacts / INT8_ONNX_FILE) == len(convs) - len(kept)
+    convs = convolutions(artifacts / ONNX_FILE)
+    kept = [convs[0], convs[-1]]
+    quantize(artifacts, np.stack([images.chest(size, seed=s) for s in range(4)]), keep_fp32=kept)
+    assert _int8_convs(artifacts / INT8_ONNX_FILE) == len(convs) - 2
+
+
+def test_every_convolution_gets_a_sensitivity_and_quantizing_one_moves_the_answers(
+    quantized: Path, tmp_path: Path
+) -> None:
+    size = ModelMetadata.read(quantized).input_size
+    chest = np.stack([images.chest(size, seed=s) for s in range(4)])
+    cache = tmp_path / "ranges.json"
+    quantize(quantized, chest, cache=cache, out=tmp_path / "calibrated.onnx")
+    scores = sensitivity(quantized, chest, cache)
+    assert list(scores) == convolutions(quantized / ONNX_FILE)
+    assert all(score >= 0 for score in scores.values())
+    assert max(scores.values()) > 0
 
 
 def test_a_later_plan_reuses_the_ranges_calibrated_for_the_first(quantized: Path, tmp_path: Path) -> None:
@@ -62,7 +71,7 @@ def test_a_later_plan_reuses_the_ranges_calibrated_for_the_first(quantized: Path
     cache = tmp_path / "ranges.json"
     quantize(artifacts, np.stack([images.chest(size, seed=s) for s in range(6)]), cache=cache)
     no_images = np.empty((0, size, size), np.uint8)  # the second plan could not calibrate on its own
-    quantize(artifacts, no_images, STEM_AND_LAST_STAGE_FP32, cache=cache)
+    quantize(artifacts, no_images, keep_fp32=convolutions(artifacts / ONNX_FILE)[:1], cache=cache)
     assert cache.is_file()
     assert _int8_convs(artifacts / INT8_ONNX_FILE) > 0
 
@@ -72,13 +81,18 @@ def test_plans_are_tried_fastest_first_until_one_passes_the_guard(
 ) -> None:
     artifacts = tmp_path / "artifacts"
     shutil.copytree(quantized, artifacts)
-    verdicts = iter([False, True])
+    convs = convolutions(artifacts / ONNX_FILE)
+    verdicts = iter([False, False, True])
     monkeypatch.setattr(quantize_module, "guard", lambda *_: {"served": next(verdicts), "label_agreement": 0.9})
+    # The last convolution moves the answers most, then the one before it, ...
+    monkeypatch.setattr(quantize_module, "sensitivity", lambda *_: {c: float(i) for i, c in enumerate(convs)})
     size = ModelMetadata.read(artifacts).input_size
     chest = np.stack([images.chest(size, seed=s) for s in range(2)])
     verdict = quantize_module.choose(artifacts, chest, chest, ["covid", "no_findings"])
-    assert [a["plan"] for a in verdict["attempts"]] == list(PLANS)
-    assert (verdict["plan"], verdict["served"]) == (STEM_AND_LAST_STAGE_FP32, True)
+    assert [a["plan"] for a in verdict["attempts"]] == [plan_name(k) for k in (0, *FP32_LADDER[:2])]
+    assert verdict["served"] is True
+    assert verdict["fp32"] == convs[::-1][: FP32_LADDER[1]]
+    assert _int8_convs(artifacts / INT8_ONNX_FILE) == len(convs) - FP32_LADDER[1]
 
 
 def test_the_int8_graph_has_the_served_outputs_and_quantized_convolutions(quantized: Path) -> None:

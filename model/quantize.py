@@ -181,11 +181,20 @@ def choose(artifacts: Path, calibration: Uint8Images, images: Uint8Images, truth
         cache = Path(tmp) / "ranges.json"
         for kept in (0, *FP32_LADDER):
             if kept and not ranking:
+                logger.info("measuring how far each convolution, quantized alone, moves the answers")
                 scores = sensitivity(artifacts, calibration[:SENSITIVITY_IMAGES], cache)
                 ranking = sorted(scores, key=lambda conv: -scores[conv])
             quantize(artifacts, calibration, keep_fp32=ranking[:kept], cache=cache)
             verdict = {"plan": plan_name(kept), "fp32": ranking[:kept], **guard(artifacts, images, truth, baseline)}
             attempts.append({k: v for k, v in verdict.items() if k not in ("file", "method", "rule")})
+            logger.info(
+                "%s: labels agree on %.4f, gate decisions on %.4f, AUC moved by %s; served: %s",
+                verdict["plan"],
+                verdict["label_agreement"],
+                verdict["gate_agreement"],
+                verdict["auc_delta"],
+                verdict["served"],
+            )
             if verdict["served"]:
                 break
     most = {conv: scores[conv] for conv in ranking[: max(FP32_LADDER)]}

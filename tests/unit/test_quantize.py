@@ -83,7 +83,8 @@ def test_plans_are_tried_fastest_first_until_one_passes_the_guard(
     shutil.copytree(quantized, artifacts)
     convs = convolutions(artifacts / ONNX_FILE)
     verdicts = iter([False, False, True])
-    monkeypatch.setattr(quantize_module, "guard", lambda *_: {"served": next(verdicts), "label_agreement": 0.9})
+    figures = {"label_agreement": 0.9, "gate_agreement": 1.0, "auc_delta": 0.0}
+    monkeypatch.setattr(quantize_module, "guard", lambda *_: {"served": next(verdicts), **figures})
     # The last convolution moves the answers most, then the one before it, ...
     monkeypatch.setattr(quantize_module, "sensitivity", lambda *_: {c: float(i) for i, c in enumerate(convs)})
     size = ModelMetadata.read(artifacts).input_size

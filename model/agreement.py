@@ -9,6 +9,7 @@ on >= 99 %, and its COVID-vs-rest ROC AUC moves by <= 0.005. The figures, and th
 
 from __future__ import annotations
 
+import argparse
 import csv
 import time
 from collections.abc import Sequence
@@ -116,3 +117,16 @@ def compare(meta: ModelMetadata, truth: Sequence[str], fp32: Outputs, other: Out
             and (delta is None or abs(delta) <= MAX_AUC_DELTA)
         ),
     }
+
+
+def guard_parser(description: str | None) -> argparse.ArgumentParser:
+    """The command line both guards share: the model directory, the data and manifest it was trained
+    on, the folds, and the package to re-pack."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts", type=Path, default=Path("build/model/artifacts"), help="(default: %(default)s)")
+    parser.add_argument("--data", type=Path, required=True, help="the images the model was trained on")
+    parser.add_argument("--manifest", type=Path, required=True, help="their manifest.csv (training.data), with folds")
+    parser.add_argument("--test-fold", type=int, default=0, help="the guard's images (default: %(default)s)")
+    parser.add_argument("--val-fold", type=int, default=1, help="never calibrated on (default: %(default)s)")
+    parser.add_argument("--package", type=Path, default=None, help="re-pack this model.tar.gz (default: none)")
+    return parser

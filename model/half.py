@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from model.agreement import Uint8Images, compare, ms_per_image, read_folds, run_batched
+from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, read_folds, run_batched
 from model.contract import TORCHSCRIPT_FILE
 from model.metadata import ModelMetadata
 from model.package import build_tarball
@@ -71,15 +71,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--artifacts", type=Path, default=Path("build/model/artifacts"), help="(default: %(default)s)")
-    parser.add_argument("--data", type=Path, required=True, help="the images the model was trained on")
-    parser.add_argument("--manifest", type=Path, required=True, help="their manifest.csv (training.data), with folds")
-    parser.add_argument("--test-fold", type=int, default=0, help="the guard's images (default: %(default)s)")
-    parser.add_argument("--val-fold", type=int, default=1, help="(default: %(default)s)")
+    parser = guard_parser(__doc__)
     parser.add_argument("--device", default="auto", help="auto | cuda | cuda:N | cpu (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing budget per path (default: %(default)s)")
-    parser.add_argument("--package", type=Path, default=None, help="re-pack this model.tar.gz (default: none)")
     return parser
 
 

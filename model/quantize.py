@@ -43,7 +43,7 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 
-from model.agreement import Uint8Images, compare, ms_per_image, read_folds, run_batched
+from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, read_folds, run_batched
 from model.contract import INPUT_NAME, INT8_ONNX_FILE, ONNX_FILE
 from model.metadata import ModelMetadata
 from model.package import build_tarball
@@ -242,16 +242,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--artifacts", type=Path, default=Path("build/model/artifacts"), help="(default: %(default)s)")
-    parser.add_argument("--data", type=Path, required=True, help="the images the model was trained on")
-    parser.add_argument("--manifest", type=Path, required=True, help="their manifest.csv (training.data), with folds")
-    parser.add_argument("--test-fold", type=int, default=0, help="the guard's images (default: %(default)s)")
-    parser.add_argument("--val-fold", type=int, default=1, help="left out of calibration (default: %(default)s)")
+    parser = guard_parser(__doc__)
     parser.add_argument(
         "--calibration-images", type=int, default=64, help="training images to calibrate on (default: %(default)s)"
     )
-    parser.add_argument("--package", type=Path, default=None, help="re-pack this model.tar.gz (default: none)")
     return parser
 
 

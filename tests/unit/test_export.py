@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,8 +110,10 @@ def test_tarball_has_the_sagemaker_layout(tiny_model_dir: Path, tmp_path: Path) 
     assert not any(name.startswith("code/model/architectures") for name in names)  # no torch code at runtime
 
 
-def test_unpacked_tarball_serves_through_the_inference_handlers(tiny_model_dir: Path, tmp_path: Path) -> None:
-    import importlib.util
+def _serve_unpacked(tiny_model_dir: Path, tmp_path: Path, prelude: str, report: str) -> dict[str, Any]:
+    """Build and unpack the package, then answer one PNG through its code/inference.py in a fresh
+    interpreter whose only path to `model` is code/, as in the container; ``prelude`` runs first and
+    ``report`` is the JSON-able expression printed (``m``: the loaded model, ``out``: the answer)."""
     import json
     import subprocess
     import sys
@@ -118,17 +121,14 @@ def test_unpacked_tarball_serves_through_the_inference_handlers(tiny_model_dir: 
     from tests import images
 
     unpacked = unpack(build_tarball(tiny_model_dir, tmp_path / "model.tar.gz"), tmp_path / "opt-ml-model")
-    # Run code/inference.py in a fresh interpreter whose only path to `model` is code/, as in the container.
     script = (
-        "import json, sys; sys.path.insert(0, sys.argv[1] + '/code'); import inference as h;"
+        f"import json, sys; {prelude}; sys.path.insert(0, sys.argv[1] + '/code'); import inference as h;"
         "m = h.model_fn(sys.argv[1]); body = open(sys.argv[2], 'rb').read();"
         "out, ct = h.output_fn(h.predict_fn(h.input_fn(body, 'image/png'), m), 'application/json');"
-        "files = [m.__file__ for n, m in sys.modules.items() if n == 'model' or n.startswith('model.')];"
-        "print(json.dumps({'answer': json.loads(out), 'files': files}))"
+        f"print(json.dumps({report}))"
     )
     image = tmp_path / "x.png"
     image.write_bytes(images.png(128))
-    assert importlib.util.find_spec("onnxruntime") is not None
     done = subprocess.run(
         [sys.executable, "-I", "-c", script, str(unpacked), str(image)],
         capture_output=True,
@@ -136,38 +136,29 @@ def test_unpacked_tarball_serves_through_the_inference_handlers(tiny_model_dir: 
         check=True,
         cwd=tmp_path,
     )
-    printed = json.loads(done.stdout)
+    return {**json.loads(done.stdout), "unpacked": unpacked}
+
+
+def test_unpacked_tarball_serves_through_the_inference_handlers(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("onnxruntime") is not None
+    report = (
+        "{'answer': json.loads(out), 'files': "
+        "[m.__file__ for n, m in sys.modules.items() if n == 'model' or n.startswith('model.')]}"
+    )
+    printed = _serve_unpacked(tiny_model_dir, tmp_path, "pass", report)
     # The project's editable install would quietly supply a module the package forgot: none may come from it.
-    assert all(Path(f).is_relative_to(unpacked / "code" / "model") for f in printed["files"]), printed["files"]
+    code_model = printed["unpacked"] / "code" / "model"
+    assert all(Path(f).is_relative_to(code_model) for f in printed["files"]), printed["files"]
     answer = printed["answer"]
     assert answer["model"]["labels"] == ["covid", "no_findings", "pneumonia"]
     assert abs(sum(answer["predictions"][0]["probabilities"].values()) - 1) < 1e-5
 
 
 def test_a_container_without_onnxruntime_serves_the_torchscript(tiny_model_dir: Path, tmp_path: Path) -> None:
-    import json
-    import subprocess
-    import sys
-
-    from tests import images
-
-    unpacked = unpack(build_tarball(tiny_model_dir, tmp_path / "model.tar.gz"), tmp_path / "opt-ml-model")
     # The SageMaker PyTorch CPU images (serverless mode) have torch but no ONNX Runtime.
-    script = (
-        "import json, sys; sys.modules['onnxruntime'] = None; sys.path.insert(0, sys.argv[1] + '/code');"
-        "import inference as h; m = h.model_fn(sys.argv[1]); body = open(sys.argv[2], 'rb').read();"
-        "out, ct = h.output_fn(h.predict_fn(h.input_fn(body, 'image/png'), m), 'application/json');"
-        "print(json.dumps({'backend': m.backend.name, 'answer': json.loads(out)}))"
-    )
-    image = tmp_path / "x.png"
-    image.write_bytes(images.png(128))
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", script, str(unpacked), str(image)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-    )
-    printed = json.loads(done.stdout)
+    report = "{'backend': m.backend.name, 'answer': json.loads(out)}"
+    printed = _serve_unpacked(tiny_model_dir, tmp_path, "sys.modules['onnxruntime'] = None", report)
     assert printed["backend"] == "torchscript"
     assert len(printed["answer"]["predictions"]) == 1

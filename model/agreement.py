@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from model.metadata import ModelMetadata
+from model.package import build_tarball
 from model.preprocessing import get_preset, prepare, to_batch
 from model.runtime import Backend, Outputs, decide, gate_decisions, softmax
 
@@ -130,3 +131,15 @@ def guard_parser(description: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--val-fold", type=int, default=1, help="never calibrated on (default: %(default)s)")
     parser.add_argument("--package", type=Path, default=None, help="re-pack this model.tar.gz (default: none)")
     return parser
+
+
+def publish(
+    args: argparse.Namespace, verdict: dict[str, Any], record: Callable[[Path, dict[str, Any]], None]
+) -> dict[str, Any]:
+    """A guard command's last step: the verdict says where it was guarded, goes into the model
+    directory's ``metadata.json`` (``record``) and, with ``--package``, into a re-packed package."""
+    verdict["guarded_on"] = {"split": "test", "fold": args.test_fold}
+    record(args.artifacts, verdict)
+    if args.package is not None:
+        build_tarball(args.artifacts, args.package)
+    return verdict

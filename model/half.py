@@ -22,10 +22,9 @@ from typing import Any
 
 import torch
 
-from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, read_folds, run_batched
+from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, publish, read_folds, run_batched
 from model.contract import TORCHSCRIPT_FILE
 from model.metadata import ModelMetadata
-from model.package import build_tarball
 from model.runtime import TorchScriptBackend
 
 logger = logging.getLogger(__name__)
@@ -62,11 +61,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     _, test = read_folds(args.data, args.manifest, meta, args.test_fold, args.val_fold, calibration_images=0)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     verdict = guard(args.artifacts, test.images, test.labels, device, args.seconds)
-    verdict["guarded_on"] = {"split": "test", "fold": args.test_fold}
-    record(args.artifacts, verdict)
-    if args.package is not None:
-        build_tarball(args.artifacts, args.package)
-    print(json.dumps(verdict, indent=2))  # noqa: T201 - command-line output
+    print(json.dumps(publish(args, verdict, record), indent=2))  # noqa: T201 - command-line output
     return verdict
 
 

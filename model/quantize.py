@@ -43,10 +43,9 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 
-from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, read_folds, run_batched
+from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, publish, read_folds, run_batched
 from model.contract import INPUT_NAME, INT8_ONNX_FILE, ONNX_FILE
 from model.metadata import ModelMetadata
-from model.package import build_tarball
 from model.preprocessing import to_batch
 from model.runtime import OnnxBackend, Outputs, softmax
 
@@ -233,11 +232,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     verdict = choose(args.artifacts, calibration.images, test.images, test.labels)
     verdict["calibrated_on"] = {"split": "train", "images": len(calibration.images)}
-    verdict["guarded_on"] = {"split": "test", "fold": args.test_fold}
-    record(args.artifacts, verdict)
-    if args.package is not None:
-        build_tarball(args.artifacts, args.package)
-    print(json.dumps(verdict, indent=2))  # noqa: T201 - command-line output
+    print(json.dumps(publish(args, verdict, record), indent=2))  # noqa: T201 - command-line output
     return verdict
 
 

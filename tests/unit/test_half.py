@@ -95,3 +95,28 @@ def test_a_cuda_graph_at_batch_one_answers_what_the_module_answers(artifacts: Pa
         plain = backend.run(np.stack([image, image]))  # batch 2: no graph
         np.testing.assert_allclose(replayed.logits[0], plain.logits[0], atol=1e-2)
     assert backend._batch_of_one.graph is not None  # captured, not fallen back to the module
+
+
+def test_the_command_guards_the_test_fold_and_repacks_the_package(artifacts: Path, tmp_path: Path) -> None:
+    import csv
+    import tarfile
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with (data / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["path", "label", "fold"])
+        writer.writeheader()
+        for i, label in enumerate(["covid", "no_findings", "pneumonia", "covid"]):
+            (data / f"{i}.png").write_bytes(images.xray_png(64, seed=i))
+            writer.writerow({"path": f"{i}.png", "label": label, "fold": i % 2})
+    package = tmp_path / "model.tar.gz"
+    where = ["--artifacts", str(artifacts), "--data", str(data), "--manifest", str(data / "manifest.csv")]
+    args = half_module.get_args_parser().parse_args(
+        [*where, "--device", "cpu", "--seconds", "0.1", "--package", str(package)]
+    )
+    verdict = half_module.main(args)
+    assert verdict["images"] == 2  # fold 0
+    assert verdict["guarded_on"] == {"split": "test", "fold": 0}
+    assert ModelMetadata.read(artifacts).fp16["served"] == verdict["served"]
+    with tarfile.open(package) as tar:
+        assert "metadata.json" in tar.getnames()

@@ -145,25 +145,21 @@ class TorchScriptBackend:
         self._torch = torch
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self._module: Any = torch.jit.load(str(path), map_location=self._device).eval()  # type: ignore[no-untyped-call]
-        self._half = half
-        if half:
-            from model import gpu
-
-            self._module = gpu.half_precision(self._module)
-            self.name = "torchscript-fp16"
+        self._to_half: Any = None
         self._batch_of_one: Any = None
-        if self._device.type == "cuda" and self.name != "neo":
+        if half or self._device.type == "cuda":
             from model import gpu
 
-            self._batch_of_one = gpu.BatchOfOne(self._module)
+            if half:
+                self._module = gpu.half_precision(self._module)
+                self._to_half = gpu.half_input
+                self.name = "torchscript-fp16"
+            if self._device.type == "cuda" and self.name != "neo":
+                self._batch_of_one = gpu.BatchOfOne(self._module)
 
     def _input(self, batch: FloatArray) -> Any:
         x = self._torch.from_numpy(batch).to(self._device)
-        if not self._half:
-            return x
-        from model import gpu
-
-        return gpu.half_input(x)
+        return x if self._to_half is None else self._to_half(x)
 
     def run(self, batch: FloatArray) -> Outputs:
         torch = self._torch

@@ -19,9 +19,7 @@ build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:
 build-DependenciesLayer:
 	python3.11 -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)/python" \
 		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:
-	# The python3.11 runtime brings boto3, botocore and s3transfer; nothing runs the packages' own tests.
-	cd "$(ARTIFACTS_DIR)/python" && rm -rf boto3 botocore s3transfer boto3-* botocore-* s3transfer-* \
-		numpy/*/tests numpy/tests pydicom/data/test_files PIL/tests
+	python3.11 tools/prune_layer.py "$(ARTIFACTS_DIR)/python"
 	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -prune -exec rm -rf {} +
 
 .PHONY: venv test unit integration e2e client lint format typecheck model demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-DependenciesLayer

@@ -6,10 +6,10 @@ pixels honoured, PixelPaddingValue excluded) -> Modality LUT (Rescale Slope and 
 inversion -> 8 bits. Inverting before the window, the ordering bug cornerstone3D fixed, would window
 the negative.
 
-Decoders, all under permissive licences: pydicom itself (uncompressed, RLE Lossless), pylibjpeg with
-pylibjpeg-openjpeg (JPEG 2000; MIT), Pillow (baseline JPEG) and python-gdcm (JPEG Lossless, the
-usual syntax of CR/DX; BSD). pylibjpeg-libjpeg is GPL-3.0 and is not used. What none of them decodes
-is ``unsupported_transfer_syntax``, with the syntax UID in the message.
+Decoders, both under permissive licences: pydicom itself (uncompressed, RLE Lossless) and python-gdcm
+(BSD: JPEG Lossless, the usual syntax of CR/DX, JPEG-LS, JPEG 2000 and baseline JPEG). One decoder for
+every compressed syntax keeps the Lambdas' layer small; pylibjpeg-libjpeg is GPL-3.0 and is not used.
+What neither decodes is ``unsupported_transfer_syntax``, with the syntax UID in the message.
 
 Only ``DicomSummary``'s fields (modality, view position, photometric interpretation, transfer
 syntax, rows, columns, bits stored) ever leave this module, in error messages included: patient name,

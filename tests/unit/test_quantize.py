@@ -11,7 +11,7 @@ import pytest
 from model import quantize as quantize_module
 from model.contract import INT8_ONNX_FILE, ONNX_FILE
 from model.metadata import ModelMetadata
-from model.quantize import FP32_LADDER, convolutions, guard, plan_name, quantize, record, sensitivity
+from model.quantize import BACKBONE_SCOPE, FP32_LADDER, convolutions, guard, plan_name, quantize, record, sensitivity
 from model.runtime import Predictor
 from tests import images
 
@@ -102,6 +102,27 @@ def test_the_int8_graph_has_the_served_outputs_and_quantized_convolutions(quanti
     graph = onnx.load(str(quantized / INT8_ONNX_FILE)).graph
     assert [o.name for o in graph.output] == ModelMetadata.read(quantized).output_names
     assert any(n.op_type == "QuantizeLinear" for n in graph.node)
+
+
+def test_each_relu_folds_into_the_int8_range_of_its_convolution(quantized: Path) -> None:
+    import onnx
+
+    def relus(path: Path) -> int:
+        graph = onnx.load(str(path)).graph
+        return sum(1 for n in graph.node if n.op_type == "Relu" and n.name.startswith(BACKBONE_SCOPE))
+
+    assert relus(quantized / ONNX_FILE) > 0
+    assert relus(quantized / INT8_ONNX_FILE) == 0
+
+
+def test_the_head_stays_fp32(quantized: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(quantized / INT8_ONNX_FILE)).graph
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    head = [n for n in graph.node if n.op_type in ("Gemm", "MatMul")]
+    assert head
+    assert not any(made_by.get(i) == "DequantizeLinear" for n in head for i in n.input)
 
 
 def test_the_guard_compares_fp32_and_int8_and_says_whether_int8_is_served(quantized: Path) -> None:

@@ -10,17 +10,23 @@ export PYTHONDONTWRITEBYTECODE := 1
 # `sam build` runs these (BuildMethod: makefile). Each function is only the Lambda code and the
 # torch-free model modules it shares with serving; its third-party packages are one layer.
 LAMBDA_MODEL_FILES := model/__init__.py model/contract.py model/errors.py model/labels.py model/preprocessing.py model/dicom.py
+# Bytecode ships with the code: Lambda's /var/task and /opt are read-only, so a module without it is
+# compiled again at every cold start (numpy 288 -> 88 ms, pydicom 754 -> 194 ms). Unchecked hashes,
+# because the zip's two-second timestamps would make timestamp-checked bytecode look stale.
+COMPILE := python3.11 -m compileall -q -j 0 --invalidation-mode unchecked-hash
 build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:
 	mkdir -p "$(ARTIFACTS_DIR)/model"
 	cp -r functions "$(ARTIFACTS_DIR)/"
 	cp $(LAMBDA_MODEL_FILES) "$(ARTIFACTS_DIR)/model/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+	$(COMPILE) "$(ARTIFACTS_DIR)"
 
 build-DependenciesLayer:
 	python3.11 -m pip install -q -r functions/requirements.txt -t "$(ARTIFACTS_DIR)/python" \
 		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:
 	python3.11 tools/prune_layer.py "$(ARTIFACTS_DIR)/python"
 	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -prune -exec rm -rf {} +
+	$(COMPILE) "$(ARTIFACTS_DIR)/python"
 
 .PHONY: venv test unit integration e2e client lint format typecheck model demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-DependenciesLayer
 

@@ -65,6 +65,17 @@ def test_the_layer_keeps_one_file_of_each_shared_library(built: tuple[Path, Path
     assert gdcm == ["libgdcmMSFF.so.3.0"]
 
 
+def test_the_function_and_the_layer_ship_bytecode_python_uses_without_checking_the_sources(
+    built: tuple[Path, Path],
+) -> None:
+    for compiled in (
+        built[0] / "functions" / "classify_batch" / "__pycache__" / f"app.{sys.implementation.cache_tag}.pyc",
+        built[1] / "numpy" / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc",
+    ):
+        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        assert flags == 0b01, compiled  # PEP 552: hash-based, source not checked
+
+
 def test_every_accepted_format_decodes_with_only_the_function_and_the_layer(
     built: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -18,6 +18,20 @@ from tests import dicoms
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "covid-2.png"
+# What the python3.11 runtime itself brings, so the layer leaves it out (tools/prune_layer.py).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
+THIRD_PARTY = (
+    "aws_lambda_powertools.event_handler.openapi.params",
+    "aws_lambda_powertools.logging.formatter",
+    "aws_lambda_powertools.metrics",
+    "aws_lambda_powertools.tracing",
+    "aws_xray_sdk.core",
+    "pydantic",
+    "PIL.Image",
+    "numpy",
+    "pydicom",
+    "gdcm",
+)
 DECODE = """
 import sys
 from pathlib import Path
@@ -58,6 +72,26 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     _make("build-ClassifyBatchFunction", root / "function")
     _make("build-DependenciesLayer", root / "layer")
     return root / "function", root / "layer" / "python"
+
+
+def _runtime_site(folder: Path) -> Path:
+    """Links to the runtime's own packages, taken from this environment."""
+    import boto3
+
+    site = Path(boto3.__file__).resolve().parent.parent
+    for name in RUNTIME_PACKAGES:
+        (folder / name).symlink_to(site / name)
+    return folder
+
+
+def test_every_package_the_functions_import_loads_from_the_layer_and_the_runtime(
+    built: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path = [*built, _runtime_site(tmp_path)]
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(map(str, path))}
+    code = "; ".join(f"import {module}" for module in THIRD_PARTY)
+    done = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_the_layer_keeps_one_file_of_each_shared_library(built: tuple[Path, Path]) -> None:

@@ -26,25 +26,14 @@ from typing import Any
 
 from cfnlint.decode import cfn_yaml
 
+from tools.prune_layer import runtime_site
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".aws-sam" / "build"
-# What the Lambda python3.11 runtime brings (and the functions do not package).
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 
 
 def size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
-
-
-def runtime_site(target: Path) -> Path:
-    """A folder holding links to the runtime's own packages, taken from this interpreter's site-packages."""
-    import boto3
-
-    site = Path(boto3.__file__).resolve().parent.parent
-    for name in RUNTIME_PACKAGES:
-        if (site / name).exists():
-            (target / name).symlink_to(site / name)
-    return target
 
 
 def import_seconds(module: str, path: list[Path], env: dict[str, str]) -> float:

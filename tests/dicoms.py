@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -91,3 +92,16 @@ def transcode(data: bytes, gdcm_syntax: str) -> bytes:
         writer.SetImage(change.GetOutput())
         assert writer.Write()
         return target.read_bytes()
+
+
+def variants(pixels8: npt.NDArray[np.uint8]) -> dict[str, Callable[[], bytes]]:
+    """Every encoding of ``pixels8`` the decoders must read, each built when called: both photometric
+    interpretations, and RLE, JPEG 2000, JPEG Lossless and JPEG-LS compression."""
+    return {
+        "monochrome2": lambda: dicom(pixels8),
+        "monochrome1": lambda: dicom(pixels8, monochrome1=True),
+        "rle": lambda: dicom(pixels8, syntax=SYNTAXES["rle"]),
+        "jpeg2000": lambda: dicom(pixels8, syntax=SYNTAXES["jpeg2000"]),
+        "jpeg_lossless": lambda: transcode(dicom(pixels8), "JPEGLosslessProcess14_1"),
+        "jpeg_ls": lambda: transcode(dicom(pixels8), "JPEGLSLossless"),
+    }

@@ -48,6 +48,18 @@ GDCM_PROGRAM: Final = re.compile(r"gdcm[a-z0-9]+")
 SHARED_LIBRARY: Final = re.compile(r"lib.+\.so(\.\d+)*")
 
 
+def runtime_site(target: Path) -> Path:
+    """``target`` filled with links to the ``RUNTIME_PROVIDED`` packages of this environment: where a
+    test or a benchmark stands in for the runtime beside the function and the layer."""
+    import boto3
+
+    site = Path(boto3.__file__).resolve().parent.parent
+    for name in RUNTIME_PROVIDED:
+        if (site / name).exists():
+            (target / name).symlink_to(site / name)
+    return target
+
+
 def _version_count(name: str) -> int:
     return name.split(".so", 1)[1].count(".")
 

@@ -15,11 +15,10 @@ from PIL import Image
 
 from model.preprocessing import downsize_png
 from tests import dicoms
+from tools.prune_layer import runtime_site
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "covid-2.png"
-# What the python3.11 runtime itself brings, so the layer leaves it out (tools/prune_layer.py).
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 THIRD_PARTY = (
     "aws_lambda_powertools.event_handler.openapi.params",
     "aws_lambda_powertools.logging.formatter",
@@ -45,15 +44,10 @@ def _uploads() -> dict[str, bytes]:
     pixels = np.asarray(Image.open(SAMPLE).convert("L"))
     jpeg = io.BytesIO()
     Image.fromarray(pixels).save(jpeg, "JPEG", quality=90)
-    plain = dicoms.dicom(pixels)
     return {
         "png": SAMPLE.read_bytes(),
         "jpeg": jpeg.getvalue(),
-        "dicom_monochrome1": dicoms.dicom(pixels, monochrome1=True),
-        "dicom_rle": dicoms.dicom(pixels, syntax=dicoms.SYNTAXES["rle"]),
-        "dicom_jpeg2000": dicoms.dicom(pixels, syntax=dicoms.SYNTAXES["jpeg2000"]),
-        "dicom_jpeg_lossless": dicoms.transcode(plain, "JPEGLosslessProcess14_1"),
-        "dicom_jpeg_ls": dicoms.transcode(plain, "JPEGLSLossless"),
+        **{f"dicom_{name}": build() for name, build in dicoms.variants(pixels).items()},
     }
 
 
@@ -74,20 +68,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "function", root / "layer" / "python"
 
 
-def _runtime_site(folder: Path) -> Path:
-    """Links to the runtime's own packages, taken from this environment."""
-    import boto3
-
-    site = Path(boto3.__file__).resolve().parent.parent
-    for name in RUNTIME_PACKAGES:
-        (folder / name).symlink_to(site / name)
-    return folder
-
-
 def test_every_package_the_functions_import_loads_from_the_layer_and_the_runtime(
     built: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    path = [*built, _runtime_site(tmp_path)]
+    path = [*built, runtime_site(tmp_path)]
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(map(str, path))}
     code = "; ".join(f"import {module}" for module in THIRD_PARTY)
     done = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, check=False)

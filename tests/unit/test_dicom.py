@@ -24,13 +24,7 @@ def _gray(data: bytes) -> np.ndarray:
     return np.asarray(dicom_to_gray(data, 64_000_000, 32)[0])
 
 
-VARIANTS = {
-    "monochrome2": lambda: dicoms.dicom(PIXELS),
-    "monochrome1": lambda: dicoms.dicom(PIXELS, monochrome1=True),
-    "rle": lambda: dicoms.dicom(PIXELS, syntax=dicoms.SYNTAXES["rle"]),
-    "jpeg2000": lambda: dicoms.dicom(PIXELS, syntax=dicoms.SYNTAXES["jpeg2000"]),
-    "jpeg_lossless": lambda: dicoms.transcode(dicoms.dicom(PIXELS), "JPEGLosslessProcess14_1"),
-}
+VARIANTS = dicoms.variants(PIXELS)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

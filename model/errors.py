@@ -10,7 +10,8 @@
      │         ├── NotAnImageError              reason "not_an_image"
      │         ├── UnsupportedImageTypeError    reason "unsupported_type"
      │         ├── TruncatedImageError          reason "truncated"
-     │         ├── DecompressionBombError       reason "decompression_bomb"
+     │         ├── DecompressionBombError       reason "decompression_bomb" (would cost far more memory or
+     │         │                                time to decode than its size: pixels, scans, chunks)
      │         ├── ImageTooSmallError           reason "too_small"
      │         ├── ImageTooLargeError           reason "too_large"
      │         ├── DicomRefusedError            a DICOM that is not a single-frame CR/DX frontal chest image
@@ -19,7 +20,9 @@
      │         │    ├── UnsupportedPhotometricError     reason "unsupported_photometric"
      │         │    ├── UnsupportedModalityError        reason "unsupported_modality"
      │         │    ├── NotFrontalError                 reason "not_frontal"
-     │         │    └── NotChestError                   reason "not_chest"
+     │         │    ├── NotChestError                   reason "not_chest"
+     │         │    ├── NoPixelDataError                reason "no_pixel_data" (a DICOMDIR, a report)
+     │         │    └── InvalidDicomError               reason "invalid_dicom" (a tag that cannot be read)
      │         └── GateRefusedError             the model's out-of-distribution gate; carries ``score``
      │              ├── NotAChestXrayError              reason "not_a_chest_xray"
      │              └── NotUprightError                 reason "not_upright" (a turned chest X-ray)
@@ -116,6 +119,14 @@ class NotFrontalError(DicomRefusedError):
 
 class NotChestError(DicomRefusedError):
     reason: ClassVar[str] = "not_chest"
+
+
+class NoPixelDataError(DicomRefusedError):
+    reason: ClassVar[str] = "no_pixel_data"
+
+
+class InvalidDicomError(DicomRefusedError):
+    reason: ClassVar[str] = "invalid_dicom"
 
 
 class GateRefusedError(InvalidImageError):

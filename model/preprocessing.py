@@ -5,9 +5,11 @@ the code the model is served with.
 
 Decoding is defensive: the format is taken from the magic bytes, never from a file name or a
 content type; the pixel count is checked from the header before any pixel is decoded; truncated
-files are errors, not grey padding. The image stays single-channel throughout: the network itself
-expands gray to three channels and applies the preset's normalisation (see ``model.architectures``),
-so no runtime can normalise differently from training.
+files are errors, not grey padding; the markers that set a decoder's time (JPEG scans and segments,
+PNG chunks: ``model.codestreams``) are counted before the decoder runs. The image stays
+single-channel throughout: the network itself expands gray to three channels and applies the
+preset's normalisation (see ``model.architectures``), so no runtime can normalise differently from
+training.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from model import contract, dicom, errors
+from model import codestreams, contract, dicom, errors
 
 # A real chest radiograph is at most ~4300 x 4300 px (18.5 Mpx); 64 Mpx leaves room for scans
 # while refusing e.g. a 30000 x 30000 PNG that would need 900 MB just to decode.
@@ -110,7 +112,13 @@ def decode_cost(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> int:
     if sniff_format(data) == "DICOM":
         _check_bytes(data, max_bytes)
         return dicom.decode_cost(data)
-    return 2 * decoded_bytes(open_checked(data, max_bytes))
+    image = open_checked(data, max_bytes)
+    cost = 2 * decoded_bytes(image)
+    if image.format == "JPEG":
+        frame = codestreams.jpeg_frame(data)
+        if frame.progressive:  # libjpeg keeps every coefficient of every component until the last scan
+            cost += frame.width * frame.height * frame.components * 2
+    return cost
 
 
 def bytes_per_pixel(mode: str) -> int:
@@ -134,6 +142,10 @@ def open_checked(data: bytes, max_bytes: int = MAX_IMAGE_BYTES) -> Image.Image:
     fmt = sniff_format(data)
     if fmt == "DICOM":
         raise errors.UnsupportedImageTypeError("a DICOM file has no Pillow image; decode it with model.dicom")
+    if fmt == "JPEG":
+        codestreams.jpeg_frame(data)
+    else:
+        codestreams.png_chunks(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -39,6 +39,7 @@ from functions.common.errors import (
     ApiError,
     BadRequestError,
     BodyTooLargeError,
+    DecodeTimeoutError,
     ImageRejectedError,
     ResultNotFoundError,
     TransientError,
@@ -56,8 +57,12 @@ metrics = Metrics()
 settings = Settings.from_env()
 api_settings = ApiSettings.from_env()
 results = clients.results_store(settings)
-# One endpoint attempt: API Gateway gives up after 29 s; a failure is a 503 with Retry-After.
-pipeline = clients.classification_pipeline(settings, endpoint_attempts=1, store=results)
+# One endpoint attempt: API Gateway gives up after 29 s; a failure is a 503 with Retry-After. A decode
+# gets 10 s of the 29 (one of at most 4 MiB takes under 3 s: docs/decoding.md).
+API_DECODE_TIMEOUT_S = 10.0
+pipeline = clients.classification_pipeline(
+    settings, endpoint_attempts=1, store=results, decode_timeout_s=API_DECODE_TIMEOUT_S
+)
 s3 = clients.s3()
 explanations = clients.explanations(settings, api_settings.presign_expiry_seconds)
 page_tokens = PageTokens(clients.secret_bytes(api_settings.page_token_secret_arn))
@@ -97,6 +102,13 @@ def rejected_image(exc: ImageRejectedError) -> Response[Any]:
 @app.exception_handler(TransientError)
 def endpoint_unavailable(exc: TransientError) -> Response[Any]:
     response = _error(exc.http_status, "endpoint_unavailable", "the model endpoint is busy or unavailable; retry later")
+    response.headers["Retry-After"] = RETRY_AFTER_S
+    return response
+
+
+@app.exception_handler(DecodeTimeoutError)
+def decode_timeout(exc: DecodeTimeoutError) -> Response[Any]:
+    response = _error(exc.http_status, "decode_timeout", f"{exc}; retry later, or upload it through POST /uploads")
     response.headers["Retry-After"] = RETRY_AFTER_S
     return response
 

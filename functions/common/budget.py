@@ -1,10 +1,13 @@
-"""A byte budget for concurrent decodes: large images wait for memory instead of exhausting it."""
+"""A byte budget for concurrent decodes: large images wait for memory instead of exhausting it, and
+one that could never fit is refused instead of let through alone."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from model.errors import DecompressionBombError
 
 
 class ByteBudget:
@@ -16,8 +19,11 @@ class ByteBudget:
 
     @contextmanager
     def hold(self, amount: int) -> Iterator[None]:
-        """Wait until ``amount`` bytes are free (all of it, if more than the capacity), hold them."""
-        amount = min(amount, self.capacity)
+        """Wait until ``amount`` bytes are free and hold them; refuse an amount over the capacity."""
+        if amount > self.capacity:
+            raise DecompressionBombError(
+                f"decoding would need {amount // 2**20} MB; one decode may use at most {self.capacity // 2**20} MB"
+            )
         with self._changed:
             self._changed.wait_for(lambda: self._free >= amount)
             self._free -= amount

@@ -17,7 +17,7 @@ from functions.common.deadline import CONNECT_S, endpoint_call_budget_s
 from functions.common.endpoint import EndpointClient
 from functions.common.explanations import S3Explanations
 from functions.common.notify import Notifier
-from functions.common.pipeline import ClassificationPipeline, S3Objects
+from functions.common.pipeline import DECODE_TIMEOUT_S, ClassificationPipeline, S3Objects
 from functions.common.results import ResultsStore
 
 # S3, DynamoDB, SNS, SQS, Secrets Manager: 3 attempts of at most 2 + 5 s (botocore's default is 60 s).
@@ -67,7 +67,10 @@ def explanations(settings: Settings, expiry_s: int = 300) -> S3Explanations:
 
 
 def classification_pipeline(
-    settings: Settings, endpoint_attempts: int = 2, store: ResultsStore | None = None
+    settings: Settings,
+    endpoint_attempts: int = 2,
+    store: ResultsStore | None = None,
+    decode_timeout_s: float = DECODE_TIMEOUT_S,
 ) -> ClassificationPipeline:
     """The pipeline the Lambdas use, wired to real clients once per container.
 
@@ -87,4 +90,5 @@ def classification_pipeline(
         max_receive_count=settings.max_receive_count,
         notify_lease_s=settings.notify_lease_s,
         explanations=explanations(settings),
+        decode_timeout_s=decode_timeout_s,
     )

@@ -11,6 +11,7 @@
      │    ├── EndpointUnavailableError
      │    ├── EndpointContractError       the endpoint's answer breaks the contract (alarmed)
      │    ├── DeadlineError               not enough of the invocation left to do it safely
+     │    ├── DecodeTimeoutError          one object's decode ran past its wall-clock bound
      │    └── UnexpectedError             any error nobody foresaw, for one object
      ├── RequestRefusedError          the endpoint refused a whole request (4xx): split and retried per image
      ├── ResultNotFoundError          no such result, or one the caller may not read            404
@@ -75,6 +76,10 @@ class EndpointContractError(TransientError):
 
 
 class DeadlineError(TransientError):
+    pass
+
+
+class DecodeTimeoutError(TransientError):
     pass
 
 

@@ -5,8 +5,8 @@ object; nothing one object does can fail another. The rules:
 
 - An object that can never be classified is a ``rejected`` result with its reason.
 - A transient problem (throttling, 5xx, timeouts, an endpoint breaking its contract, too little time
-  left, or any error nobody foresaw) is retried by the queue; on the last receive the object gets a
-  ``failed`` result and its message goes to the dead-letter queue.
+  left, a decode past its wall-clock bound, or any error nobody foresaw) is retried by the queue; on
+  the last receive the object gets a ``failed`` result and its message goes to the dead-letter queue.
 - Idempotency is the results table's: a final result is written only once per object version (and
   never over a newer version's), and every stored status is notified exactly once (stored first,
   then a claimed, published, marked notification; a redelivery republishes what was not marked).
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from functions.common.deadline import SETTLE_S, Deadline, NoDeadline
 from functions.common.endpoint import Verdict
 from functions.common.errors import (
     DeadlineError,
+    DecodeTimeoutError,
     ImageRejectedError,
     ObjectTooLargeError,
     RejectedObjectError,
@@ -49,6 +51,10 @@ Decision = Verdict | RejectedObjectError | TransientError
 READ_THREADS = 8
 # A decode's peak is at most about twice its decoded pixels (tests/unit/test_decode_memory.py).
 DECODE_BUDGET_BYTES = 2 * MAX_DECODED_BYTES
+# One object's decode, from its start to its downsized PNG: the markers and caps bound it to about
+# 3 s on one core (docs/decoding.md); past this its batch neighbours settle without it and it retries.
+DECODE_TIMEOUT_S = 20.0
+Downsize = Callable[[bytes, int, int], bytes]
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ class ClassificationPipeline:
         decode_budget: ByteBudget | None = None,
         notify_lease_s: int = 60,
         explanations: ExplanationSink | None = None,
+        decode_timeout_s: float = DECODE_TIMEOUT_S,
+        downsize: Downsize = downsize_png,
     ) -> None:
         self.objects = objects
         self.endpoint = endpoint
@@ -109,20 +117,32 @@ class ClassificationPipeline:
         self.decode_budget = decode_budget or ByteBudget(DECODE_BUDGET_BYTES)
         self._notify_lease_s = notify_lease_s
         self.explanations = explanations
+        self._decode_timeout_s = decode_timeout_s
+        self._downsize = downsize
+        # Long-lived, so that a decode given up on keeps its thread (and its budget) until it ends,
+        # instead of blocking the invocation that gave up on it.
+        self._decoders = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="decode")
 
     def owner_of(self, ref: ObjectRef) -> str:
         """The scope an object's result belongs to, from its key alone (see functions.common.ownership)."""
         return scope_of_key(ref.key, self._upload_prefix)
 
     # -- preparing images ---------------------------------------------------------------------------
-    def prepare(self, data: bytes) -> bytes:
-        """Validate and downsize one image within the decode byte budget."""
+    def _decode(self, data: bytes) -> bytes:
         try:
             cost = decode_cost(data, self.max_object_bytes)
             with self.decode_budget.hold(cost):
-                return downsize_png(data, self._max_side, self.max_object_bytes)
+                return self._downsize(data, self._max_side, self.max_object_bytes)
         except InvalidImageError as exc:
             raise ImageRejectedError(exc.reason, str(exc)) from exc
+
+    def prepare(self, data: bytes) -> bytes:
+        """Validate and downsize one image within the decode byte budget and its wall-clock bound."""
+        future = self._decoders.submit(self._decode, data)
+        try:
+            return future.result(timeout=self._decode_timeout_s)
+        except FutureTimeoutError as exc:
+            raise DecodeTimeoutError(f"decoding took longer than {self._decode_timeout_s:g} s") from exc
 
     def read_image(self, ref: ObjectRef) -> bytes:
         """Fetch, validate and downsize one object; RejectedObjectError if it can never be classified."""

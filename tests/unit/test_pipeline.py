@@ -17,6 +17,8 @@ from functions.common.notify import Notifier
 from functions.common.pipeline import ClassificationPipeline
 from functions.common.results import ResultsStore
 from functions.common.s3_events import ObjectRef
+from model.errors import DecompressionBombError
+from model.preprocessing import downsize_png
 from tests import images
 
 MODEL = {"name": "m", "version": "v1", "task": "binary", "labels": ["covid", "no_findings"]}
@@ -311,3 +313,69 @@ def test_the_byte_budget_makes_a_large_decode_wait() -> None:
         assert waiter.is_alive()  # 80 + 50 > 100: it waits
     waiter.join(timeout=2)
     assert not waiter.is_alive()
+
+
+def test_a_decode_over_the_budgets_capacity_is_refused_not_let_through() -> None:
+    budget = ByteBudget(100)
+    with pytest.raises(DecompressionBombError), budget.hold(101):
+        pass
+    assert budget.peak_held == 0
+
+
+def test_an_image_costing_more_than_the_budget_is_rejected(results_table: Any) -> None:
+    objects = FakeObjects()
+    pipeline = ClassificationPipeline(
+        objects, FakeEndpoint(), ResultsStore(results_table), FakeNotifier(), 10_000_000, decode_budget=ByteBudget(1000)
+    )
+    objects.data["big"] = images.png(800)
+    ref = ObjectRef("b", "big", None, "e1", None, "0A", "")
+    outcome = pipeline.process([(ref, 1)])[ref.result_id]
+    assert (outcome.status, outcome.reason) == ("rejected", "decompression_bomb")
+
+
+def test_a_slow_decode_costs_its_batch_neighbours_nothing(results_table: Any) -> None:
+    released = threading.Event()
+
+    def downsize(data: bytes, max_side: int, max_bytes: int) -> bytes:
+        if data == SLOW:
+            released.wait(timeout=10)  # a decode that would hold the batch until the test lets it go
+        return downsize_png(data, max_side, max_bytes)
+
+    SLOW = images.png(64, seed=7)
+    objects = FakeObjects()
+    pipeline = ClassificationPipeline(
+        objects,
+        FakeEndpoint(),
+        ResultsStore(results_table),
+        FakeNotifier(),
+        10_000_000,
+        decode_timeout_s=0.3,
+        downsize=downsize,
+    )
+    refs = [ObjectRef("b", f"k{i}", None, f"e{i}", None, "0A", "") for i in range(3)]
+    objects.data.update({"k0": images.png(64, seed=1), "k1": SLOW, "k2": images.png(64, seed=2)})
+    outcomes = pipeline.process([(ref, 1) for ref in refs])
+    still_decoding = not released.is_set()
+    released.set()
+    assert still_decoding
+    assert [outcomes[r.result_id].status for r in refs] == ["classified", "retry", "classified"]
+    assert outcomes[refs[1].result_id].reason == "DecodeTimeoutError"
+
+
+def test_a_decode_past_its_bound_on_the_last_receive_ends_failed(results_table: Any) -> None:
+    released = threading.Event()
+
+    def downsize(data: bytes, max_side: int, max_bytes: int) -> bytes:
+        released.wait(timeout=10)
+        return downsize_png(data, max_side, max_bytes)
+
+    objects = FakeObjects()
+    store = ResultsStore(results_table)
+    pipeline = ClassificationPipeline(
+        objects, FakeEndpoint(), store, FakeNotifier(), 10_000_000, decode_timeout_s=0.2, downsize=downsize
+    )
+    objects.data["k"] = images.png(64)
+    ref = ObjectRef("b", "k", None, "e1", None, "0A", "")
+    outcome = pipeline.process([(ref, 5)])[ref.result_id]
+    released.set()
+    assert (outcome.status, store.get(ref.result_id)["reason"]) == ("failed", "DecodeTimeoutError")

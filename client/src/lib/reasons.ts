@@ -8,7 +8,7 @@ const REASONS: Record<string, string> = {
   too_large: "The image is too large.",
   too_small: "The image is too small (at least 32 pixels a side).",
   truncated: "The file is cut off before the image ends.",
-  decompression_bomb: "The image declares far more pixels than the file could hold.",
+  decompression_bomb: "The file would take far more memory or time to decode than an X-ray needs.",
   object_missing: "The upload was deleted before it was read.",
   unsupported_transfer_syntax: "This DICOM compression cannot be read.",
   multi_frame: "The DICOM has more than one frame.",
@@ -16,6 +16,9 @@ const REASONS: Record<string, string> = {
   unsupported_modality: "The DICOM is not a radiograph (CR or DX).",
   not_frontal: "The DICOM is a lateral view; the model reads frontal views only.",
   not_chest: "The DICOM is not of the chest.",
+  no_pixel_data: "The DICOM holds no image (a directory, report or other non-image object).",
+  invalid_dicom: "The DICOM header is malformed and cannot be read.",
+  decode_timeout: "Decoding the image took too long. Try again later, or upload it instead.",
   model_rejected: "The model refused this image.",
 };
 

@@ -6,95 +6,20 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import boto3
-import pytest
-import requests
 
-from local_stack.runner import FunctionRunner
-from local_stack.template import Template
-from model import contract
-from model.inference import handle_invocation
-from model.runtime import Predictor
 from tests import images
 from tests.conftest import load_event
-
-ENDPOINT = "xray-endpoint"
-
-
-@dataclass
-class World:
-    template: Template
-    bucket: str
-    table: Any
-    parked_queue: str
-
-    def run(self, function: str, event: dict[str, Any]) -> Any:
-        return FunctionRunner(self.template, function, {"POWERTOOLS_METRICS_DISABLED": "true"}).invoke(event)
-
-    def put(self, key: str, data: bytes) -> str:
-        return str(boto3.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data)["VersionId"])
-
-    def stored(self) -> list[dict[str, Any]]:
-        return list(self.table.scan()["Items"])
-
-
-@pytest.fixture
-def world(results_table: Any) -> Iterator[World]:
-    """The resources the functions' environment names, created in moto and registered in the template."""
-    template = Template(parameters={"AllowedOrigin": "https://client.example.org"})
-    event_bucket = json.loads(load_event("sqs-s3-put.json")["Records"][0]["body"])["Records"][0]["s3"]["bucket"]
-    bucket = event_bucket["name"]
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    topic = boto3.client("sns").create_topic(Name="results")["TopicArn"]
-    parked = boto3.client("sqs").create_queue(QueueName="parked")["QueueUrl"]
-    secret = boto3.client("secretsmanager").create_secret(Name="page-token", SecretString="k" * 32)["ARN"]
-    template.register("ResultsTable", results_table.name)
-    template.register("ResultsTopic", topic)
-    template.register("UploadBucket", bucket)
-    template.register("ParkedQueue", parked)
-    template.register("PageTokenSecret", secret)
-    template.register("XrayEndpoint", ENDPOINT, EndpointName=ENDPOINT)
-    saved = dict(os.environ)  # the runner sets the function's environment in the process, as Lambda would
-    try:
-        yield World(template, bucket, results_table, parked)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def _endpoint_answers(tiny_model_dir: Path, image: bytes) -> contract.Response:
-    """Queue, in moto's SageMaker runtime, the answer the real server gives for ``image``."""
-    request = json.dumps({"instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
-    status, body = handle_invocation(Predictor.load(tiny_model_dir, "onnx"), request, contract.JSON_TYPE)
-    assert status == 200
-    results = {"results": [{"Body": body.decode(), "ContentType": contract.JSON_TYPE}]}
-    requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results", json=results, timeout=5)
-    answer: contract.Response = json.loads(body)
-    return answer
-
-
-def _sqs_event_for(key: str, version: str, name: str = "sqs-s3-put.json") -> dict[str, Any]:
-    """The sample event, naming the object this test put (its key and version) instead of the sample's."""
-    event = load_event(name)
-    body = json.loads(event["Records"][0]["body"])
-    body["Records"][0]["s3"]["object"].update({"key": key.replace(" ", "+"), "versionId": version})
-    event["Records"][0]["body"] = json.dumps(body)
-    return event
+from tests.unit.conftest import World, endpoint_answers, sqs_event_for
 
 
 def test_the_batch_handler_turns_the_sample_sqs_event_into_a_stored_result(world: World, tiny_model_dir: Path) -> None:
     image = images.xray_png(256)
     version = world.put("uploads/chest x-ray.png", image)
-    answer = _endpoint_answers(tiny_model_dir, image)
-    response = world.run("ClassifyBatchFunction", _sqs_event_for("uploads/chest x-ray.png", version))
+    answer = endpoint_answers(tiny_model_dir, image)
+    response = world.run("ClassifyBatchFunction", sqs_event_for("uploads/chest x-ray.png", version))
     assert response == {"batchItemFailures": []}
     (stored,) = world.stored()
     prediction = answer["predictions"][0]
@@ -108,7 +33,7 @@ def test_the_batch_handler_turns_the_sample_sqs_event_into_a_stored_result(world
 def test_the_batch_handler_retries_a_message_whose_endpoint_answer_breaks_the_contract(world: World) -> None:
     version = world.put("uploads/a.png", images.xray_png(256))
     # Nothing queued: moto's endpoint answers its static text, which is no contract answer.
-    response = world.run("ClassifyBatchFunction", _sqs_event_for("uploads/a.png", version))
+    response = world.run("ClassifyBatchFunction", sqs_event_for("uploads/a.png", version))
     assert response == {
         "batchItemFailures": [{"itemIdentifier": load_event("sqs-s3-put.json")["Records"][0]["messageId"]}]
     }
@@ -123,7 +48,7 @@ def test_the_batch_handler_acknowledges_the_s3_test_event_and_writes_nothing(wor
 def test_the_batch_handler_takes_a_direct_s3_event(world: World, tiny_model_dir: Path) -> None:
     image = images.xray_png(256, seed=3)
     version = world.put("uploads/direct.png", image)
-    _endpoint_answers(tiny_model_dir, image)
+    endpoint_answers(tiny_model_dir, image)
     event = load_event("s3-put.json")
     event["Records"][0]["s3"]["object"].update({"key": "uploads/direct.png", "versionId": version})
     assert world.run("ClassifyBatchFunction", event) == {"processed": 1, "retry": 0}
@@ -131,7 +56,7 @@ def test_the_batch_handler_takes_a_direct_s3_event(world: World, tiny_model_dir:
 
 
 def test_the_dead_letter_handler_records_failed_and_parks_the_message(world: World) -> None:
-    event = _sqs_event_for("uploads/lost.png", "v-lost")
+    event = sqs_event_for("uploads/lost.png", "v-lost")
     assert world.run("DeadLetterFunction", event) == {"batchItemFailures": []}
     (stored,) = world.stored()
     assert (stored["status"], stored["reason"]) == ("failed", "dead_lettered")
@@ -141,7 +66,7 @@ def test_the_dead_letter_handler_records_failed_and_parks_the_message(world: Wor
 
 def test_the_api_handler_classifies_the_sample_image(world: World, tiny_model_dir: Path) -> None:
     event = load_event("api-classify.json")
-    answer = _endpoint_answers(tiny_model_dir, base64.b64decode(event["body"]))
+    answer = endpoint_answers(tiny_model_dir, base64.b64decode(event["body"]))
     response = world.run("ApiFunction", event)
     body = json.loads(response["body"])
     prediction = answer["predictions"][0]
@@ -167,8 +92,8 @@ def test_the_api_handler_hides_a_result_that_does_not_exist(world: World) -> Non
 
 def test_the_api_handler_lists_the_callers_results_and_not_a_shared_one(world: World) -> None:
     own_key = json.loads(world.run("ApiFunction", load_event("api-create-upload.json"))["body"])["key"]
-    world.run("DeadLetterFunction", _sqs_event_for(own_key, "v1"))
-    world.run("DeadLetterFunction", _sqs_event_for("uploads/shared.png", "v2"))  # not a reader: not shown
+    world.run("DeadLetterFunction", sqs_event_for(own_key, "v1"))
+    world.run("DeadLetterFunction", sqs_event_for("uploads/shared.png", "v2"))  # not a reader: not shown
     event = load_event("api-list-results.json")  # the sample lists classified results: list failed ones
     event["queryStringParameters"]["status"] = "failed"
     event["multiValueQueryStringParameters"]["status"] = ["failed"]

@@ -2,6 +2,10 @@
 
 Object keys can carry patient identifiers (``uploads/ward3/MRN-00123456_smith.png``), so:
 
+- X-Ray: only botocore is patched (``TRACED_MODULES``). Powertools patches every module the SDK
+  supports by default, httplib among them, and X-Ray's httplib patch records the request path, which
+  for S3 holds the key, whenever botocore sends through http.client (urllib3 1.26, which the Lambda
+  runtime's botocore may use); with httplib unpatched, which urllib3 runs cannot change what is traced.
 - X-Ray: the SDK's botocore patch records whitelisted request parameters of each AWS call, and for
   S3 that includes ``Key`` (and ``CopySource``, ``Prefix``). Those entries are removed from the
   SDK's whitelist table, so a traced ``GetObject`` keeps its operation, region, bucket, status and
@@ -24,6 +28,8 @@ from aws_lambda_powertools.logging.types import LogRecord
 URL: Final = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
 # Request parameters that name or select objects: never recorded in a trace.
 IDENTIFYING_PARAMETERS: Final = frozenset({"Key", "CopySource", "Prefix", "StartAfter", "Delimiter"})
+# What X-Ray instruments: AWS calls, as subsegments with the whitelisted (and stripped) parameters.
+TRACED_MODULES: Final = ("botocore",)
 
 
 def redact(value: Any) -> Any:
@@ -62,4 +68,4 @@ def logger() -> Logger:
 
 def tracer() -> Tracer:
     strip_identifying_trace_parameters()
-    return Tracer()
+    return Tracer(patch_modules=TRACED_MODULES)

@@ -125,7 +125,9 @@ def internal_error() -> dict[str, Any]:
 
 # -- the caller and the request ---------------------------------------------------------------------
 def current_caller() -> Caller:
-    return Caller.from_claims(app.current_event.request_context.authorizer.claims, groups)
+    event = app.current_event
+    token = event.get_header_value("Authorization", case_sensitive=False)
+    return Caller.from_claims(event.request_context.authorizer.claims, groups, token)
 
 
 def _body_bytes() -> bytes:

@@ -9,12 +9,17 @@ Every result belongs to one *scope*:
   the readers group and of the admins group read it, and only admins see its object keys.
 
 A caller reads its own scope, plus the shared scope when it is a reader or an admin; nothing else,
-by any route or filter. The object key of a result is shown to its owner and, for shared results, to
+by any route or filter. Group membership is matched exactly, by name, from the ID token's own JSON
+list: API Gateway's REST authorizer flattens ``cognito:groups`` to one string, in which a group named
+``x,admins`` or ``[admins]`` could not be told from the admins group. The object key of a result is shown to its owner and, for shared results, to
 admins.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -50,13 +55,38 @@ def scope_of_key(key: str, prefix: str) -> str:
     return SHARED
 
 
-def parse_groups(value: Any) -> frozenset[str]:
-    """``cognito:groups`` as a list (the token), ``"a,b"`` (REST API claims) or ``"[a b]"`` (HTTP API)."""
+def token_payload(id_token: str | None) -> dict[str, Any] | None:
+    """The claims of a JWT as its issuer wrote them, or None. Not verified here: API Gateway's Cognito
+    authorizer verified this very token (the request's Authorization header) before the function ran."""
+    if not id_token:
+        return None
+    parts = id_token.removeprefix("Bearer ").strip().split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def exact_groups(claims: Mapping[str, Any], id_token: str | None) -> frozenset[str]:
+    """The caller's groups, each name exactly as Cognito holds it.
+
+    From the ID token's ``cognito:groups`` list when the token is that of the claims' ``sub``; from the
+    claim itself only when it is a list (an HTTP API, a test) or one name with no separator in it. A
+    flattened string of several names cannot be split exactly, so it grants nothing (fails closed).
+    """
+    payload = token_payload(id_token)
+    value = payload.get("cognito:groups") if payload is not None and payload.get("sub") == claims.get("sub") else None
+    if value is None:
+        value = claims.get("cognito:groups")
     if value is None:
         return frozenset()
     if isinstance(value, list | tuple):
         return frozenset(str(v) for v in value)
-    return frozenset(g for g in re.split(r"[\s,]+", str(value).strip().strip("[]")) if g)
+    text = str(value)
+    return frozenset({text}) if text and not re.search(r"[\s,\[\]]", text) else frozenset()
 
 
 @dataclass(frozen=True)
@@ -74,13 +104,15 @@ class Caller:
     is_admin: bool = False
 
     @classmethod
-    def from_claims(cls, claims: Mapping[str, Any] | None, groups: AccessGroups) -> Caller:
-        """The signed-in user of an API request, from the Cognito authorizer's claims."""
+    def from_claims(
+        cls, claims: Mapping[str, Any] | None, groups: AccessGroups, id_token: str | None = None
+    ) -> Caller:
+        """The signed-in user of an API request, from the Cognito authorizer's claims and its ID token."""
         claims = claims or {}
         sub = str(claims.get("sub", ""))
         if not _SUB.match(sub) or claims.get("token_use", "id") != "id":
             raise UnauthorizedError("the request carries no Cognito ID token identity")
-        member_of = parse_groups(claims.get("cognito:groups"))
+        member_of = exact_groups(claims, id_token)
         is_admin = groups.admins in member_of
         return cls(sub=sub, reads_shared=is_admin or groups.readers in member_of, is_admin=is_admin)
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from typing import Any
+
 import pytest
 
 from functions.common.errors import UnauthorizedError
@@ -9,7 +13,6 @@ from functions.common.ownership import (
     SHARED,
     AccessGroups,
     Caller,
-    parse_groups,
     scope_of_key,
     upload_key,
     user_scope,
@@ -44,9 +47,51 @@ def test_everything_else_dropped_into_the_bucket_is_shared(key: str) -> None:
     assert scope_of_key(key, "uploads/") == SHARED
 
 
-@pytest.mark.parametrize("value", [["readers", "admins"], "readers,admins", "[readers admins]", "readers, admins"])
-def test_groups_are_read_in_every_claim_format(value: object) -> None:
-    assert parse_groups(value) == {"readers", "admins"}
+def _token(payload: dict[str, Any]) -> str:
+    """An ID token as API Gateway's authorizer let it through (its signature is not read again here)."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256'})}.{part(payload)}.c2lnbmF0dXJl"
+
+
+def _flattened(groups: list[str], with_token: bool = True) -> Caller:
+    """A REST API request: the claim flattened to one string, and the ID token in Authorization."""
+    claims = {"sub": SUB, "token_use": "id", "cognito:groups": ",".join(groups)}
+    token = _token({"sub": SUB, "token_use": "id", "cognito:groups": groups}) if with_token else None
+    return Caller.from_claims(claims, GROUPS, token)
+
+
+def test_groups_are_read_from_the_id_tokens_own_list() -> None:
+    caller = _flattened(["readers", "admins"])
+    assert (caller.reads_shared, caller.is_admin) == (True, True)
+
+
+@pytest.mark.parametrize("name", ["x,admins", "[admins]", "admins readers", "admins,"])
+def test_a_group_whose_name_holds_an_admin_name_grants_nothing(name: str) -> None:
+    caller = _flattened([name])
+    assert (caller.reads_shared, caller.is_admin) == (False, False)
+
+
+def test_a_list_claim_is_matched_exactly() -> None:
+    caller = _caller(["x,admins", "readers"])
+    assert (caller.reads_shared, caller.is_admin) == (True, False)
+
+
+def test_a_flattened_claim_of_one_group_without_a_token_is_that_group() -> None:
+    assert _flattened(["admins"], with_token=False).is_admin
+
+
+def test_a_flattened_claim_of_several_groups_without_a_token_fails_closed() -> None:
+    caller = _flattened(["x", "admins"], with_token=False)
+    assert (caller.reads_shared, caller.is_admin) == (False, False)
+
+
+def test_a_token_of_another_user_is_not_used_for_the_groups() -> None:
+    claims = {"sub": SUB, "token_use": "id", "cognito:groups": "readers"}
+    caller = Caller.from_claims(claims, GROUPS, _token({"sub": OTHER, "cognito:groups": ["admins"]}))
+    assert (caller.reads_shared, caller.is_admin) == (True, False)
 
 
 def test_a_plain_user_reads_only_its_own_scope() -> None:

@@ -58,7 +58,7 @@ class CallRecorder:
         self.calls: list[Call] = []
         self._function: str | None = None
         self._lock = threading.Lock()
-        self._events = boto3._get_default_session().events  # noqa: SLF001  (the session clients copy)
+        self._events = boto3._get_default_session().events
 
     def install(self) -> None:
         self._events.register("provide-client-params", self._on_params, unique_id="iam-call-recorder")
@@ -114,7 +114,9 @@ def iam_request(call: Call, region: str, account: str) -> IamRequest:
         return IamRequest(f"s3:{operation}", f"arn:aws:s3:::{p['Bucket']}" + (f"/{key}" if key else ""))
     if call.service == "dynamodb":
         table = f"arn:aws:dynamodb:{region}:{account}:table/{p['TableName']}"
-        return IamRequest(f"dynamodb:{call.operation}", table + (f"/index/{p['IndexName']}" if "IndexName" in p else ""))
+        return IamRequest(
+            f"dynamodb:{call.operation}", table + (f"/index/{p['IndexName']}" if "IndexName" in p else "")
+        )
     if call.service == "sns":
         return IamRequest(f"sns:{call.operation}", p["TopicArn"])
     if call.service == "sqs":

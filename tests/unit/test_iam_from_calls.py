@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import fnmatch
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,8 @@ def _resources(deployed: Template, grant: Grant) -> list[str]:
 
 def allowed(deployed: Template, grants: list[Grant], request: IamRequest) -> bool:
     return any(
-        grant.allows(request.action) and any(fnmatch.fnmatchcase(request.resource, r) for r in _resources(deployed, grant))
+        grant.allows(request.action)
+        and any(fnmatch.fnmatchcase(request.resource, r) for r in _resources(deployed, grant))
         for grant in grants
     )
 
@@ -120,14 +120,14 @@ def _exercise(world: World, recorder: CallRecorder, tiny_model_dir: Path) -> Non
 
 
 @pytest.fixture
-def exercised(world: World, tiny_model_dir: Path) -> Iterator[tuple[Template, list[Call]]]:
+def exercised(world: World, tiny_model_dir: Path) -> tuple[Template, list[Call]]:
     recorder = CallRecorder()
     recorder.install()
     try:
         _exercise(world, recorder, tiny_model_dir)
     finally:
         recorder.uninstall()
-    yield _arns(world), recorder.calls
+    return _arns(world), recorder.calls
 
 
 def _requests(calls: list[Call], function: str) -> set[IamRequest]:

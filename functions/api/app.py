@@ -41,9 +41,11 @@ from functions.common.errors import (
     BodyTooLargeError,
     DecodeTimeoutError,
     ImageRejectedError,
+    LimitExceededError,
     ResultNotFoundError,
     TransientError,
 )
+from functions.common.limits import REQUESTS, UPLOADS, TableLimiter, Window
 from functions.common.ownership import AccessGroups, Caller, upload_key, visible_result
 from functions.common.page_token import PageTokens
 from functions.common.result import STATUSES
@@ -67,6 +69,9 @@ s3 = clients.s3()
 explanations = clients.explanations(settings, api_settings.presign_expiry_seconds)
 page_tokens = PageTokens(clients.secret_bytes(api_settings.page_token_secret_arn))
 groups = AccessGroups(readers=api_settings.readers_group, admins=api_settings.admins_group)
+limiter = TableLimiter(clients.dynamodb_table(settings.results_table))
+REQUEST_WINDOW = Window(REQUESTS, api_settings.requests_per_user_per_minute, 60)
+UPLOAD_WINDOW = Window(UPLOADS, api_settings.uploads_per_user_per_hour, 3600)
 app = APIGatewayRestResolver(
     enable_validation=True, cors=CORSConfig(allow_origin=api_settings.allowed_origin, max_age=300)
 )
@@ -106,6 +111,13 @@ def endpoint_unavailable(exc: TransientError) -> Response[Any]:
     return response
 
 
+@app.exception_handler(LimitExceededError)
+def limit_exceeded(exc: LimitExceededError) -> Response[Any]:
+    response = _error(exc.http_status, "rate_limited", str(exc))
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 @app.exception_handler(DecodeTimeoutError)
 def decode_timeout(exc: DecodeTimeoutError) -> Response[Any]:
     response = _error(exc.http_status, "decode_timeout", f"{exc}; retry later, or upload it through POST /uploads")
@@ -125,9 +137,12 @@ def internal_error() -> dict[str, Any]:
 
 # -- the caller and the request ---------------------------------------------------------------------
 def current_caller() -> Caller:
+    """The signed-in caller, counted against its per-user request limit (every route calls this once)."""
     event = app.current_event
     token = event.get_header_value("Authorization", case_sensitive=False)
-    return Caller.from_claims(event.request_context.authorizer.claims, groups, token)
+    caller = Caller.from_claims(event.request_context.authorizer.claims, groups, token)
+    limiter.take(caller.sub, REQUEST_WINDOW)
+    return caller
 
 
 def _body_bytes() -> bytes:
@@ -185,6 +200,8 @@ def classify(store: bool = False, explain: bool = False) -> dict[str, Any]:
         raise BodyTooLargeError(
             f"{len(image)} bytes; POST /classify takes at most {api_settings.sync_max_image_bytes}: use POST /uploads"
         )
+    if store:
+        limiter.take(caller.sub, UPLOAD_WINDOW)
     # A stored result always gets its preview and heatmap, for the web client's history.
     verdict = pipeline.classify_one(image, ContextDeadline(app.lambda_context), explain=explain or store)
     metrics.add_metric(name="SyncClassified", unit=MetricUnit.Count, value=1)
@@ -251,6 +268,7 @@ def list_results(
 @app.post("/uploads")
 def create_upload(request: UploadRequest) -> dict[str, Any]:
     caller = current_caller()
+    limiter.take(caller.sub, UPLOAD_WINDOW)
     key = upload_key(settings.upload_prefix, caller.sub, request.content_type)
     form = s3.generate_presigned_post(
         Bucket=settings.upload_bucket,

@@ -60,6 +60,8 @@ class ApiSettings:
     page_token_secret_arn: str
     sync_max_image_bytes: int
     presign_expiry_seconds: int
+    requests_per_user_per_minute: int
+    uploads_per_user_per_hour: int
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -70,4 +72,6 @@ class ApiSettings:
             page_token_secret_arn=required("PAGE_TOKEN_SECRET_ARN"),
             sync_max_image_bytes=int(required("SYNC_MAX_IMAGE_BYTES")),
             presign_expiry_seconds=int(required("PRESIGN_EXPIRY_SECONDS")),
+            requests_per_user_per_minute=int(required("REQUESTS_PER_USER_PER_MINUTE")),
+            uploads_per_user_per_hour=int(required("UPLOADS_PER_USER_PER_HOUR")),
         )

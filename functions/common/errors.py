@@ -5,6 +5,7 @@
      ├── RejectedObjectError          the object can never be classified -> a `rejected` result   400
      │    ├── ObjectMissingError          deleted before it was read
      │    ├── ObjectTooLargeError         larger than MAX_OBJECT_BYTES
+     │    ├── UploadReusedError           a later version of a user's upload key: a form posted again
      │    └── ImageRejectedError          wraps model.errors.InvalidImageError (reason kept)
      ├── TransientError               worth retrying (throttling, 5xx, timeouts) -> retry, then   503
      │    │                           DLQ + `failed`
@@ -19,7 +20,8 @@
           ├── UnauthorizedError                                                                 401
           ├── BadRequestError                                                                   400
           │    └── InvalidPageTokenError      a forged, foreign, expired or garbled next_token
-          └── BodyTooLargeError                                                                 413
+          ├── BodyTooLargeError                                                                 413
+          └── LimitExceededError          the caller's per-user limit; carries ``retry_after_s``    429
 
 ``http_status`` (the same attribute as in ``model.errors``) is the one mapping from an error to the
 API's answer; ``functions.api.app`` reads it and nothing else. botocore's errors become these in
@@ -52,6 +54,10 @@ class ObjectMissingError(RejectedObjectError):
 
 class ObjectTooLargeError(RejectedObjectError):
     reason = "too_large"
+
+
+class UploadReusedError(RejectedObjectError):
+    reason = "upload_form_reused"
 
 
 class ImageRejectedError(RejectedObjectError):
@@ -113,3 +119,11 @@ class BodyTooLargeError(ApiError):
 
 class InvalidPageTokenError(BadRequestError):
     pass
+
+
+class LimitExceededError(ApiError):
+    http_status: ClassVar[int] = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -36,8 +36,9 @@ from functions.common.errors import (
     RejectedObjectError,
     TransientError,
     UnexpectedError,
+    UploadReusedError,
 )
-from functions.common.ownership import scope_of_key
+from functions.common.ownership import SHARED, scope_of_key
 from functions.common.ports import Classifier, ExplanationSink, ObjectSource, Publisher, ResultStore
 from functions.common.result import CLASSIFIED, FAILED, REJECTED, Result, Source, new_result
 from functions.common.results import BUSY, CLAIMED
@@ -159,6 +160,25 @@ class ClassificationPipeline:
             logger.exception("unexpected error reading an object", extra={"result_id": ref.result_id})
             return UnexpectedError(f"unexpected {type(exc).__name__} while reading")
 
+    def _reused_forms(self, refs: Sequence[ObjectRef]) -> dict[str, Decision]:
+        """A user's upload key is its form's alone: only its first version is read and classified
+        (see functions.common.limits). Claimed here, before the concurrent reads: the store's table
+        resource is not shared across threads."""
+        reused: dict[str, Decision] = {}
+        for ref in refs:
+            if self.owner_of(ref) == SHARED:
+                continue
+            try:
+                with aws_errors("claiming the upload"):
+                    if not self.store.claim_upload(ref.object_ref, ref.result_id):
+                        reused[ref.result_id] = UploadReusedError("this upload form was already used for another image")
+            except TransientError as exc:
+                reused[ref.result_id] = exc
+            except Exception as exc:  # the claim is this object's transient problem, never its neighbours'
+                logger.exception("could not claim an upload", extra={"result_id": ref.result_id})
+                reused[ref.result_id] = UnexpectedError(f"unexpected {type(exc).__name__} claiming the upload")
+        return reused
+
     def decide(self, refs: Sequence[ObjectRef], deadline: Deadline | None = None) -> dict[str, Decision]:
         """A decision per distinct object version, with one batched endpoint call for all images.
 
@@ -166,9 +186,12 @@ class ClassificationPipeline:
         releases the GIL while it decodes; the byte budget keeps large decodes from piling up.
         """
         unique = list({ref.result_id: ref for ref in refs}.values())
+        reused = self._reused_forms(unique)
+        unique = [ref for ref in unique if ref.result_id not in reused]
         with ThreadPoolExecutor(max_workers=min(READ_THREADS, max(1, len(unique)))) as pool:
             read = dict(zip((r.result_id for r in unique), pool.map(self._read_or_error, unique), strict=True))
         decisions: dict[str, Decision] = {k: v for k, v in read.items() if not isinstance(v, bytes)}
+        decisions.update(reused)
         prepared = {k: v for k, v in read.items() if isinstance(v, bytes)}
         if prepared:
             explain = self.explanations is not None

@@ -41,6 +41,9 @@ class ResultStore(Protocol):
 
     def get_or_none(self, result_id: str) -> Result | None: ...
 
+    def claim_upload(self, object_ref: str, result_id: str) -> bool:
+        """Whether this object version is the one its upload form was used for (first one claimed)."""
+
     def claim_notification(self, result_id: str, status: Status, lease_s: int) -> str:
         """``claimed``, ``notified`` (already sent) or ``busy`` (another delivery is sending it)."""
 

@@ -13,6 +13,7 @@ scope, newest first, and hands back a position per scope.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -91,6 +92,25 @@ class ResultsStore:
             self._table.put_item(
                 Item=self._stored({**item, "status": FAILED}),
                 ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def claim_upload(self, object_ref: str, result_id: str) -> bool:
+        """Whether ``result_id`` is the upload its key's form was used for: the first version of the
+        key to be claimed, or the same one again (a redelivery). The key of a form is unique to it."""
+        try:
+            self._table.put_item(
+                Item={
+                    "pk": f"form#{hashlib.sha256(object_ref.encode()).hexdigest()[:32]}",
+                    "upload": result_id,
+                    "expires_at": int(time.time()) + self._retention_s,
+                },
+                ConditionExpression="attribute_not_exists(pk) OR upload = :id",
+                ExpressionAttributeValues={":id": result_id},
             )
         except ClientError as exc:
             if condition_failed(exc):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from local_stack.template import Template
 from model import contract
 from model.inference import handle_invocation
 from model.runtime import Predictor
-from tests.conftest import load_event
+from tests.conftest import ROOT, load_event
 
 ENDPOINT = "xray-endpoint"
 
@@ -32,8 +34,10 @@ class World:
     table: Any
     parked_queue: str
 
-    def run(self, function: str, event: dict[str, Any]) -> Any:
-        return FunctionRunner(self.template, function, {"POWERTOOLS_METRICS_DISABLED": "true"}).invoke(event)
+    def run(self, function: str, event: dict[str, Any], **environment: str) -> Any:
+        """``event`` through a fresh container of ``function``; ``environment`` overrides the template's."""
+        extra = {"POWERTOOLS_METRICS_DISABLED": "true", **environment}
+        return FunctionRunner(self.template, function, extra).invoke(event)
 
     def put(self, key: str, data: bytes) -> str:
         return str(boto3.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data)["VersionId"])
@@ -86,3 +90,20 @@ def sqs_event_for(key: str, version: str, name: str = "sqs-s3-put.json") -> dict
     body["Records"][0]["s3"]["object"].update({"key": key.replace(" ", "+"), "versionId": version})
     event["Records"][0]["body"] = json.dumps(body)
     return event
+
+
+def run_probe(*args: str, timeout_s: int = 300) -> str:
+    """``python -m tests.unit.decode_memory_probe ARGS`` in a fresh process with the functions' malloc
+    setting (it matters to their peak: see template.yaml); its standard output."""
+    malloc = Template().doc["Globals"]["Function"]["Environment"]["Variables"]["MALLOC_MMAP_THRESHOLD_"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.unit.decode_memory_probe", *args],
+        cwd=ROOT,
+        env={**os.environ, "MALLOC_MMAP_THRESHOLD_": str(malloc)},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

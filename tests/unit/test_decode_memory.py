@@ -7,16 +7,13 @@ an 8000 x 8000 16-bit PNG, RGBA PNG and palette PNG, and an 8000 x 8000 colour J
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from local_stack.template import Template
 from tests import images
-from tests.conftest import ROOT
+from tests.unit.conftest import run_probe
 
 ONE_DECODE_BUDGET_MB = 400
 
@@ -36,19 +33,7 @@ def worst(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _probe(*args: str) -> float:
-    # The function's own environment (its malloc setting matters: see template.yaml).
-    malloc = Template().doc["Globals"]["Function"]["Environment"]["Variables"]["MALLOC_MMAP_THRESHOLD_"]
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.unit.decode_memory_probe", *args],
-        cwd=ROOT,
-        env={**os.environ, "MALLOC_MMAP_THRESHOLD_": str(malloc)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return float(done.stdout.strip())
+    return float(run_probe(*args).strip())
 
 
 @pytest.mark.parametrize("kind", ["gray16", "rgba", "palette", "jpeg"])

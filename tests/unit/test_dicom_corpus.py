@@ -7,8 +7,6 @@ a frontal chest DX, through the whole pixel pipeline (decoders, Modality LUT, VO
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pydicom.data
 import pytest
 
 from model import errors
-from tests.conftest import ROOT
+from tests.unit.conftest import run_probe
 
 CORPUS = Path(pydicom.data.__file__).parent / "test_files"
 PEAK_MB = 150
@@ -43,16 +41,7 @@ REASONS = {
 
 @pytest.fixture(scope="module")
 def corpus() -> tuple[dict[str, dict[str, Any]], float]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.unit.decode_memory_probe", "corpus", str(CORPUS)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    lines = [json.loads(line) for line in run_probe("corpus", str(CORPUS), timeout_s=600).splitlines()]
     return {row["file"]: row for row in lines[:-1]}, float(lines[-1]["peak_mb"])
 
 

@@ -8,9 +8,6 @@ Before these bounds: a 398 KB deflated DICOM peaked at 885 MB, an 8000 x 8000 RL
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +17,9 @@ import numpy as np
 import pytest
 
 from local_stack import hostile
-from local_stack.template import Template
 from model import codestreams, errors
 from model.preprocessing import decode_cost, downsize_png
-from tests.conftest import ROOT
+from tests.unit.conftest import run_probe
 
 
 @dataclass(frozen=True)
@@ -51,18 +47,7 @@ CASES = {
 
 
 def probe(path: Path) -> dict[str, Any]:
-    malloc = Template().doc["Globals"]["Function"]["Environment"]["Variables"]["MALLOC_MMAP_THRESHOLD_"]
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.unit.decode_memory_probe", "prepare", str(path)],
-        cwd=ROOT,
-        env={**os.environ, "MALLOC_MMAP_THRESHOLD_": str(malloc)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(run_probe("prepare", str(path), timeout_s=120).strip().splitlines()[-1])
     return result
 
 

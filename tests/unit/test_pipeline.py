@@ -379,3 +379,34 @@ def test_a_decode_past_its_bound_on_the_last_receive_ends_failed(results_table: 
     outcome = pipeline.process([(ref, 5)])[ref.result_id]
     released.set()
     assert (outcome.status, store.get(ref.result_id)["reason"]) == ("failed", "DecodeTimeoutError")
+
+
+USER = "7d8e9f00-1111-4a2b-8c3d-4e5f6a7b8c9d"
+
+
+def _version(world: dict[str, Any], key: str, version: str, data: bytes) -> ObjectRef:
+    world["objects"].data[key] = data
+    return ObjectRef("bucket", key, version, f"etag-{version}", len(data), f"0{version}", "2026-12-03T10:00:00Z")
+
+
+def test_a_users_upload_form_classifies_its_first_image_only(world: dict[str, Any]) -> None:
+    key = f"uploads/{USER}/{'a' * 32}.png"
+    first = _version(world, key, "1", images.png(96, seed=1))
+    again = _version(world, key, "2", images.png(96, seed=2))  # the same form posted once more
+    outcomes = world["pipeline"].process([(first, 1), (again, 1)])
+    assert (outcomes[first.result_id].status, outcomes[again.result_id].status) == ("classified", "rejected")
+    assert outcomes[again.result_id].reason == "upload_form_reused"
+
+
+def test_a_redelivered_first_upload_is_not_taken_for_a_reused_form(world: dict[str, Any]) -> None:
+    key = f"uploads/{USER}/{'b' * 32}.png"
+    first = _version(world, key, "1", images.png(96, seed=1))
+    world["pipeline"].process([(first, 1)])
+    assert world["pipeline"].process([(first, 2)])[first.result_id].status == "duplicate"
+
+
+def test_objects_dropped_outside_a_users_prefix_are_never_limited_to_one_version(world: dict[str, Any]) -> None:
+    first = _version(world, "uploads/ward3/x.png", "1", images.png(96, seed=1))
+    later = _version(world, "uploads/ward3/x.png", "2", images.png(96, seed=2))
+    outcomes = world["pipeline"].process([(first, 1), (later, 1)])
+    assert {o.status for o in outcomes.values()} == {"classified"}

@@ -10,6 +10,8 @@ const REASONS: Record<string, string> = {
   truncated: "The file is cut off before the image ends.",
   decompression_bomb: "The file would take far more memory or time to decode than an X-ray needs.",
   object_missing: "The upload was deleted before it was read.",
+  upload_form_reused: "This upload form had already been used for another image; each form uploads one.",
+  rate_limited: "Too many requests from your account. Wait a moment and try again.",
   unsupported_transfer_syntax: "This DICOM compression cannot be read.",
   multi_frame: "The DICOM has more than one frame.",
   unsupported_photometric: "The DICOM is not a grayscale image.",

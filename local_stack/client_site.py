@@ -32,6 +32,10 @@ SECURITY_HEADERS: Final = [
 ]
 
 
+# How the web client proves a password to the local stack's Cognito (moto); on AWS it uses SRP.
+LOCAL_AUTH_FLOW: Final = "USER_PASSWORD_AUTH"
+
+
 def client_config(outputs: Mapping[str, str], region: str, cognito_endpoint: str | None = None) -> dict[str, str]:
     missing = [k for k in CONFIG_KEYS if not outputs.get(k)]
     if missing:
@@ -39,7 +43,9 @@ def client_config(outputs: Mapping[str, str], region: str, cognito_endpoint: str
     config = {name: outputs[key] for key, name in CONFIG_KEYS.items()}
     config["region"] = region
     if cognito_endpoint:
+        # moto: its user pool client allows USER_PASSWORD_AUTH; the deployed one allows SRP only.
         config["cognitoEndpoint"] = cognito_endpoint
+        config["authFlow"] = LOCAL_AUTH_FLOW
     return config
 
 

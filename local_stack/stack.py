@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from local_stack.client_site import StaticSite, client_config
+from local_stack.client_site import LOCAL_AUTH_FLOW, StaticSite, client_config
 from local_stack.faults import FAULTY_ENDPOINT_READ_TIMEOUT_S, FaultPlan, FaultSwitch
 from local_stack.gateway import CognitoVerifier, LocalGateway
 from local_stack.harness import Harness
@@ -238,7 +238,9 @@ class LocalDeployment:
             created = idp.create_user_pool_client(
                 UserPoolId=props["UserPoolId"],
                 ClientName=self._name(client),
-                ExplicitAuthFlows=props["ExplicitAuthFlows"],
+                # The template's flows, and the password flow the harness and the local web client use
+                # against moto (client_site.LOCAL_AUTH_FLOW); AWS gets SRP only.
+                ExplicitAuthFlows=sorted({*props["ExplicitAuthFlows"], f"ALLOW_{LOCAL_AUTH_FLOW}"}),
                 GenerateSecret=False,
             )["UserPoolClient"]
             t.register(client, created["ClientId"])

@@ -11,8 +11,8 @@ Every result belongs to one *scope*:
 A caller reads its own scope, plus the shared scope when it is a reader or an admin; nothing else,
 by any route or filter. Group membership is matched exactly, by name, from the ID token's own JSON
 list: API Gateway's REST authorizer flattens ``cognito:groups`` to one string, in which a group named
-``x,admins`` or ``[admins]`` could not be told from the admins group. The object key of a result is shown to its owner and, for shared results, to
-admins.
+``x,admins`` or ``[admins]`` could not be told from the admins group. The object key of a result is
+shown to its owner and, for shared results, to admins.
 """
 
 from __future__ import annotations
@@ -104,9 +104,7 @@ class Caller:
     is_admin: bool = False
 
     @classmethod
-    def from_claims(
-        cls, claims: Mapping[str, Any] | None, groups: AccessGroups, id_token: str | None = None
-    ) -> Caller:
+    def from_claims(cls, claims: Mapping[str, Any] | None, groups: AccessGroups, id_token: str | None = None) -> Caller:
         """The signed-in user of an API request, from the Cognito authorizer's claims and its ID token."""
         claims = claims or {}
         sub = str(claims.get("sub", ""))

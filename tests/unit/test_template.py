@@ -59,8 +59,8 @@ def test_bucket_is_private_encrypted_versioned_and_expires_old_data(template: Te
 
 
 def test_queue_accepts_only_the_upload_bucket(template: Template) -> None:
-    (statement,) = _props(template, "IngestQueuePolicy")["PolicyDocument"]["Statement"]
-    source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    statements = {s["Sid"]: s for s in _props(template, "IngestQueuePolicy")["PolicyDocument"]["Statement"]}
+    source = statements["UploadBucketOnly"]["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
     assert source.endswith(_props(template, "UploadBucket")["BucketName"]["Fn::Sub"])
 
 
@@ -246,3 +246,53 @@ def test_the_serverless_mode_is_a_serverless_variant_without_instances_or_instan
     assert not stack.included("EndpointScalableTarget")
     assert not stack.included("EndpointScalingPolicy")
     assert stack.included("XrayEndpoint")
+
+
+@pytest.mark.parametrize(
+    ("policy", "kind"),
+    [
+        ("UploadBucketPolicy", "AWS::S3::Bucket"),
+        ("IngestQueuePolicy", "AWS::SQS::Queue"),
+        ("DeadLetterQueuePolicy", "AWS::SQS::Queue"),
+        ("ResultsTopicPolicy", "AWS::SNS::Topic"),
+        ("AlarmTopicPolicy", "AWS::SNS::Topic"),
+    ],
+)
+def test_every_bucket_queue_and_topic_refuses_plain_http(template: Template, policy: str, kind: str) -> None:
+    statements = {s["Sid"]: s for s in _props(template, policy)["PolicyDocument"]["Statement"]}
+    deny = statements["DenyInsecureTransport"]
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+
+
+def test_every_queue_and_topic_has_a_policy(template: Template) -> None:
+    covered: set[str] = set()
+    for resource in template.resources.values():
+        if resource["Type"] in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
+            for target in resource["Properties"].get("Queues", []) + resource["Properties"].get("Topics", []):
+                covered.add(target["Ref"])
+    assert covered == set(template.of_type("AWS::SQS::Queue")) | set(template.of_type("AWS::SNS::Topic"))
+
+
+@pytest.mark.parametrize("sid", ["S3SendsEncryptedNotifications", "CloudWatchAlarmsPublishEncrypted"])
+def test_services_use_the_key_for_this_stacks_resources_only(template: Template, sid: str) -> None:
+    statements = {s["Sid"]: s for s in _props(template, "DataKey")["KeyPolicy"]["Statement"]}
+    condition = statements[sid]["Condition"]
+    assert "aws:SourceAccount" in condition["StringEquals"]
+    assert "aws:SourceArn" in (condition.get("ArnEquals") or condition.get("ArnLike"))
+
+
+def test_the_deployed_app_client_proves_passwords_by_srp_only(template: Template) -> None:
+    flows = _props(template, "UserPoolClient")["ExplicitAuthFlows"]
+    assert "ALLOW_USER_PASSWORD_AUTH" not in flows
+    assert "ALLOW_USER_SRP_AUTH" in flows
+
+
+def test_mfa_is_on_by_default(template: Template) -> None:
+    assert template.parameter("MfaConfiguration") == "ON"
+
+
+def test_the_csp_connects_to_this_stacks_bucket_only(template: Template) -> None:
+    policy = _props(template, "ClientSecurityHeaders")["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    csp = policy["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    assert "*.s3" not in csp
+    assert "${AWS::StackName}-uploads-${AWS::AccountId}-${AWS::Region}.s3." in csp

@@ -13,7 +13,13 @@ describe("parseConfig", () => {
       ...good,
       apiUrl: "https://api.example/prod",
       cognitoEndpoint: undefined,
+      authFlow: "USER_SRP_AUTH",
     });
+  });
+
+  it("proves the password by SRP unless the local stack asks for USER_PASSWORD_AUTH", () => {
+    expect(parseConfig({ ...good, authFlow: "anything" }).authFlow).toBe("USER_SRP_AUTH");
+    expect(parseConfig({ ...good, authFlow: "USER_PASSWORD_AUTH" }).authFlow).toBe("USER_PASSWORD_AUTH");
   });
 
   it("names a missing field", () => {

@@ -2,6 +2,9 @@
  *
  * Locally the local stack writes it from `.local/outputs.json`; for AWS,
  * `python -m local_stack.client_config --stack-name NAME` writes it from the stack's Outputs. */
+/** How the password is proven: SRP on AWS; plain USER_PASSWORD_AUTH only against the local stack. */
+export type AuthFlow = "USER_SRP_AUTH" | "USER_PASSWORD_AUTH";
+
 export interface ClientConfig {
   apiUrl: string;
   region: string;
@@ -9,6 +12,7 @@ export interface ClientConfig {
   userPoolClientId: string;
   /** Only locally: the Cognito-compatible endpoint (moto) that Amplify talks to instead of AWS. */
   cognitoEndpoint?: string;
+  authFlow: AuthFlow;
 }
 
 const REQUIRED: (keyof ClientConfig)[] = ["apiUrl", "region", "userPoolId", "userPoolClientId"];
@@ -27,6 +31,7 @@ export function parseConfig(value: unknown): ClientConfig {
     userPoolId: String(record.userPoolId),
     userPoolClientId: String(record.userPoolClientId),
     cognitoEndpoint: typeof record.cognitoEndpoint === "string" ? record.cognitoEndpoint : undefined,
+    authFlow: record.authFlow === "USER_PASSWORD_AUTH" ? "USER_PASSWORD_AUTH" : "USER_SRP_AUTH",
   };
 }
 

@@ -15,8 +15,9 @@ The counters are fixed windows in the results table, one conditional ``UpdateIte
 
 Why not a WAF rate-based rule keyed on the Authorization header: it limits per token, not per user (a
 user signs in again for a new token), starts at $5 a month for the web ACL, $1 a rule and $0.60 per
-million requests (docs/security.md has the sources), and cannot run on the local stack. Why not a usage plan: it needs an API key per user, provisioned and sent by the client. The
-counter costs one on-demand write request per API call (docs/security.md).
+million requests (docs/security.md has the sources), and cannot run on the local stack. Why not a
+usage plan: it needs an API key per user, provisioned and sent by the client. The counter costs one
+on-demand write request per API call (docs/security.md).
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
     python -m training.train --data ../shared/data/ozturk-3class --arch resnet18 --task multiclass \\
         --output-dir runs/r18 --epochs 30
 
+Fine-tuning an existing model on new images (a site's own): ``--init-checkpoint model/default/
+model.safetensors`` starts from its weights (its architecture, task and preset), ``--freeze-epochs N``
+trains the classifier alone for the first N epochs, and ``--backbone-lr-scale`` gives the backbone a
+fraction of the head's learning rate.
+
 On SageMaker the data comes from SM_CHANNEL_TRAINING, the model goes to SM_MODEL_DIR (which SageMaker
 packs as model.tar.gz in the serving layout), and checkpoints to /opt/ml/checkpoints (spot training).
 """
@@ -29,7 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from model.architectures import ARCHS, XrayNet, build_model, get_arch
-from model.checkpoint import save_checkpoint
+from model.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from model.export import export_model
 from model.half import guard as guard_fp16
 from model.half import record as record_fp16
@@ -55,6 +60,7 @@ from training.operating_point import TARGET_SENSITIVITY, choose_policy
 from training.presets import EvalPreset, TrainPreset
 
 logger = logging.getLogger(__name__)
+DEFAULT_ARCH: Final = "resnet50"
 
 
 def seed_everything(seed: int) -> None:
@@ -81,10 +87,45 @@ def load_records(args: argparse.Namespace) -> list[Record]:
     return kept
 
 
+def resolve_init(args: argparse.Namespace) -> None:
+    """With ``--init-checkpoint``, the run takes the checkpoint's architecture and preset; a checkpoint of
+    another task, or an ``--arch``/``--preset`` other than its own, is refused before any image is read."""
+    if args.init_checkpoint is None:
+        args.arch = args.arch or DEFAULT_ARCH
+        return
+    try:
+        meta = read_checkpoint_metadata(args.init_checkpoint)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--init-checkpoint {args.init_checkpoint}: {exc}") from exc
+    if meta.task != args.task:
+        raise SystemExit(
+            f"--init-checkpoint {args.init_checkpoint} is a {meta.task} model ({', '.join(meta.labels)}); "
+            f"--task {args.task} needs a checkpoint of that task"
+        )
+    for flag, asked, own in (("--arch", args.arch, meta.arch), ("--preset", args.preset, meta.preset)):
+        if asked and asked != own:
+            raise SystemExit(f"--init-checkpoint {args.init_checkpoint} is {own}; leave out {flag} {asked}")
+    args.arch, args.preset = meta.arch, meta.preset
+
+
+def parameter_groups(net: XrayNet, lr: float, backbone_lr_scale: float) -> list[dict[str, Any]]:
+    """The backbone at ``lr * backbone_lr_scale``, everything else (classifier, auxiliary head) at ``lr``."""
+    backbone = [p for p in net.backbone.parameters()]
+    ids = {id(p) for p in backbone}
+    head = [p for p in net.parameters() if id(p) not in ids]
+    return [{"params": backbone, "lr": lr * backbone_lr_scale}, {"params": head, "lr": lr}]
+
+
+def set_backbone_trainable(net: XrayNet, trainable: bool) -> None:
+    for parameter in net.backbone.parameters():
+        parameter.requires_grad_(trainable)
+
+
 def make_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
     total = max(1, args.epochs * steps_per_epoch)
     if args.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total)
+        max_lr = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total)
     warmup = min(total // 10, 3 * steps_per_epoch)
 
     def cosine(step: int) -> float:
@@ -107,9 +148,12 @@ def train_one_epoch(
     epoch: int,
     adversary: SourceAdversary | None = None,
 ) -> float:
-    """One pass over ``order`` (indices into ``data``, which lives on the training device)."""
+    """One pass over ``order`` (indices into ``data``, which lives on the training device). While the
+    backbone is frozen (``--freeze-epochs``), its batch-norm statistics stay those it was trained with."""
     preset = TrainPreset(args.augment, args.hflip)
     net.train()
+    if epoch < args.freeze_epochs:
+        net.backbone.eval()
     device = data.images.device
     amp = args.amp and device.type == "cuda"
     total, seen = 0.0, 0
@@ -247,6 +291,7 @@ def class_weights(train_set: XrayImages, labels: list[str], balance: str) -> tor
 def main(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.time()  # --time-limit counts from here: decoding is part of a run's time
     seed_everything(args.seed)
+    resolve_init(args)
     for directory in (args.output_dir, args.output_data_dir, args.checkpoint_dir):
         directory.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -263,7 +308,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     augment_generator = torch.Generator(device=device).manual_seed(args.seed)
     sample_weights = source_balanced_weights(train_set.records) if args.balance == "source" else None
 
-    net = build_model(args.arch, args.task, args.pretrained, preset.id).to(device)
+    if args.init_checkpoint is not None:
+        net = load_checkpoint(args.init_checkpoint)[0].to(device)
+        logger.info("starting from %s", args.init_checkpoint)
+    else:
+        net = build_model(args.arch, args.task, args.pretrained, preset.id).to(device)
     weights = class_weights(train_set, labels, args.balance)
     criterion = nn.CrossEntropyLoss(weight=weights.to(device), label_smoothing=args.label_smoothing)
     adversary = (
@@ -271,8 +320,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if args.source_adversary > 0 and len(train_set.sources) > 1
         else None
     )
-    parameters = list(net.parameters()) + (list(adversary.parameters()) if adversary is not None else [])
-    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
+    groups = parameter_groups(net, args.lr, args.backbone_lr_scale)
+    if adversary is not None:
+        groups.append({"params": list(adversary.parameters()), "lr": args.lr})
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = make_scheduler(args, optimizer, steps_per_epoch(len(train_set), args.batch_size))
 
     state_path = args.checkpoint_dir / "last.pt"
@@ -294,6 +345,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     for epoch in range(start_epoch, args.epochs):
         t_epoch = time.time()
+        set_backbone_trainable(net, epoch >= args.freeze_epochs)
         order = epoch_order(train_set.records, args.balance, generator, sample_weights)
         loss = train_one_epoch(
             net, criterion, optimizer, scheduler, train_data, order, args, augment_generator, epoch, adversary
@@ -488,15 +540,34 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     add(
         "--arch",
-        default="resnet50",
+        default=None,
         choices=list(ARCHS),
-        help="(default: %(default)s)",
+        help=f"(default: {DEFAULT_ARCH}, or the --init-checkpoint's own)",
     )
     add("--task", default="multiclass", choices=TASKS, help="(default: %(default)s)")
     add(
         "--pretrained",
         default="none",
         help="imagenet | none | PATH to a torchvision .pth (default: %(default)s)",
+    )
+    add(
+        "--init-checkpoint",
+        type=Path,
+        default=None,
+        help="start from this project checkpoint (.safetensors): its weights, architecture, task and preset "
+        "(default: none, --pretrained weights)",
+    )
+    add(
+        "--freeze-epochs",
+        type=int,
+        default=0,
+        help="train the classifier alone for the first N epochs, the backbone frozen (default: %(default)s)",
+    )
+    add(
+        "--backbone-lr-scale",
+        type=float,
+        default=1.0,
+        help="the backbone's learning rate as a fraction of --lr (default: %(default)s)",
     )
     add("--epochs", type=int, default=30, help="(default: %(default)s)")
     add("--batch-size", type=int, default=32, help="(default: %(default)s)")

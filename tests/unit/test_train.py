@@ -164,3 +164,61 @@ def test_resuming_another_models_state_is_refused(synthetic_data: Path, tmp_path
     other_task = [a if a != "multiclass" else "binary" for a in _args(synthetic_data, tmp_path, "--no-export")]
     with pytest.raises(SystemExit, match="resume state of"):
         main(get_args_parser().parse_args(other_task))
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], prefix: str) -> bool:
+    names = [k for k in before if k.startswith(prefix) and before[k].is_floating_point()]
+    assert names
+    return any(not torch.equal(before[k], after[k]) for k in names)
+
+
+def test_fine_tuning_starts_from_the_checkpoint_and_can_train_the_head_alone(
+    trained: tuple[Path, dict],  # type: ignore[type-arg]
+    synthetic_data: Path,
+    tmp_path: Path,
+) -> None:
+    start = trained[0] / "model" / "model.safetensors"
+    args = _args(synthetic_data, tmp_path, "--init-checkpoint", str(start), "--epochs", "1", "--freeze-epochs", "1")
+    args.remove("--arch")
+    args.remove("mobilenet_v3_small")  # taken from the checkpoint
+    main(get_args_parser().parse_args(args))
+    before, after = _state(start), _state(tmp_path / "model" / "model.safetensors")
+    assert not _changed(before, after, "backbone.")
+    assert _changed(before, after, "classifier.")
+
+
+def test_the_backbone_learns_at_its_own_rate() -> None:
+    from model.architectures import build_model
+    from training.train import parameter_groups
+
+    net = build_model("mobilenet_v3_small", "binary", "none", "xray-gray-224-v1")
+    backbone, head = parameter_groups(net, 1e-3, 0.1)
+    assert (backbone["lr"], head["lr"]) == (pytest.approx(1e-4), 1e-3)
+    assert len(backbone["params"]) + len(head["params"]) == len(list(net.parameters()))
+
+
+def test_a_checkpoint_of_another_task_is_refused_before_any_image_is_read(
+    trained: tuple[Path, dict],  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    start = trained[0] / "model" / "model.safetensors"
+    args = _args(tmp_path / "no-such-data", tmp_path, "--init-checkpoint", str(start), "--task", "binary")
+    with pytest.raises(SystemExit, match="is a multiclass model"):
+        main(get_args_parser().parse_args(args))
+
+
+def test_an_arch_other_than_the_checkpoints_is_refused(
+    trained: tuple[Path, dict],  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    start = trained[0] / "model" / "model.safetensors"
+    args = _args(tmp_path / "no-such-data", tmp_path, "--init-checkpoint", str(start))
+    args[args.index("mobilenet_v3_small")] = "resnet18"
+    with pytest.raises(SystemExit, match="leave out --arch resnet18"):
+        main(get_args_parser().parse_args(args))

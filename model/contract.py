@@ -64,6 +64,8 @@ class Gate(TypedDict):
 class Confidence(TypedDict):
     level: ConfidenceLevel
     reasons: list[str]
+    # The site whose own images validated the model (training.adapt), when that is what the level rests on.
+    validated_on: NotRequired[str]
 
 
 class Explanation(TypedDict):

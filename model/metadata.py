@@ -31,6 +31,10 @@ class ModelMetadata:
     # How the model did on sources (hospitals) it never saw, from ``training.loso``, and whether that
     # met the project's goal. Empty or unmet: every answer says its confidence is low.
     validation: dict[str, Any] = field(default_factory=dict)
+    # How the model did on one site's own labelled images, by patient-grouped cross-validation of its
+    # fine-tuning there (``training.adapt``): site name, n, figures with intervals, and whether they met
+    # the goal. Met: the answers' confidence rests on that site's evidence instead.
+    site_validation: dict[str, Any] = field(default_factory=dict)
     # What wrote the served artifacts ({"torch": "2.14.1", "onnx_opset": 17}): SageMaker Neo compiles
     # only TorchScript written by the framework versions it supports (``model.deploy``).
     exported_with: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +72,10 @@ class ModelMetadata:
     @property
     def validated_on_unseen_sources(self) -> bool:
         return self.validation.get("meets_goal") is True
+
+    @property
+    def validated_on_site(self) -> bool:
+        return self.site_validation.get("meets_goal") is True
 
     @property
     def input_shape(self) -> list[int]:

@@ -229,12 +229,15 @@ def decide(probs: FloatArray, labels: Sequence[str], covid_threshold: float | No
 def confidence(probs: FloatArray, labels: Sequence[str], meta: ModelMetadata) -> contract.Confidence:
     """``{"level": "low" | "normal", "reasons": [...]}`` for one answer.
 
-    Low when the model has not shown on hospitals it never saw that it meets the project's goal
-    (``not_validated_on_unseen_sources``: its probabilities then say little about a new site's images)
-    or when the answer is close to the other one (``borderline``: p(covid) within ``BORDERLINE_MARGIN``
-    of the operating point, or, without one, the two most probable labels that close).
+    Low when the model has not shown that it meets the project's goal, neither on hospitals it never
+    saw nor, by cross-validation, on the site it was adapted to (``not_validated_on_unseen_sources``:
+    its probabilities then say little about a new site's images), or when the answer is close to the
+    other one (``borderline``: p(covid) within ``BORDERLINE_MARGIN`` of the operating point, or,
+    without one, the two most probable labels that close). A site-validated model's answers name the
+    site (``validated_on``).
     """
-    reasons = [] if meta.validated_on_unseen_sources else ["not_validated_on_unseen_sources"]
+    validated = meta.validated_on_unseen_sources or meta.validated_on_site
+    reasons = [] if validated else ["not_validated_on_unseen_sources"]
     threshold = meta.covid_threshold
     if threshold is not None and "covid" in labels:
         margin = abs(float(probs[list(labels).index("covid")]) - threshold)
@@ -243,7 +246,10 @@ def confidence(probs: FloatArray, labels: Sequence[str], meta: ModelMetadata) ->
         margin = float(first - second)
     if margin < BORDERLINE_MARGIN:
         reasons.append("borderline")
-    return {"level": LOW_CONFIDENCE if reasons else "normal", "reasons": reasons}
+    answer: contract.Confidence = {"level": LOW_CONFIDENCE if reasons else "normal", "reasons": reasons}
+    if meta.validated_on_site:
+        answer["validated_on"] = str(meta.site_validation.get("site", ""))
+    return answer
 
 
 def gate_dict(score: float, threshold: float | None) -> contract.Gate:

@@ -97,15 +97,33 @@ def resolve_init(args: argparse.Namespace) -> None:
         meta = read_checkpoint_metadata(args.init_checkpoint)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"--init-checkpoint {args.init_checkpoint}: {exc}") from exc
-    if meta.task != args.task:
+    if not set(labels_for(args.task)) <= set(meta.labels):
         raise SystemExit(
             f"--init-checkpoint {args.init_checkpoint} is a {meta.task} model ({', '.join(meta.labels)}); "
-            f"--task {args.task} needs a checkpoint of that task"
+            f"--task {args.task} needs a checkpoint of that task, or of a task with more labels"
         )
     for flag, asked, own in (("--arch", args.arch, meta.arch), ("--preset", args.preset, meta.preset)):
         if asked and asked != own:
             raise SystemExit(f"--init-checkpoint {args.init_checkpoint} is {own}; leave out {flag} {asked}")
     args.arch, args.preset = meta.arch, meta.preset
+
+
+def initial_network(path: Path, task: str) -> XrayNet:
+    """The checkpoint's network for ``task``: as it is, or with the rows of its classifier (and of its
+    gate's class statistics, refitted anyway) for the task's labels alone, as a 3-class model becomes a
+    covid vs no_findings one."""
+    net, meta = load_checkpoint(path)
+    if meta.task == task:
+        return net
+    rows = [meta.labels.index(label) for label in labels_for(task)]
+    target = build_model(meta.arch, task, "none", meta.preset)
+    source = net.state_dict()
+    state = {}
+    for key, value in target.state_dict().items():
+        old = source[key]
+        state[key] = old if old.shape == value.shape else old[rows] if old.shape[0] == len(meta.labels) else value
+    target.load_state_dict(state)
+    return target
 
 
 def parameter_groups(net: XrayNet, lr: float, backbone_lr_scale: float) -> list[dict[str, Any]]:
@@ -309,7 +327,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     sample_weights = source_balanced_weights(train_set.records) if args.balance == "source" else None
 
     if args.init_checkpoint is not None:
-        net = load_checkpoint(args.init_checkpoint)[0].to(device)
+        net = initial_network(args.init_checkpoint, args.task).to(device)
         logger.info("starting from %s", args.init_checkpoint)
     else:
         net = build_model(args.arch, args.task, args.pretrained, preset.id).to(device)

@@ -48,3 +48,27 @@ def test_an_answer_close_to_the_other_one_is_borderline(probs: list[float], thre
 def test_far_from_the_operating_point_is_not_borderline_even_if_covid_is_not_the_most_probable() -> None:
     answer = confidence(np.array([0.45, 0.50, 0.05]), LABELS, metadata(True, threshold=0.2))
     assert answer["level"] == "normal"
+
+
+def site_validated(meets_goal: bool) -> ModelMetadata:
+    meta = metadata(None)
+    meta.site_validation = {"site": "St Example", "n": 82, "meets_goal": meets_goal}
+    return meta
+
+
+def test_a_clear_answer_of_a_model_validated_on_its_site_is_of_normal_confidence_and_names_the_site() -> None:
+    answer = confidence(np.array([0.98, 0.01, 0.01]), LABELS, site_validated(True))
+    assert answer == {"level": "normal", "reasons": [], "validated_on": "St Example"}
+
+
+def test_a_site_validation_that_missed_the_goal_leaves_confidence_low() -> None:
+    answer = confidence(np.array([0.98, 0.01, 0.01]), LABELS, site_validated(False))
+    assert answer["level"] == "low"
+    assert "validated_on" not in answer
+
+
+def test_a_site_validated_answer_near_the_operating_point_is_still_borderline() -> None:
+    meta = site_validated(True)
+    meta.operating_point = {"threshold": 0.5}
+    answer = confidence(np.array([0.51, 0.48, 0.01]), LABELS, meta)
+    assert answer["reasons"] == ["borderline"]

@@ -203,14 +203,31 @@ def test_the_backbone_learns_at_its_own_rate() -> None:
     assert len(backbone["params"]) + len(head["params"]) == len(list(net.parameters()))
 
 
-def test_a_checkpoint_of_another_task_is_refused_before_any_image_is_read(
-    trained: tuple[Path, dict],  # type: ignore[type-arg]
-    tmp_path: Path,
-) -> None:
-    start = trained[0] / "model" / "model.safetensors"
-    args = _args(tmp_path / "no-such-data", tmp_path, "--init-checkpoint", str(start), "--task", "binary")
-    with pytest.raises(SystemExit, match="is a multiclass model"):
+def test_a_checkpoint_with_fewer_labels_than_the_task_is_refused_before_any_image_is_read(tmp_path: Path) -> None:
+    from model.architectures import build_model
+    from model.checkpoint import save_checkpoint
+    from model.metadata import ModelMetadata
+
+    net = build_model("mobilenet_v3_small", "binary", "none", "xray-gray-224-v1")
+    meta = ModelMetadata("m", "v", "mobilenet_v3_small", "binary", ["covid", "no_findings"], 224, "xray-gray-224-v1")
+    start = save_checkpoint(net, meta, tmp_path / "binary.safetensors")
+    args = _args(tmp_path / "no-such-data", tmp_path, "--init-checkpoint", str(start))
+    with pytest.raises(SystemExit, match="is a binary model"):
         main(get_args_parser().parse_args(args))
+
+
+def test_a_three_class_checkpoint_starts_a_binary_model_with_its_covid_and_no_findings_rows(
+    trained: tuple[Path, dict],  # type: ignore[type-arg]
+) -> None:
+    from model.checkpoint import load_checkpoint
+    from training.train import initial_network
+
+    start = trained[0] / "model" / "model.safetensors"
+    three, meta = load_checkpoint(start)
+    two = initial_network(start, "binary")
+    rows = [meta.labels.index("covid"), meta.labels.index("no_findings")]
+    assert torch.equal(two.classifier.weight, three.classifier.weight[rows])
+    assert torch.equal(two.backbone.state_dict()["body.0.0.weight"], three.backbone.state_dict()["body.0.0.weight"])
 
 
 def test_an_arch_other_than_the_checkpoints_is_refused(

@@ -1,0 +1,135 @@
+"""training.adapt on a tiny synthetic site: the cross-validation never scores an image with a model
+that saw it, the adapted model is stamped and served, and bad inputs end with a clear message."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model.architectures import build_model
+from model.checkpoint import read_checkpoint_metadata, save_checkpoint
+from model.metadata import ModelMetadata
+from tests import images
+from training.adapt import get_args_parser, main
+
+ARCH, PRESET = "mobilenet_v3_small", "xray-gray-224-v1"
+
+
+def _checkpoint(folder: Path, task: str) -> Path:
+    labels = ["covid", "no_findings", "pneumonia"] if task == "multiclass" else ["covid", "no_findings"]
+    net = build_model(ARCH, task, "none", PRESET)
+    return save_checkpoint(
+        net,
+        ModelMetadata("xray-covid", f"start-{task}", ARCH, task, labels, 224, PRESET),
+        folder / f"{task}.safetensors",
+    )
+
+
+@pytest.fixture(scope="module")
+def start(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _checkpoint(tmp_path_factory.mktemp("start"), "multiclass")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return images.class_folders(tmp_path_factory.mktemp("site"), per_class=6)
+
+
+def _args(start: Path, site: Path, out: Path, *extra: str) -> list[str]:
+    return ["--checkpoint", str(start), "--data", str(site), "--out", str(out), "--folds", "3", "--epochs", "1", *extra]
+
+
+@pytest.fixture(scope="module")
+def adapted(start: Path, site: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("adapted")
+    return out, main(get_args_parser().parse_args(_args(start, site, out, "--site-name", "St Example")))
+
+
+def _paths(manifest: Path, *splits: str) -> set[str]:
+    with manifest.open(newline="") as handle:
+        return {row["path"] for row in csv.DictReader(handle) if row["split"] in splits}
+
+
+def test_no_image_is_scored_by_a_model_that_saw_it(adapted: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = adapted
+    for fold in sorted((out / "folds").glob("*/*")):
+        seen = _paths(fold / "manifest.csv", "train", "val")
+        scored = set(json.loads((fold / "predictions.json").read_text())["paths"])
+        assert scored
+        assert not scored & seen
+
+
+def test_every_site_image_is_scored_once_per_strategy(adapted: tuple[Path, dict[str, Any]]) -> None:
+    out, report = adapted
+    for strategy in report["strategies"]:
+        scored = [
+            p
+            for fold in (out / "folds" / strategy).glob("*")
+            for p in json.loads((fold / "predictions.json").read_text())["paths"]
+        ]
+        assert sorted(scored) == sorted(set(scored))
+        assert len(scored) == report["images_used"] == 12
+
+
+def test_the_report_holds_before_and_after_with_intervals(adapted: tuple[Path, dict[str, Any]]) -> None:
+    _, report = adapted
+    for part in ("before", "after"):
+        assert {"n", "roc_auc", "roc_auc_ci", "covid_sensitivity", "covid_specificity", "ece"} <= set(report[part])
+        assert report[part]["n"] == 12
+    assert report["strategy"] in report["strategies"]
+    assert report["folds"] == 3
+
+
+def test_images_of_other_labels_are_listed_as_skipped_with_the_reason(adapted: tuple[Path, dict[str, Any]]) -> None:
+    skipped = adapted[1]["images_skipped"]
+    assert len(skipped) == 6
+    assert all("pneumonia is not one of the binary task" in s["reason"] for s in skipped)
+
+
+def test_the_adapted_model_is_stamped_with_its_site_validation(adapted: tuple[Path, dict[str, Any]]) -> None:
+    out, report = adapted
+    meta = read_checkpoint_metadata(out / "model.safetensors")
+    assert meta.task == "binary"
+    assert (meta.site_validation["site"], meta.site_validation["n"]) == ("St Example", 12)
+    assert meta.site_validation["meets_goal"] is report["after"]["meets_goal"]
+
+
+def test_the_package_and_the_model_card_are_written(adapted: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = adapted
+    assert (out / "model.tar.gz").stat().st_size > 0
+    assert "adapted to St Example" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_site_without_one_class_is_refused(start: Path, tmp_path: Path) -> None:
+    site = images.class_folders(tmp_path / "site", per_class=4)
+    for file in (site / "no_findings").iterdir():
+        file.unlink()
+    with pytest.raises(SystemExit, match="no usable no_findings images"):
+        main(get_args_parser().parse_args(_args(start, site, tmp_path / "out")))
+
+
+def test_too_few_patients_for_the_folds_says_how_many_are_needed(start: Path, tmp_path: Path) -> None:
+    site = images.class_folders(tmp_path / "site", per_class=2)
+    with pytest.raises(SystemExit, match="3 folds need at least 3 patients of each label"):
+        main(get_args_parser().parse_args(_args(start, site, tmp_path / "out")))
+
+
+def test_a_checkpoint_of_a_smaller_task_is_refused(site: Path, tmp_path: Path) -> None:
+    binary = _checkpoint(tmp_path, "binary")
+    with pytest.raises(SystemExit, match="is a binary model"):
+        main(get_args_parser().parse_args(_args(binary, site, tmp_path / "out", "--task", "multiclass")))
+
+
+def test_unreadable_files_are_skipped_with_the_reason(start: Path, tmp_path: Path) -> None:
+    site = images.class_folders(tmp_path / "site", per_class=4)
+    (site / "covid" / "broken.png").write_bytes(images.truncated(images.png(96, seed=9)))
+    from training.adapt import load_site
+
+    args = get_args_parser().parse_args(_args(start, site, tmp_path / "out", "--folds", "2"))
+    loaded = load_site(args, PRESET)
+    assert [s["reason"].split(":")[0] for s in loaded.skipped if s["path"].endswith("broken.png")] == ["unreadable"]
+    assert len(loaded.records) == 8

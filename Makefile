@@ -85,12 +85,16 @@ build/model/model.tar.gz: model/default/model.safetensors $(STAMP)
 
 model: build/model/model.tar.gz
 
-demo: build/model/model.tar.gz
-	$(PY) -m local_stack.demo --model build/model/model.tar.gz
+# The package the local stack serves: the bundled model's, or any other, e.g. the one training.adapt
+# wrote for a site: MODEL=runs/site/model.tar.gz make local
+MODEL ?= build/model/model.tar.gz
+
+demo: $(STAMP) $(MODEL)
+	$(PY) -m local_stack.demo --model $(MODEL)
 
 # FAULTS="endpoint_5xx=0.2,s3_timeout=0.1,crash=0.05" SEED=1 VISIBILITY=2 make local
-local: build/model/model.tar.gz client/dist/index.html
-	$(PY) -m local_stack.stack --model build/model/model.tar.gz --client client/dist $(if $(FAULTS),--faults $(FAULTS)) \
+local: $(STAMP) $(MODEL) client/dist/index.html
+	$(PY) -m local_stack.stack --model $(MODEL) --client client/dist $(if $(FAULTS),--faults $(FAULTS)) \
 		$(if $(SEED),--seed $(SEED)) $(if $(VISIBILITY),--visibility-timeout $(VISIBILITY))
 
 # Move parked dead letters (already recorded `failed`) back to the ingest queue of a running `make local`.
@@ -101,8 +105,8 @@ redrive: $(STAMP)
 invoke: build/model/model.tar.gz
 	$(PY) -m local_stack.invoke $(FUNCTION) -e $(EVENT) $(if $(SEED),--seed $(SEED))
 
-serve: build/model/model.tar.gz
-	$(PY) -m model.serve --model build/model/model.tar.gz --port 8080
+serve: $(STAMP) $(MODEL)
+	$(PY) -m model.serve --model $(MODEL) --port 8080
 
 bench: $(STAMP)
 	$(PY) bench/inference.py

@@ -101,6 +101,7 @@ class ModelInfo(TypedDict):
     task: str
     labels: list[str]
     covid_threshold: NotRequired[float]  # the operating point, where one was chosen
+    site_validation: NotRequired[str]  # the site whose own images validated the model (training.adapt)
 
 
 class Response(TypedDict):

@@ -334,6 +334,8 @@ class Predictor:
         info: contract.ModelInfo = {"name": m.name, "version": m.version, "task": m.task, "labels": list(m.labels)}
         if m.covid_threshold is not None:
             info["covid_threshold"] = round(m.covid_threshold, 4)
+        if m.site_validation.get("site"):
+            info["site_validation"] = str(m.site_validation["site"])
         return info
 
     def run_arrays(self, batch: FloatArray) -> Scored:

@@ -18,6 +18,7 @@ class Notifier:
         attributes = {
             "status": result["status"],
             "model_version": result.get("model_version") or "none",
+            "site_validation": result.get("site_validation") or "none",
             "label": result.get("label") or "none",
         }
         self._sns.publish(

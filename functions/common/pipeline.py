@@ -250,6 +250,7 @@ class ClassificationPipeline:
                 model_name=decision.model.get("name"),
                 model_version=decision.model.get("version"),
                 covid_threshold=decision.model.get("covid_threshold"),  # the operating point that decided
+                site_validation=decision.model.get("site_validation") or "none",
             )
         else:
             error = decision.rejection if isinstance(decision, Verdict) else decision

@@ -33,6 +33,7 @@ class ResultFields(TypedDict, total=False):
     model_name: str | None
     model_version: str | None
     covid_threshold: float | None  # the operating point that decided
+    site_validation: str | None  # the site whose cross-validation stood behind the model, or "none"
 
 
 class Result(ResultFields, total=False):
@@ -63,6 +64,7 @@ SHOWN_FIELDS: Final = (
     "model_name",
     "model_version",
     "covid_threshold",
+    "site_validation",
     "created_at",
     "source",
 )
@@ -74,6 +76,7 @@ NOTIFIED_FIELDS: Final = (
     "probabilities",
     "reason",
     "model_version",
+    "site_validation",
     "created_at",
     "source",
 )

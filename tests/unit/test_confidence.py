@@ -72,3 +72,11 @@ def test_a_site_validated_answer_near_the_operating_point_is_still_borderline() 
     meta.operating_point = {"threshold": 0.5}
     answer = confidence(np.array([0.51, 0.48, 0.01]), LABELS, meta)
     assert answer["reasons"] == ["borderline"]
+
+
+def test_the_model_info_of_every_answer_names_the_site_validation() -> None:
+    from model.runtime import Predictor
+
+    predictor = Predictor(None, site_validated(True))  # type: ignore[arg-type]  (no backend is run)
+    assert predictor.model_info()["site_validation"] == "St Example"
+    assert "site_validation" not in Predictor(None, metadata(True)).model_info()  # type: ignore[arg-type]

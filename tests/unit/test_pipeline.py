@@ -410,3 +410,32 @@ def test_objects_dropped_outside_a_users_prefix_are_never_limited_to_one_version
     later = _version(world, "uploads/ward3/x.png", "2", images.png(96, seed=2))
     outcomes = world["pipeline"].process([(first, 1), (later, 1)])
     assert {o.status for o in outcomes.values()} == {"classified"}
+
+
+def test_a_result_says_which_site_validation_the_answer_rests_on(world: dict[str, Any]) -> None:
+    world["endpoint"].model = {**MODEL, "site_validation": "St Example"}
+    ref = _ref(world, "uploads/ward3/site.png", images.png(128))
+    world["pipeline"].process([(ref, 1)])
+    assert _stored(world, ref)["site_validation"] == "St Example"
+
+
+def test_a_result_of_a_model_without_site_validation_says_none(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/ward3/plain.png", images.png(128))
+    world["pipeline"].process([(ref, 1)])
+    assert _stored(world, ref)["site_validation"] == "none"
+
+
+def test_a_notification_carries_the_site_validation_as_an_attribute_to_filter_on() -> None:
+    class RecordingSns:
+        def __init__(self) -> None:
+            self.calls: list[dict[str, Any]] = []
+
+        def publish(self, **kwargs: Any) -> None:
+            self.calls.append(kwargs)
+
+    sns = RecordingSns()
+    item = {"result_id": "r1", "status": "classified", "label": "covid", "site_validation": "St Example"}
+    Notifier(sns, "arn:topic").publish(item)  # type: ignore[arg-type]
+    (call,) = sns.calls
+    assert json.loads(call["Message"])["site_validation"] == "St Example"
+    assert call["MessageAttributes"]["site_validation"]["StringValue"] == "St Example"

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.common import clients, telemetry
 from functions.common.config import Settings
 from functions.common.deadline import ContextDeadline
+from functions.common.drift import drift_values
 from functions.common.pipeline import Outcome
 from functions.common.s3_events import ObjectRef, parse_sqs_body, refs_from_s3_event
 
@@ -44,6 +45,9 @@ def count_outcomes(outcomes: dict[str, Outcome]) -> None:
         metrics.add_metric(name=outcome.status.capitalize(), unit=MetricUnit.Count, value=1)
         if outcome.reason == "EndpointContractError":
             metrics.add_metric(name="EndpointContractError", unit=MetricUnit.Count, value=1)
+    for name, value in drift_values(outcomes.values()):
+        unit = MetricUnit.Count if name == "GateRefused" else MetricUnit.NoUnit
+        metrics.add_metric(name=name, unit=unit, value=value)
 
 
 def handle_sqs(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

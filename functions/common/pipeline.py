@@ -63,6 +63,8 @@ class Outcome:
     result_id: str
     status: str  # classified | rejected | failed | duplicate | retry
     reason: str | None = None
+    gate_score: float | None = None  # for functions.common.drift: the gate's score of this image
+    p_covid: float | None = None
 
     @property
     def retry(self) -> bool:
@@ -266,7 +268,14 @@ class ClassificationPipeline:
             )
         if self.store.put_final(item):
             self._notify_once(item)
-            return Outcome(ref.result_id, item["status"], item.get("reason"))
+            gate = item.get("gate")
+            return Outcome(
+                ref.result_id,
+                item["status"],
+                item.get("reason"),
+                gate_score=gate["score"] if gate else None,
+                p_covid=(item.get("probabilities") or {}).get("covid"),
+            )
         stored = self.store.get_or_none(ref.result_id)
         if stored is not None and stored["status"] != FAILED:
             self._notify_once(stored)  # a delivery that stored it may have died before notifying

@@ -439,3 +439,9 @@ def test_a_notification_carries_the_site_validation_as_an_attribute_to_filter_on
     (call,) = sns.calls
     assert json.loads(call["Message"])["site_validation"] == "St Example"
     assert call["MessageAttributes"]["site_validation"]["StringValue"] == "St Example"
+
+
+def test_an_outcome_carries_the_numbers_drift_is_watched_by(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/ward3/drift.png", images.png(128))
+    (outcome,) = world["pipeline"].process([(ref, 1)]).values()
+    assert outcome.p_covid == 0.8

@@ -16,8 +16,10 @@ estimate honestly how the fine-tuned model does, in one command.
    stopping, calibration, the operating point at COVID sensitivity >= 0.90, and the gate, refitted to
    refuse at most 1 % of them), stamped with its site validation (``ModelMetadata.site_validation``).
 
-Outputs: ``OUT/report.json``, ``OUT/model.safetensors``, ``OUT/model.tar.gz`` (the serving layout of
-``make model``) and ``OUT/MODEL_CARD.md``. Each fold's run resumes where it stopped.
+Outputs: ``OUT/report.json``, ``OUT/report.html`` (one self-contained page: ``training.adapt_report``),
+``OUT/predictions.json`` (before and after, per image), ``OUT/model.safetensors``, ``OUT/model.tar.gz``
+(the serving layout of ``make model``) and ``OUT/MODEL_CARD.md``. Each fold's run resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from model.labels import COVID, NO_FINDINGS, labels_for
 from model.preprocessing import get_preset, prepare
 from model.runtime import ACCEPTED, decide
 from training import train
+from training.adapt_report import render
 from training.data import Record, add_hashes, assign_folds, read_dataset, remove_duplicates, write_manifest
 from training.metrics import expected_calibration_error
 from training.sources import _auc, bootstrap_ci, score_images
@@ -333,13 +336,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if not set(labels_for(args.task)) <= set(start.labels):
         raise SystemExit(f"{args.checkpoint} is a {start.task} model; it cannot be adapted to the {args.task} task")
     site = load_site(args, start.preset)
-    before = summarize(scored(args.checkpoint, site.images, site.records))
+    before_predictions = scored(args.checkpoint, site.images, site.records)
+    before = summarize(before_predictions)
     if before["gate"]["share"] > MOSTLY_REFUSED:
         logger.warning("the starting model's gate refuses most of these images: to it they are not chest X-rays")
     runs = len(STRATEGIES) * args.folds + 1
-    results = {}
+    results, pooled = {}, {}
     for index, strategy in enumerate(STRATEGIES):
-        results[strategy.name] = summarize(cross_validate(args, site, strategy, deadline, runs - index * args.folds))
+        pooled[strategy.name] = cross_validate(args, site, strategy, deadline, runs - index * args.folds)
+        results[strategy.name] = summarize(pooled[strategy.name])
     chosen = max(STRATEGIES, key=lambda s: results[s.name]["roc_auc"] or 0.0)
     after = results[chosen.name]
     every = [Record(**{**r.__dict__, "split": "val" if r.fold == 0 else "train"}) for r in site.records]
@@ -356,7 +361,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     checkpoint = stamp(final, args.out, validation)
     tarball = package(checkpoint, args.out)
     meta = read_checkpoint_metadata(checkpoint)
-    sources = Counter(r.source for r in site.records)
+    source_counts = Counter(r.source for r in site.records)
     report: dict[str, Any] = {
         "site": args.site_name,
         "task": args.task,
@@ -369,14 +374,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "images_used": len(site.records),
         "patients": len({r.group for r in site.records}),
         "images_skipped": site.skipped,
-        "sources": dict(sources),
+        "sources": dict(source_counts),
         "start": {"version": start.version, "arch": start.arch, "task": start.task},
         "model": {"version": meta.version, "checkpoint": str(checkpoint), "package": str(tarball)},
-        "caveats": caveats(site, before, sources),
+        "caveats": caveats(site, before, source_counts),
         "seconds": round(time.time() - started, 1),
     }
+    predictions = {"before": before_predictions, "after": pooled[chosen.name]}
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "predictions.json").write_text(json.dumps(predictions) + "\n")
     (args.out / "MODEL_CARD.md").write_text(model_card(report))
+    sources = {r.path: r.source for r in site.records}
+    (args.out / "report.html").write_text(render(report, predictions, sources))
     return report
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import time
 from collections import Counter
@@ -386,15 +387,60 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     (args.out / "MODEL_CARD.md").write_text(model_card(report))
     sources = {r.path: r.source for r in site.records}
     (args.out / "report.html").write_text(render(report, predictions, sources))
+    publish_for_sagemaker(args)
     return report
+
+
+def _sagemaker_default(variable: str, below: str = "") -> Path | None:
+    """A SageMaker training container's folder (training.launch --entry adapt), where it runs in one."""
+    value = os.environ.get(variable)
+    return Path(value) / below if value else None
+
+
+def publish_for_sagemaker(args: argparse.Namespace) -> None:
+    """In a training job: the serving artifacts into SM_MODEL_DIR (SageMaker packs them as
+    model.tar.gz), the report into SM_OUTPUT_DATA_DIR (output.tar.gz)."""
+    if args.model_dir is not None:
+        shutil.copytree(args.out / "build" / "artifacts", args.model_dir, dirs_exist_ok=True)
+    if args.report_dir is not None:
+        args.report_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("report.json", "report.html", "predictions.json", "MODEL_CARD.md"):
+            shutil.copyfile(args.out / name, args.report_dir / name)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = p.add_argument
-    add("--checkpoint", type=Path, required=True, help="the model to start from (.safetensors)")
-    add("--data", type=Path, required=True, help="the site's labelled images, any layout training.data reads")
-    add("--out", type=Path, required=True, help="report, adapted model and package")
+    start = _sagemaker_default("SM_CHANNEL_START", "model.safetensors")
+    data = _sagemaker_default("SM_CHANNEL_TRAINING")
+    out = Path("/opt/ml/checkpoints/adapt") if os.environ.get("SM_MODEL_DIR") else None
+    add("--checkpoint", type=Path, default=start, required=start is None, help="the model to start from (.safetensors)")
+    add(
+        "--data",
+        type=Path,
+        default=data,
+        required=data is None,
+        help="the site's labelled images, any layout training.data reads",
+    )
+    add(
+        "--out",
+        type=Path,
+        default=out,
+        required=out is None,
+        help="report, adapted model, package and the resumable fold runs (in a training job: the synced checkpoints)",
+    )
+    add(
+        "--model-dir",
+        type=Path,
+        default=_sagemaker_default("SM_MODEL_DIR"),
+        help="also copy the serving artifacts here (default: $SM_MODEL_DIR)",
+    )
+    add(
+        "--report-dir",
+        type=Path,
+        default=_sagemaker_default("SM_OUTPUT_DATA_DIR"),
+        help="also copy the report here (default: $SM_OUTPUT_DATA_DIR)",
+    )
     add("--task", default="binary", choices=("binary", "multiclass"), help="(default: %(default)s)")
     add("--folds", type=int, default=5, help="patient-grouped cross-validation folds (default: %(default)s)")
     add("--epochs", type=int, default=8, help="at most, per fine-tuning run (default: %(default)s)")

@@ -141,3 +141,43 @@ def test_the_html_report_is_one_self_contained_page(adapted: tuple[Path, dict[st
     assert "Adapting the model to St Example" in page
     assert 'src="http' not in page
     assert "<th scope='row'>ROC AUC</th>" in page
+
+
+def test_in_a_training_job_the_inputs_and_outputs_are_sagemakers_folders(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SM_CHANNEL_START", "/opt/ml/input/data/start")
+    monkeypatch.setenv("SM_CHANNEL_TRAINING", "/opt/ml/input/data/training")
+    monkeypatch.setenv("SM_MODEL_DIR", "/opt/ml/model")
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data")
+    args = get_args_parser().parse_args(["--task", "binary"])
+    assert args.checkpoint == Path("/opt/ml/input/data/start/model.safetensors")
+    assert (args.data, args.model_dir, args.report_dir) == (
+        Path("/opt/ml/input/data/training"),
+        Path("/opt/ml/model"),
+        Path("/opt/ml/output/data"),
+    )
+    assert args.out == Path("/opt/ml/checkpoints/adapt")  # synced to S3: a spot interruption resumes the folds
+
+
+def test_the_serving_artifacts_and_the_report_are_published_where_sagemaker_packs_them(
+    adapted: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    from training.adapt import publish_for_sagemaker
+
+    args = get_args_parser().parse_args(
+        [
+            "--checkpoint",
+            "x",
+            "--data",
+            "x",
+            "--out",
+            str(adapted[0]),
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--report-dir",
+            str(tmp_path / "output"),
+        ]
+    )
+    publish_for_sagemaker(args)
+    meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert meta["site_validation"]["site"] == "St Example"
+    assert (tmp_path / "output" / "report.html").is_file()

@@ -103,3 +103,44 @@ def test_on_demand_has_no_wait_time(aws_credentials: None, spot: bool) -> None:
             )
         assert "MaxWaitTimeInSeconds" not in request["StoppingCondition"]
         assert request["EnableManagedSpotTraining"] is False
+
+
+def test_the_adapt_entry_runs_training_adapt() -> None:
+    with tarfile.open(fileobj=io.BytesIO(source_tarball("adapt"))) as tar:
+        entry = tar.extractfile("sagemaker_entry.py")
+        assert entry is not None
+        assert b"from training.adapt import" in entry.read()
+
+
+def test_adapt_without_a_starting_checkpoint_is_refused_before_anything_is_uploaded() -> None:
+    with pytest.raises(SystemExit, match="needs --start"):
+        launch("job2", "arn:role", "b", "s3://b/site/", [], "img:1", s3=object(), sagemaker=object(), entry="adapt")
+
+
+def test_adapt_launches_with_the_site_and_the_starting_checkpoint_as_channels(aws_credentials: None) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="ml-bucket")
+        sagemaker = boto3.client("sagemaker")
+        with Stubber(sagemaker) as stub:
+            stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/a"})
+            request = launch(
+                "adapt1",
+                "arn:aws:iam::123456789012:role/train",
+                "ml-bucket",
+                "s3://ml-bucket/sites/st-example/",
+                ["--task", "binary", "--site-name", "St Example"],
+                "img:1",
+                s3=s3,
+                sagemaker=sagemaker,
+                entry="adapt",
+                start_uri="s3://ml-bucket/models/model.safetensors",
+            )
+            stub.assert_no_pending_responses()
+        channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+        assert channels == {
+            "training": "s3://ml-bucket/sites/st-example/",
+            "start": "s3://ml-bucket/models/model.safetensors",
+        }
+        assert request["HyperParameters"]["site-name"] == "St Example"
+        assert request["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"

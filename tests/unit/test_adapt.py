@@ -181,3 +181,34 @@ def test_the_serving_artifacts_and_the_report_are_published_where_sagemaker_pack
     meta = json.loads((tmp_path / "model" / "metadata.json").read_text())
     assert meta["site_validation"]["site"] == "St Example"
     assert (tmp_path / "output" / "report.html").is_file()
+
+
+def test_the_local_endpoint_serves_the_package_and_names_its_site(
+    adapted: tuple[Path, dict[str, Any]], site: Path, tmp_path: Path
+) -> None:
+    import boto3
+
+    from local_stack.wsgi import BackgroundServer
+    from model.package import unpack
+    from model.runtime import Predictor
+    from model.serve import EndpointApp
+
+    out, report = adapted
+    model_dir = unpack(out / "model.tar.gz", tmp_path / "model")
+    image = next((site / "covid").iterdir()).read_bytes()
+    with BackgroundServer(EndpointApp(Predictor.load(model_dir))) as endpoint:
+        runtime = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=endpoint.url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        answer = json.loads(
+            runtime.invoke_endpoint(EndpointName="e", Body=image, ContentType="image/png")["Body"].read()
+        )
+    assert answer["model"]["site_validation"] == "St Example"
+    assert answer["model"]["labels"] == ["covid", "no_findings"]
+    prediction = answer["predictions"][0]
+    if "confidence" in prediction:  # the gate may refuse a synthetic image
+        assert ("validated_on" in prediction["confidence"]) is report["after"]["meets_goal"]

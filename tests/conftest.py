@@ -13,6 +13,28 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 
 
+def invoke_local_endpoint(model_dir: Path, body: bytes, content_type: str = "image/png") -> dict[str, Any]:
+    """One InvokeEndpoint call, with a real boto3 client, to the project's model server for ``model_dir``."""
+    import boto3
+
+    from local_stack.wsgi import BackgroundServer
+    from model.runtime import Predictor
+    from model.serve import EndpointApp
+
+    with BackgroundServer(EndpointApp(Predictor.load(model_dir))) as endpoint:
+        runtime = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=endpoint.url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        answer: dict[str, Any] = json.loads(
+            runtime.invoke_endpoint(EndpointName="e", Body=body, ContentType=content_type)["Body"].read()
+        )
+    return answer
+
+
 def load_event(name: str) -> dict[str, Any]:
     """A sample event from events/, the same file `sam local invoke -e` would replay."""
     return json.loads((EVENTS / name).read_text())

@@ -14,6 +14,7 @@ from model.architectures import build_model
 from model.checkpoint import read_checkpoint_metadata, save_checkpoint
 from model.metadata import ModelMetadata
 from tests import images
+from tests.conftest import invoke_local_endpoint
 from training.adapt import get_args_parser, main
 
 ARCH, PRESET = "mobilenet_v3_small", "xray-gray-224-v1"
@@ -186,27 +187,12 @@ def test_the_serving_artifacts_and_the_report_are_published_where_sagemaker_pack
 def test_the_local_endpoint_serves_the_package_and_names_its_site(
     adapted: tuple[Path, dict[str, Any]], site: Path, tmp_path: Path
 ) -> None:
-    import boto3
-
-    from local_stack.wsgi import BackgroundServer
     from model.package import unpack
-    from model.runtime import Predictor
-    from model.serve import EndpointApp
 
     out, report = adapted
     model_dir = unpack(out / "model.tar.gz", tmp_path / "model")
     image = next((site / "covid").iterdir()).read_bytes()
-    with BackgroundServer(EndpointApp(Predictor.load(model_dir))) as endpoint:
-        runtime = boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=endpoint.url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-        )
-        answer = json.loads(
-            runtime.invoke_endpoint(EndpointName="e", Body=image, ContentType="image/png")["Body"].read()
-        )
+    answer = invoke_local_endpoint(model_dir, image)
     assert answer["model"]["site_validation"] == "St Example"
     assert answer["model"]["labels"] == ["covid", "no_findings"]
     prediction = answer["predictions"][0]

@@ -6,15 +6,12 @@ import csv
 import json
 from pathlib import Path
 
-import boto3
 import pytest
 import torch
 
-from local_stack.wsgi import BackgroundServer
 from model.package import unpack
-from model.runtime import Predictor
-from model.serve import EndpointApp
 from tests import images
+from tests.conftest import invoke_local_endpoint
 from training.train import get_args_parser, main
 
 
@@ -88,19 +85,7 @@ def test_trained_model_tarball_is_served_by_the_local_endpoint(
     model_dir = unpack(out / "output" / "model.tar.gz", tmp_path / "model")
     with (out / "output" / "manifest.csv").open() as handle:
         training_image = next(row["path"] for row in csv.DictReader(handle) if row["split"] == "train")
-    with BackgroundServer(EndpointApp(Predictor.load(model_dir))) as endpoint:
-        runtime = boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=endpoint.url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-        )
-        answer = json.loads(
-            runtime.invoke_endpoint(
-                EndpointName="e", Body=(synthetic_data / training_image).read_bytes(), ContentType="image/png"
-            )["Body"].read()
-        )
+    answer = invoke_local_endpoint(model_dir, (synthetic_data / training_image).read_bytes())
     assert answer["model"]["labels"] == ["covid", "no_findings", "pneumonia"]
     assert answer["predictions"][0]["gate"]["threshold"] == round(summary["metadata"]["gate"]["threshold"], 4)
     assert answer["model"]["covid_threshold"] == round(summary["metadata"]["operating_point"]["threshold"], 4)

@@ -305,7 +305,20 @@ specificity >= 0.80) is **{"met" if after["meets_goal"] else "not met"}**: answe
 """
 
 
-def caveats(site: Site, before: dict[str, Any], sources: Counter[str]) -> list[str]:
+def trained_on(meta: Any) -> frozenset[str]:
+    """The sources a checkpoint's training data names (``ModelMetadata.training_data``), if any."""
+    sources = meta.training_data.get("sources") or {}
+    return frozenset(name for split in sources.values() if isinstance(split, dict) for name in split)
+
+
+def caveats(
+    site: Site,
+    before: dict[str, Any],
+    sources: Counter[str],
+    after: dict[str, Any] | None = None,
+    trained_on: frozenset[str] = frozenset(),
+) -> list[str]:
+    """The report's caveats in plain words; ``trained_on``: the sources the starting model was trained on."""
     notes = [
         "The figures hold for images like these, from this site: another site, scanner or ward may differ.",
         f"{before['n']} images give wide intervals; read the interval, not the point.",
@@ -321,6 +334,18 @@ def caveats(site: Site, before: dict[str, Any], sources: Counter[str]) -> list[s
         notes.append(
             f"The starting model's gate refused {before['gate']['refused']} of {before['n']} images: to it they are "
             "not chest X-rays. Check that they are frontal chest radiographs."
+        )
+    seen = sorted(trained_on & set(sources))
+    if seen:
+        notes.append(
+            f"The starting model was trained on sources named {', '.join(seen)}, as some of these images are: the "
+            "'before' figures may include images it learnt from, and say little about a site it never saw."
+        )
+    if after is not None and after["gate"]["share"] > 2 * SITE_GATE_MAX_REFUSAL:
+        notes.append(
+            f"Refitted on each fold's few validation images to refuse at most {SITE_GATE_MAX_REFUSAL:.0%}, the gate "
+            f"refused {after['gate']['refused']} of {after['n']} held-out site images: with this few images its "
+            "threshold is uncertain, and more of the site's X-rays may be refused than intended."
         )
     return notes
 
@@ -378,7 +403,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "sources": dict(source_counts),
         "start": {"version": start.version, "arch": start.arch, "task": start.task},
         "model": {"version": meta.version, "checkpoint": str(checkpoint), "package": str(tarball)},
-        "caveats": caveats(site, before, source_counts),
+        "caveats": caveats(site, before, source_counts, after, trained_on(start)),
         "seconds": round(time.time() - started, 1),
     }
     predictions = {"before": before_predictions, "after": pooled[chosen.name]}

@@ -198,3 +198,29 @@ def test_the_local_endpoint_serves_the_package_and_names_its_site(
     prediction = answer["predictions"][0]
     if "confidence" in prediction:  # the gate may refuse a synthetic image
         assert ("validated_on" in prediction["confidence"]) is report["after"]["meets_goal"]
+
+
+def _figures(refused: int, n: int = 80) -> dict[str, Any]:
+    return {"n": n, "gate": {"refused": refused, "share": refused / n}}
+
+
+def test_the_caveats_say_when_the_starting_model_learnt_from_the_sites_sources() -> None:
+    from collections import Counter
+
+    from training.adapt import caveats
+
+    site = type("Site", (), {"patients_named": True})()
+    notes = caveats(site, _figures(0), Counter({"hannover": 40, "kermany": 40}), _figures(0), frozenset({"hannover"}))  # type: ignore[arg-type]
+    assert any("trained on sources named hannover" in note for note in notes)
+
+
+def test_the_caveats_say_when_the_refitted_gate_refuses_more_than_intended() -> None:
+    from collections import Counter
+
+    from training.adapt import caveats
+
+    site = type("Site", (), {"patients_named": True})()
+    quiet = caveats(site, _figures(0), Counter({"a": 80}), _figures(1))  # type: ignore[arg-type]
+    loud = caveats(site, _figures(0), Counter({"a": 80}), _figures(7))  # type: ignore[arg-type]
+    assert [n for n in loud if "refused 7 of 80 held-out" in n]
+    assert not [n for n in quiet if "held-out" in n]

@@ -25,6 +25,8 @@ stopped.
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import logging
 import os
@@ -269,6 +271,33 @@ def package(checkpoint: Path, out: Path) -> Path:
     return target
 
 
+def sample_heatmaps(artifacts: Path, site: Site, per_label: int = 2) -> list[dict[str, str]]:
+    """Class-activation overlays of the adapted model's served graph on a few site images of each label
+    (the first images of each label; the final model saw them, so these show where it looks, not how well)."""
+    from model.preprocessing import to_batch
+    from model.runtime import Predictor, cam_png
+    from training.evaluate import cam_overlay
+
+    predictor = Predictor.load(artifacts)
+    labels = list(predictor.meta.labels)
+    samples = []
+    for label in labels:
+        for index in [i for i, r in enumerate(site.records) if r.label == label][:per_label]:
+            out = predictor.run_arrays(to_batch([site.images[index]]))
+            top = int(out.probabilities[0].argmax())
+            overlay = cam_overlay(site.images[index], cam_png(out.cam[0, top]))
+            buffer = io.BytesIO()
+            overlay.save(buffer, format="PNG")
+            samples.append(
+                {
+                    "label": label,
+                    "answer": labels[top],
+                    "png": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(),
+                }
+            )
+    return samples
+
+
 def model_card(report: dict[str, Any]) -> str:
     before, after = report["before"], report["after"]
 
@@ -411,7 +440,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     (args.out / "predictions.json").write_text(json.dumps(predictions) + "\n")
     (args.out / "MODEL_CARD.md").write_text(model_card(report))
     sources = {r.path: r.source for r in site.records}
-    (args.out / "report.html").write_text(render(report, predictions, sources))
+    heatmaps = sample_heatmaps(args.out / "build" / "artifacts", site)
+    (args.out / "report.html").write_text(render(report, predictions, sources, heatmaps))
     publish_for_sagemaker(args)
     return report
 

@@ -115,7 +115,27 @@ def sources_table(predictions: dict[str, dict[str, Any]], sources: dict[str, str
     )
 
 
-def render(report: dict[str, Any], predictions: dict[str, dict[str, Any]], sources: dict[str, str]) -> str:
+def heatmaps_section(heatmaps: list[dict[str, str]]) -> str:
+    if not heatmaps:
+        return ""
+    figures = "".join(
+        f"<figure><img src='{h['png']}' width='224' height='224' alt='Heatmap of a {html.escape(h['label'])} image, "
+        f"answered {html.escape(h['answer'])}'><figcaption>{html.escape(h['label'])} image, answered "
+        f"{html.escape(h['answer'])}</figcaption></figure>"
+        for h in heatmaps
+    )
+    return (
+        "<h2>Where the adapted model looks</h2><p>Red: the class-activation map of its answer, on a few site "
+        "images it was fine-tuned on (they show where it looks, not how well it does).</p>" + figures
+    )
+
+
+def render(
+    report: dict[str, Any],
+    predictions: dict[str, dict[str, Any]],
+    sources: dict[str, str],
+    heatmaps: list[dict[str, str]] | None = None,
+) -> str:
     site = html.escape(report["site"])
     met = report["after"]["meets_goal"]
     skipped = "".join(
@@ -154,6 +174,7 @@ without it.</p>
 <h2>Answers at the operating point</h2>
 {confusion}
 {per_source}
+{heatmaps_section(heatmaps or [])}
 <h2>What these figures can and cannot tell</h2>
 <ul>{caveats}</ul>
 <h2>Images left out</h2>

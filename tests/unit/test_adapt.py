@@ -138,7 +138,8 @@ def test_unreadable_files_are_skipped_with_the_reason(start: Path, tmp_path: Pat
 
 def test_the_html_report_is_one_self_contained_page(adapted: tuple[Path, dict[str, Any]]) -> None:
     page = (adapted[0] / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2  # the ROC and reliability figures, embedded
+    assert page.count("data:image/png;base64,") == 2 + 4  # ROC, reliability, 2 heatmaps a label: embedded
+    assert "Where the adapted model looks" in page
     assert "Adapting the model to St Example" in page
     assert 'src="http' not in page
     assert "<th scope='row'>ROC AUC</th>" in page

@@ -49,7 +49,7 @@ from model.runtime import ACCEPTED, decide
 from training import train
 from training.adapt_report import render
 from training.data import Record, add_hashes, assign_folds, read_dataset, remove_duplicates, write_manifest
-from training.metrics import expected_calibration_error
+from training.metrics import compute_metrics, expected_calibration_error
 from training.sources import _auc, bootstrap_ci, score_images
 
 logger = logging.getLogger(__name__)
@@ -171,26 +171,36 @@ def figures(
     return out
 
 
-def scored(checkpoint: Path, images: npt.NDArray[np.uint8], records: list[Record]) -> dict[str, Any]:
-    """What the checkpoint's served graph answers for each image: binary probabilities, the decision at
-    its operating point, and the gate's."""
+OTHER: Final = -1  # ``y`` of an image of neither covid nor no_findings (pneumonia)
+
+
+def scored(checkpoint: Path, images: npt.NDArray[np.uint8], records: list[Record], task: str) -> dict[str, Any]:
+    """What the checkpoint's served graph answers for each image: covid vs no_findings probabilities
+    (``y`` 1, 0, or ``OTHER``), the decision at its operating point, the gate's, and for the 3-class
+    task the probabilities of every label in the task's order."""
     probs, _, decisions, labels = score_images(checkpoint, images)
+    task_labels = labels_for(task)
     meta = read_checkpoint_metadata(checkpoint)
     covid, normal = labels.index(COVID), labels.index(NO_FINDINGS)
     pair = probs[:, [normal, covid]]
     binary = pair / pair.sum(axis=1, keepdims=True)
     called = np.array([labels[decide(row, labels, meta.covid_threshold)] == COVID for row in probs])
+    codes = {COVID: 1, NO_FINDINGS: 0}
     return {
         "paths": [r.path for r in records],
-        "y": [int(r.label == COVID) for r in records],
+        "y": [codes.get(r.label, OTHER) for r in records],
+        "truth": [task_labels.index(r.label) for r in records],
         "groups": [r.group for r in records],
         "probs": binary.tolist(),
+        "probs_task": probs[:, [labels.index(label) for label in task_labels]].tolist(),
         "called": called.tolist(),
         "refused": (decisions != ACCEPTED).tolist(),
     }
 
 
-def summarize(predictions: dict[str, Any]) -> dict[str, Any]:
+def summarize(predictions: dict[str, Any], task: str = "binary") -> dict[str, Any]:
+    """Binary covid vs no_findings figures (pneumonia images left out of them), the gate's refusals,
+    and for the 3-class task its own figures (``multiclass``) over every image."""
     binary = [i for i, r in enumerate(predictions["y"]) if r in (0, 1)]
     y = np.array([predictions["y"][i] for i in binary], dtype=np.int64)
     out = figures(
@@ -201,6 +211,11 @@ def summarize(predictions: dict[str, Any]) -> dict[str, Any]:
     )
     refused = int(sum(predictions["refused"]))
     out["gate"] = {"refused": refused, "share": refused / max(1, len(predictions["refused"]))}
+    if task == "multiclass" and "probs_task" in predictions:
+        full = compute_metrics(predictions["truth"], np.array(predictions["probs_task"]), labels_for(task))
+        out["multiclass"] = {
+            k: full[k] for k in ("n", "accuracy", "macro_f1", "roc_auc", "ece", "per_class", "confusion_matrix")
+        }
     return out
 
 
@@ -248,7 +263,8 @@ def cross_validate(
             seconds = (deadline - time.time()) / max(1, runs_left)
             checkpoint = fine_tune(args, strategy, fold_manifest(site.records, fold, args.folds), run, fold, seconds)
             held = [i for i, r in enumerate(site.records) if r.fold == fold]
-            done.write_text(json.dumps(scored(checkpoint, site.images[held], [site.records[i] for i in held])))
+            records = [site.records[i] for i in held]
+            done.write_text(json.dumps(scored(checkpoint, site.images[held], records, args.task)))
         runs_left -= 1
         for key, values in json.loads(done.read_text()).items():
             pooled.setdefault(key, []).extend(values)
@@ -391,15 +407,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if not set(labels_for(args.task)) <= set(start.labels):
         raise SystemExit(f"{args.checkpoint} is a {start.task} model; it cannot be adapted to the {args.task} task")
     site = load_site(args, start.preset)
-    before_predictions = scored(args.checkpoint, site.images, site.records)
-    before = summarize(before_predictions)
+    before_predictions = scored(args.checkpoint, site.images, site.records, args.task)
+    before = summarize(before_predictions, args.task)
     if before["gate"]["share"] > MOSTLY_REFUSED:
         logger.warning("the starting model's gate refuses most of these images: to it they are not chest X-rays")
     runs = len(STRATEGIES) * args.folds + 1
     results, pooled = {}, {}
     for index, strategy in enumerate(STRATEGIES):
         pooled[strategy.name] = cross_validate(args, site, strategy, deadline, runs - index * args.folds)
-        results[strategy.name] = summarize(pooled[strategy.name])
+        results[strategy.name] = summarize(pooled[strategy.name], args.task)
     chosen = max(STRATEGIES, key=lambda s: results[s.name]["roc_auc"] or 0.0)
     after = results[chosen.name]
     every = [Record(**{**r.__dict__, "split": "val" if r.fold == 0 else "train"}) for r in site.records]

@@ -32,10 +32,12 @@ def _png(figure: Any) -> str:
 
 
 def _binary(predictions: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The covid and no_findings images' truth (1, 0), probabilities and decisions."""
     y = np.array(predictions["y"], dtype=np.int64)
+    kept = (y == 0) | (y == 1)
     probs = np.array(predictions["probs"], dtype=np.float64)
     called = np.array(predictions["called"], dtype=bool)
-    return y, probs, called
+    return y[kept], probs[kept], called[kept]
 
 
 def roc_figure(predictions: dict[str, dict[str, Any]], report: dict[str, Any]) -> str:
@@ -98,14 +100,36 @@ def figures_table(report: dict[str, Any]) -> str:
     return f"<table><thead><tr><th scope='col'>figure</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def multiclass_table(report: dict[str, Any]) -> str:
+    """The 3-class task's own figures over every image, pneumonia included, where the site has it."""
+    if "multiclass" not in report["after"]:
+        return ""
+    rows = "".join(
+        f"<tr><th scope='row'>{shown}</th>"
+        + "".join(f"<td>{_figure(report[p]['multiclass'].get(name), None)}</td>" for p, _ in PARTS)
+        + "</tr>"
+        for name, shown in (
+            ("roc_auc", "ROC AUC (macro, one vs rest)"),
+            ("macro_f1", "macro F1"),
+            ("accuracy", "accuracy"),
+        )
+    )
+    head = "".join(f"<th scope='col'>{html.escape(t)}</th>" for _, t in PARTS)
+    return (
+        "<h2>Figures, all three labels</h2>"
+        f"<table><thead><tr><th scope='col'>figure</th>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
 def sources_table(predictions: dict[str, dict[str, Any]], sources: dict[str, str]) -> str:
     """Per source: images, and the after-model's share of correct answers (a source of one class has
     no AUC)."""
     after = predictions["after"]
     y, _, called = _binary(after)
+    paths = [p for p, v in zip(after["paths"], after["y"], strict=True) if v in (0, 1)]
     rows = []
     for source in sorted(set(sources.values())):
-        mask = np.array([sources.get(p) == source for p in after["paths"]])
+        mask = np.array([sources.get(p) == source for p in paths])
         correct = float((called[mask] == (y[mask] == 1)).mean()) if mask.any() else float("nan")
         labels = ", ".join(f"{int((y[mask] == v).sum())} {n}" for v, n in ((1, "covid"), (0, "no_findings")))
         rows.append(f"<tr><th scope='row'>{html.escape(source)}</th><td>{labels}</td><td>{correct:.3f}</td></tr>")
@@ -167,6 +191,7 @@ least 0.80) is <strong>{"met" if met else "not met"}</strong> by the cross-valid
 answers say <code>confidence: {"normal" if met else "low"}</code>.</p>
 <h2>Figures, covid vs no_findings</h2>
 {figures_table(report)}
+{multiclass_table(report)}
 <p>In brackets: 95 % intervals that resample patients. "After" scores every image with a model fine-tuned
 without it.</p>
 <figure><img src="{roc_figure(predictions, report)}" alt="ROC curves before and after adaptation"></figure>

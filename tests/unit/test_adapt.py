@@ -225,3 +225,13 @@ def test_the_caveats_say_when_the_refitted_gate_refuses_more_than_intended() -> 
     loud = caveats(site, _figures(0), Counter({"a": 80}), _figures(7))  # type: ignore[arg-type]
     assert [n for n in loud if "refused 7 of 80 held-out" in n]
     assert not [n for n in quiet if "held-out" in n]
+
+
+def test_a_three_class_adaptation_reports_both_the_binary_and_the_three_class_figures(
+    start: Path, site: Path, tmp_path: Path
+) -> None:
+    report = main(get_args_parser().parse_args(_args(start, site, tmp_path / "out", "--task", "multiclass")))
+    assert report["after"]["n"] == 12  # covid vs no_findings: the pneumonia images left out of it
+    assert report["after"]["multiclass"]["n"] == 18
+    assert report["images_skipped"] == []
+    assert "Figures, all three labels" in (tmp_path / "out" / "report.html").read_text()

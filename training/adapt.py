@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import io
 import json
 import logging
@@ -119,8 +120,16 @@ def load_site(args: argparse.Namespace, preset_id: str) -> Site:
             skipped.append({"path": record.path, "reason": f"{exc.reason}: {exc}"})
     check_enough(kept, labels, args.folds)
     assign_folds(kept, args.folds, args.seed)
-    named = any(r.group != f"{r.source}-{Path(r.path).stem.lower()}" for r in kept)
-    return Site(kept, np.stack(decoded), skipped, named)
+    return Site(kept, np.stack(decoded), skipped, report.layout == "cohen" or manifest_names_patients(args.data))
+
+
+def manifest_names_patients(root: Path) -> bool:
+    """Whether the folder's manifest.csv gives images a patient (the folds' groups)."""
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        return False
+    with manifest.open(newline="") as handle:
+        return any((row.get("patient") or "").strip() for row in csv.DictReader(handle))
 
 
 def check_enough(records: list[Record], labels: tuple[str, ...], folds: int) -> None:

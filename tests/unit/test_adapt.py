@@ -235,3 +235,17 @@ def test_a_three_class_adaptation_reports_both_the_binary_and_the_three_class_fi
     assert report["after"]["multiclass"]["n"] == 18
     assert report["images_skipped"] == []
     assert "Figures, all three labels" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_site_without_patients_says_each_image_counted_as_its_own_patient(
+    adapted: tuple[Path, dict[str, Any]],
+) -> None:
+    assert any("each image counted as its own patient" in note for note in adapted[1]["caveats"])
+
+
+def test_a_manifest_with_a_patient_column_names_the_patients(tmp_path: Path) -> None:
+    from training.adapt import manifest_names_patients
+
+    (tmp_path / "manifest.csv").write_text("path,label,source,patient\ncovid/a.png,covid,site,P1\n")
+    assert manifest_names_patients(tmp_path)
+    assert not manifest_names_patients(tmp_path / "elsewhere")

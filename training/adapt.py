@@ -49,7 +49,7 @@ from model.preprocessing import get_preset, prepare
 from model.runtime import ACCEPTED, decide
 from training import train
 from training.adapt_report import render
-from training.data import Record, add_hashes, assign_folds, read_dataset, remove_duplicates, write_manifest
+from training.data import NIH_NAME, Record, add_hashes, assign_folds, read_dataset, remove_duplicates, write_manifest
 from training.metrics import compute_metrics, expected_calibration_error
 from training.sources import _auc, bootstrap_ci, score_images
 
@@ -120,7 +120,12 @@ def load_site(args: argparse.Namespace, preset_id: str) -> Site:
             skipped.append({"path": record.path, "reason": f"{exc.reason}: {exc}"})
     check_enough(kept, labels, args.folds)
     assign_folds(kept, args.folds, args.seed)
-    return Site(kept, np.stack(decoded), skipped, report.layout == "cohen" or manifest_names_patients(args.data))
+    named = (
+        report.layout == "cohen"
+        or manifest_names_patients(args.data)
+        or all(NIH_NAME.match(Path(r.path).name) for r in kept)  # NIH file names carry the patient id
+    )
+    return Site(kept, np.stack(decoded), skipped, named)
 
 
 def manifest_names_patients(root: Path) -> bool:

@@ -237,10 +237,22 @@ def test_a_three_class_adaptation_reports_both_the_binary_and_the_three_class_fi
     assert "Figures, all three labels" in (tmp_path / "out" / "report.html").read_text()
 
 
-def test_a_site_without_patients_says_each_image_counted_as_its_own_patient(
-    adapted: tuple[Path, dict[str, Any]],
-) -> None:
-    assert any("each image counted as its own patient" in note for note in adapted[1]["caveats"])
+def test_nih_file_names_count_as_named_patients(adapted: tuple[Path, dict[str, Any]]) -> None:
+    assert not any("each image counted as its own patient" in note for note in adapted[1]["caveats"])
+
+
+def test_a_site_of_plain_file_names_counts_each_image_as_its_own_patient(start: Path, tmp_path: Path) -> None:
+    from training.adapt import load_site
+
+    site = tmp_path / "site"
+    for label in ("covid", "no_findings"):
+        (site / label).mkdir(parents=True)
+        for i in range(3):
+            (site / label / f"scan-{label}-{i}.png").write_bytes(
+                images.png(96, seed=(7 if label == "covid" else 50) + i)
+            )
+    args = get_args_parser().parse_args(_args(start, site, tmp_path / "out", "--folds", "2"))
+    assert not load_site(args, PRESET).patients_named
 
 
 def test_a_manifest_with_a_patient_column_names_the_patients(tmp_path: Path) -> None:

@@ -165,12 +165,12 @@ def inflate(data: bytes, cap: int = MAX_INFLATED_BYTES) -> bytes:
     return out.getvalue()
 
 
-def read(data: bytes, stop_before_pixels: bool = False) -> Any:
+def read(data: bytes) -> Any:
     """The dataset of a DICOM file (pixels not yet decoded), a deflated one inflated under its cap."""
     pydicom = _pydicom()
     plain = inflate(data)
     try:
-        return pydicom.dcmread(io.BytesIO(plain), stop_before_pixels=stop_before_pixels)
+        return pydicom.dcmread(io.BytesIO(plain))
     except pydicom.errors.InvalidDicomError as exc:
         raise errors.NotAnImageError("not a DICOM file") from exc
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:

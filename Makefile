@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # `sam build` runs these (BuildMethod: makefile). Each function is only the Lambda code and the
 # torch-free model modules it shares with serving; its third-party packages are one layer.
-LAMBDA_MODEL_FILES := model/__init__.py model/contract.py model/errors.py model/labels.py model/preprocessing.py model/dicom.py model/codestreams.py
+LAMBDA_MODEL_FILES := model/__init__.py model/contract.py model/errors.py model/labels.py model/preprocessing.py model/dicom.py model/codestreams.py model/lung_fields.py
 # Bytecode ships with the code: Lambda's /var/task and /opt are read-only, so a module without it is
 # compiled again at every cold start (numpy 288 -> 88 ms, pydicom 754 -> 194 ms). Unchecked hashes,
 # because the zip's two-second timestamps would make timestamp-checked bytecode look stale.
@@ -79,9 +79,9 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# Served artifacts (TorchScript, ONNX, model.tar.gz) of the bundled default model.
-build/model/model.tar.gz: model/default/model.safetensors $(STAMP)
-	$(PY) -m model.build --checkpoint $< --out build/model
+# Served artifacts (TorchScript, ONNX, model.tar.gz) of the bundled default model, with its lung-field network.
+build/model/model.tar.gz: model/default/model.safetensors model/default/lungs.safetensors $(STAMP)
+	$(PY) -m model.build --checkpoint $< --lungs model/default/lungs.safetensors --out build/model
 
 model: build/model/model.tar.gz
 

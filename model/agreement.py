@@ -19,6 +19,8 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from model.errors import GateRefusedError
+from model.lung_fields import LungFinder
 from model.metadata import ModelMetadata
 from model.package import build_tarball
 from model.preprocessing import get_preset, prepare, to_batch
@@ -40,10 +42,17 @@ class Fold(NamedTuple):
 
 
 def read_folds(
-    data: Path, manifest: Path, meta: ModelMetadata, test_fold: int, val_fold: int, calibration_images: int
+    data: Path,
+    manifest: Path,
+    meta: ModelMetadata,
+    test_fold: int,
+    val_fold: int,
+    calibration_images: int,
+    lungs: LungFinder | None = None,
 ) -> tuple[Fold, Fold]:
     """``calibration_images`` images drawn (seeded) from the training folds, and the whole test fold, of
-    ``manifest`` (``training.data``'s: path, label, fold, ...). ``model`` may not import ``training``,
+    ``manifest`` (``training.data``'s: path, label, fold, ...), through the preset (a lung-centred one
+    with ``lungs``, leaving out what its gate refuses). ``model`` may not import ``training``,
     hence the fold rule written here too: neither the test nor the validation fold is for training."""
     preset = get_preset(meta.preset)
     with manifest.open(newline="") as handle:
@@ -53,10 +62,16 @@ def read_folds(
     chosen = np.random.default_rng(0).permutation(len(train))[:calibration_images]
 
     def fold(picked: Sequence[dict[str, str]]) -> Fold:
-        images = [prepare((data / r["path"]).read_bytes(), preset) for r in picked]
+        images, labels = [], []
+        for r in picked:
+            try:
+                images.append(prepare((data / r["path"]).read_bytes(), preset, lungs))
+                labels.append(r["label"])
+            except GateRefusedError:  # a lung-centred preset's gate: served, it would be refused
+                continue
         size = meta.input_size
         stacked = np.stack(images) if images else np.empty((0, size, size), np.uint8)
-        return Fold(stacked, [r["label"] for r in picked])
+        return Fold(stacked, labels)
 
     return fold([train[i] for i in chosen]), fold(test)
 

@@ -148,14 +148,23 @@ class ExportWrapper(nn.Module):
     distance; ``turned_gate_score`` is the lowest distance of the image turned by 90, 180 or 270
     degrees. A chest X-ray on its side scores lower turned than as it is, which is how the service
     tells it (``not_upright``) from an image that is no chest X-ray at all. The four orientations run
-    as one batch.
+    as one batch. With ``turned=False`` (a package whose lung-field network checks orientation:
+    ``model.lung_fields``) the image runs once and ``turned_gate_score`` repeats ``gate_score``, which
+    the served rule never reads as turned.
     """
 
-    def __init__(self, net: XrayNet) -> None:
+    def __init__(self, net: XrayNet, turned: bool = True) -> None:
         super().__init__()
         self.net = net
+        self.turned = turned
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        if not self.turned:
+            feats, _ = self.net.features(x)
+            pooled = feats.mean(dim=(2, 3))
+            cam = torch.einsum("kc,nchw->nkhw", self.net.classifier.weight, feats)
+            score = self.net.gate(pooled)
+            return self.net.classifier(pooled), cam, score, score
         n = x.shape[0]
         # torch.rot90 by flips and a transpose: ONNX has no rot90 operator.
         turned = torch.cat([x, x.flip(3).transpose(2, 3), x.flip(2).flip(3), x.transpose(2, 3).flip(3)])

@@ -9,6 +9,8 @@ model.tar.gz
 ├── model.int8.onnx     INT8_ONNX_FILE     int8 graph (model.quantize), served only if its guard passed
 ├── model.pt            TORCHSCRIPT_FILE   the same graph as TorchScript (GPU, Neo's input)
 ├── *compiled*.pt       NEO_GLOBS          what Neo wrote, where it compiled
+├── lungs.onnx          LUNGS_ONNX_FILE    the lung-field network (model.lung_network): the gate's
+├── lungs.pt            LUNGS_TORCHSCRIPT_FILE  anatomy and orientation check, preset v3's crop
 ├── metadata.json       METADATA_FILE      labels, preset, calibration, gate, validation (model.metadata)
 └── code/                                  the handlers and the modules they import (model.package)
 
@@ -23,6 +25,8 @@ from typing import Final, Literal, NotRequired, TypedDict, final, get_args
 ONNX_FILE: Final = "model.onnx"
 INT8_ONNX_FILE: Final = "model.int8.onnx"
 TORCHSCRIPT_FILE: Final = "model.pt"
+LUNGS_ONNX_FILE: Final = "lungs.onnx"
+LUNGS_TORCHSCRIPT_FILE: Final = "lungs.pt"
 METADATA_FILE: Final = "metadata.json"
 # The compiled artifact's name has changed between Neo releases (compiled.pt, model_compiled.pt, ...).
 NEO_GLOBS: Final = ("*compiled*.pt", "*compiled*.pth", "*_neo*.pt", "*_neo*.pth")

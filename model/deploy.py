@@ -30,13 +30,16 @@ from typing import Any, Final
 
 import boto3
 
-from model.contract import INT8_ONNX_FILE, METADATA_FILE, ONNX_FILE
+from model.contract import INT8_ONNX_FILE, LUNGS_ONNX_FILE, LUNGS_TORCHSCRIPT_FILE, METADATA_FILE, ONNX_FILE
 from model.errors import CompilationFailedError, NeoUnsupportedError
 from model.package import pack, read_members
 
 logger = logging.getLogger(__name__)
 
-NEO_SKIP: Final = frozenset({ONNX_FILE, INT8_ONNX_FILE})
+NEO_SKIP: Final = frozenset({ONNX_FILE, INT8_ONNX_FILE, LUNGS_ONNX_FILE, LUNGS_TORCHSCRIPT_FILE})
+# What the compiled package takes back from the original: the lung-field network is not compiled
+# (Neo takes one traced model), and runs beside the compiled classifier as TorchScript.
+KEPT: Final = frozenset({METADATA_FILE, LUNGS_ONNX_FILE, LUNGS_TORCHSCRIPT_FILE})
 TERMINAL: Final = frozenset({"COMPLETED", "FAILED", "STOPPED"})
 # https://docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-cloud.html (checked 2026-11-27)
 NEO_PYTORCH_VERSIONS: Final = ("1.4", "1.5", "1.6", "1.7", "1.8", "1.12", "1.13", "2.0")
@@ -85,9 +88,10 @@ def neo_input(members: dict[str, bytes]) -> bytes:
 
 
 def repack(compiled: bytes, original: dict[str, bytes]) -> bytes:
-    """The compiled artifact plus ``code/`` and ``metadata.json`` from the original package."""
+    """The compiled artifact plus ``code/``, ``metadata.json`` and the lung-field network from the
+    original package."""
     members = read_members(compiled)
-    members.update({k: v for k, v in original.items() if k.startswith("code/") or k == METADATA_FILE})
+    members.update({k: v for k, v in original.items() if k.startswith("code/") or k in KEPT})
     return pack(members)
 
 

@@ -23,9 +23,11 @@
      │         │    ├── NotChestError                   reason "not_chest"
      │         │    ├── NoPixelDataError                reason "no_pixel_data" (a DICOMDIR, a report)
      │         │    └── InvalidDicomError               reason "invalid_dicom" (a tag that cannot be read)
-     │         └── GateRefusedError             the model's out-of-distribution gate; carries ``score``
-     │              ├── NotAChestXrayError              reason "not_a_chest_xray"
-     │              └── NotUprightError                 reason "not_upright" (a turned chest X-ray)
+     │         └── GateRefusedError             the model's input gate; carries its ``score`` where it has one
+     │              ├── NotAChestXrayError              reason "not_a_chest_xray" (the feature distance)
+     │              ├── NotUprightError                 reason "not_upright" (a turned chest X-ray)
+     │              └── NoLungFieldsError               reason "no_lung_fields" (no plausible pair of
+     │                                                  lungs: model.lung_fields; carries ``failed``)
      └── ModelUnavailableError          (5xx: deployment problem)
           ├── ArtifactNotFoundError
           ├── PretrainedWeightsUnavailableError
@@ -130,11 +132,13 @@ class InvalidDicomError(DicomRefusedError):
 
 
 class GateRefusedError(InvalidImageError):
-    """Decoded fine, but the gate's score is over its threshold: the model must not answer for it."""
+    """Decoded fine, but the gate refuses it: the model must not answer for it. ``score`` and
+    ``threshold``: the feature distance and its limit, where that is what refused it (the lung-field
+    checks refuse before the classifier runs, and have none)."""
 
     reason: ClassVar[str] = "gate_refused"
 
-    def __init__(self, message: str, score: float, threshold: float) -> None:
+    def __init__(self, message: str, score: float | None = None, threshold: float | None = None) -> None:
         super().__init__(message)
         self.score = score
         self.threshold = threshold
@@ -146,6 +150,17 @@ class NotAChestXrayError(GateRefusedError):
 
 class NotUprightError(GateRefusedError):
     reason: ClassVar[str] = "not_upright"
+
+
+class NoLungFieldsError(GateRefusedError):
+    """The lung-field network found no plausible pair of lungs; ``failed``: the shape measures that
+    were out of bounds (``model.lung_fields.FEATURES``)."""
+
+    reason: ClassVar[str] = "no_lung_fields"
+
+    def __init__(self, message: str, failed: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.failed = failed
 
 
 class ModelUnavailableError(XrayModelError):

@@ -2,6 +2,8 @@
 
 - ``model.pt``: traced TorchScript of ``ExportWrapper`` (SageMaker PyTorch container and Neo).
 - ``model.onnx``: the same graph for ONNX Runtime, the fast torch-free CPU path.
+- ``lungs.pt`` / ``lungs.onnx``: the lung-field network (``model.lung_network``), where one is given;
+  the classifier graph then runs each image once (the lung fields check orientation).
 - ``metadata.json``: the model contract.
 """
 
@@ -9,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import torch
 
 from model.architectures import ExportWrapper, XrayNet
 from model.contract import INPUT_NAME, ONNX_FILE, OUTPUT_NAMES, TORCHSCRIPT_FILE
+from model.lung_network import LungNet, export_lungs
 from model.metadata import ModelMetadata
 
 FORMATS: Final = ("torchscript", "onnx")
@@ -26,8 +29,12 @@ def _example(meta: ModelMetadata) -> torch.Tensor:
     return torch.rand(meta.input_shape, generator=generator)
 
 
+def _wrapper(net: XrayNet, meta: ModelMetadata) -> ExportWrapper:
+    return ExportWrapper(net, turned=not meta.has_lung_fields).eval()
+
+
 def export_torchscript(net: XrayNet, meta: ModelMetadata, out_dir: Path) -> Path:
-    wrapper = ExportWrapper(net).eval()
+    wrapper = _wrapper(net, meta)
     with torch.no_grad():
         traced = torch.jit.trace(wrapper, _example(meta), check_trace=False)  # type: ignore[no-untyped-call]
     path = out_dir / TORCHSCRIPT_FILE
@@ -36,7 +43,7 @@ def export_torchscript(net: XrayNet, meta: ModelMetadata, out_dir: Path) -> Path
 
 
 def export_onnx(net: XrayNet, meta: ModelMetadata, out_dir: Path) -> Path:
-    wrapper = ExportWrapper(net).eval()
+    wrapper = _wrapper(net, meta)
     path = out_dir / ONNX_FILE
     with torch.no_grad():
         torch.onnx.export(
@@ -52,12 +59,24 @@ def export_onnx(net: XrayNet, meta: ModelMetadata, out_dir: Path) -> Path:
     return path
 
 
-def export_model(net: XrayNet, meta: ModelMetadata, out_dir: Path, formats: Iterable[str] = FORMATS) -> dict[str, Path]:
-    """Write the requested artifacts and ``metadata.json`` into ``out_dir``; return their paths."""
+def export_model(
+    net: XrayNet,
+    meta: ModelMetadata,
+    out_dir: Path,
+    formats: Iterable[str] = FORMATS,
+    lungs: tuple[LungNet, dict[str, Any]] | None = None,
+) -> dict[str, Path]:
+    """Write the requested artifacts and ``metadata.json`` into ``out_dir``; return their paths.
+    ``lungs``: the lung-field network and its policy (``model.lung_network.load_lung_checkpoint``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     net = net.eval()
-    exporters = {"torchscript": export_torchscript, "onnx": export_onnx}
     written = {}
+    if lungs is not None:
+        meta.lung_fields = lungs[1]
+        written.update(export_lungs(lungs[0], out_dir))
+    elif meta.preset_needs_lungs:
+        raise ValueError(f"preset {meta.preset} crops to the lung fields: export it with its lung-field network")
+    exporters = {"torchscript": export_torchscript, "onnx": export_onnx}
     meta.exported_with = {"torch": torch.__version__.split("+")[0], "onnx_opset": ONNX_OPSET}
     for fmt in formats:
         if fmt not in exporters:

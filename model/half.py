@@ -25,7 +25,7 @@ import torch
 from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, publish, read_folds, run_batched
 from model.contract import TORCHSCRIPT_FILE
 from model.metadata import ModelMetadata
-from model.runtime import TorchScriptBackend
+from model.runtime import TorchScriptBackend, load_lungs
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ def record(artifacts: Path, verdict: dict[str, Any]) -> None:
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     meta = ModelMetadata.read(args.artifacts)
-    _, test = read_folds(args.data, args.manifest, meta, args.test_fold, args.val_fold, calibration_images=0)
+    lungs = load_lungs(args.artifacts, meta) if meta.preset_needs_lungs else None
+    _, test = read_folds(args.data, args.manifest, meta, args.test_fold, args.val_fold, 0, lungs)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     verdict = guard(args.artifacts, test.images, test.labels, device, args.seconds)
     print(json.dumps(publish(args, verdict, record), indent=2))  # noqa: T201 - command-line output

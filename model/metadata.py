@@ -25,6 +25,10 @@ class ModelMetadata:
     # The out-of-distribution gate's policy (``training.gate``): threshold, method, how it was fitted.
     # Empty: the gate was never fitted and refuses nothing.
     gate: dict[str, Any] = field(default_factory=dict)
+    # The lung-field network's policy (``model.lung_fields.policy``, from ``model.lung_network``'s
+    # checkpoint): its plausibility rule, input size and how it was measured. Empty: the package has no
+    # lung-field network, and the gate checks orientation with turned copies instead.
+    lung_fields: dict[str, Any] = field(default_factory=dict)
     # The COVID operating point (``training.operating_point``): call covid at p(covid) >= threshold,
     # chosen on validation data for a target sensitivity. Empty: the most probable label wins.
     operating_point: dict[str, Any] = field(default_factory=dict)
@@ -55,6 +59,16 @@ class ModelMetadata:
     def gate_upright_threshold(self) -> float | None:
         threshold = self.gate.get("upright_threshold")
         return float(threshold) if threshold is not None else None
+
+    @property
+    def has_lung_fields(self) -> bool:
+        return bool(self.lung_fields)
+
+    @property
+    def preset_needs_lungs(self) -> bool:
+        from model.preprocessing import get_preset
+
+        return bool(get_preset(self.preset).lungs)
 
     @property
     def covid_threshold(self) -> float | None:

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from model import codestreams, contract, dicom, errors
+from model import codestreams, contract, dicom, errors, lung_fields
 
 # A real chest radiograph is at most ~4300 x 4300 px (18.5 Mpx); 64 Mpx leaves room for scans
 # while refusing e.g. a 30000 x 30000 PNG that would need 900 MB just to decode.
@@ -58,10 +58,23 @@ class Preset:
     # Per-image histogram equalisation after resizing, so one site's film, exposure and
     # post-processing (some sources ship CLAHE-enhanced images) look like another's.
     equalize: bool = False
+    # v3: the classifier sees the lung fields ``model.lung_fields`` found, not the film around them.
+    # "crop": their bounding box grown by ``lung_margin`` of its size on each side; "mask": the same box
+    # with everything outside the (slightly grown) lung fields set to black.
+    lungs: str = ""
+    lung_margin: float = 0.0
 
     @property
     def id(self) -> str:
         return f"{self.name}-v{self.version}"
+
+    @property
+    def decode_size(self) -> int:
+        """The least side the decoder must keep for this preset (JPEGs are decoded at a reduced scale):
+        the lung box can be half the image."""
+        if self.lungs:
+            return 2 * self.size
+        return math.ceil(self.size / (1.0 - 2.0 * self.crop))
 
 
 PRESETS: Final[dict[str, Preset]] = {
@@ -73,6 +86,12 @@ PRESETS: Final[dict[str, Preset]] = {
         # v2: against the source shortcuts measured on cxr-multisource (see training.loso).
         Preset("xray-gray-224", 2, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), crop=0.08, equalize=True),
         Preset("xray-gray-299", 2, 299, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), crop=0.08, equalize=True),
+        # v3: the lungs, against the film around them (issue 23: the source is still in view in v2).
+        *(
+            Preset(name, 3, size, mean, std, equalize=True, lungs=lungs, lung_margin=0.06)
+            for size, mean, std in ((224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), (299, (0.5,) * 3, (0.5,) * 3))
+            for name, lungs in ((f"xray-gray-{size}", "crop"), (f"xray-lungs-{size}", "mask"))
+        ),
     )
 }
 
@@ -261,20 +280,82 @@ def decode_gray(data: bytes, size: int) -> npt.NDArray[np.uint8]:
 
     Raises a subclass of ``model.errors.InvalidImageError`` for anything that is not a usable image.
     """
-    return _network_input(data, size, crop=0.0, equalize=False)
+    return _network_input(load_gray(data, size), size, crop=0.0, equalize=False)
 
 
-def prepare(data: bytes, preset: Preset) -> npt.NDArray[np.uint8]:
+def prepare(data: bytes, preset: Preset, lungs: lung_fields.LungFinder | None = None) -> npt.NDArray[np.uint8]:
     """Decode image bytes into the network input of ``preset``: a ``size`` x ``size`` uint8 gray array.
 
-    The one function training, evaluation and every served runtime put an image through. Raises a
-    subclass of ``model.errors.InvalidImageError`` for anything that is not a usable image.
+    The one function training, evaluation and every served runtime put an image through. A lung-centred
+    preset (v3) needs ``lungs``, the lung-field network. Raises a subclass of
+    ``model.errors.InvalidImageError`` for anything that is not a usable image, and, for a v3 preset,
+    the gate's ``NotUprightError`` or ``NoLungFieldsError`` where the lungs are turned or not found:
+    a lung field is never guessed.
     """
-    return _network_input(data, preset.size, preset.crop, preset.equalize)
+    gray = load_gray(data, preset.decode_size)
+    if not preset.lungs:
+        return prepare_gray(gray, preset)
+    if lungs is None:
+        raise ValueError(f"preset {preset.id} crops to the lung fields: pass the lung-field network (lungs=)")
+    found = lungs.find([gray])[0]
+    check_lungs(found)
+    return prepare_gray(gray, preset, found)
 
 
-def _network_input(data: bytes, size: int, crop: float, equalize: bool) -> npt.NDArray[np.uint8]:
-    gray = load_gray(data, math.ceil(size / (1.0 - 2.0 * crop)))
+def check_lungs(found: lung_fields.LungField) -> None:
+    """The gate's anatomy rule: raise where ``found`` is no plausible pair of lungs, or turned."""
+    if not found.plausible:
+        raise errors.NoLungFieldsError(
+            "no pair of lungs was found in this image: the model only answers for frontal chest radiographs",
+            found.failed,
+        )
+    if not found.upright:
+        raise errors.NotUprightError(f"this looks like a chest X-ray turned by {found.turn} degrees: upload it upright")
+
+
+def prepare_gray(
+    gray: Image.Image, preset: Preset, found: lung_fields.LungField | None = None
+) -> npt.NDArray[np.uint8]:
+    """``prepare`` after decoding: ``gray`` (``load_gray(data, preset.decode_size)``) and, for a v3
+    preset, its plausible, upright lung field ``found``."""
+    if preset.lungs:
+        if found is None:
+            raise ValueError(f"preset {preset.id} needs the image's lung field")
+        return _lung_input(gray, preset, found)
+    return _network_input(gray, preset.size, preset.crop, preset.equalize)
+
+
+def lung_box(gray: Image.Image, preset: Preset, found: lung_fields.LungField) -> tuple[int, int, int, int]:
+    """The pixel box of ``gray`` that a v3 preset's input shows."""
+    return lung_fields.crop_box(found, gray.width, gray.height, preset.lung_margin)
+
+
+def seen_box(
+    gray: Image.Image, preset: Preset, found: lung_fields.LungField | None = None
+) -> tuple[float, float, float, float]:
+    """The part of ``gray`` the network input of ``preset`` shows, as shares of its sides (left, top,
+    right, bottom): the frame of the class activation maps."""
+    if preset.lungs:
+        if found is None:
+            raise ValueError(f"preset {preset.id} needs the image's lung field")
+        x0, y0, x1, y1 = lung_box(gray, preset, found)
+        return x0 / gray.width, y0 / gray.height, x1 / gray.width, y1 / gray.height
+    return preset.crop, preset.crop, 1.0 - preset.crop, 1.0 - preset.crop
+
+
+def _lung_input(gray: Image.Image, preset: Preset, found: lung_fields.LungField) -> npt.NDArray[np.uint8]:
+    box = lung_box(gray, preset, found)
+    resized = gray.crop(box).resize((preset.size, preset.size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    if preset.equalize:
+        resized = ImageOps.equalize(resized)
+    array = np.asarray(resized, dtype=np.uint8)
+    if preset.lungs == "mask":
+        inside = lung_fields.outside_mask(found, box, gray.width, gray.height, preset.size)
+        array = np.where(inside > 0, array, 0).astype(np.uint8)
+    return array
+
+
+def _network_input(gray: Image.Image, size: int, crop: float, equalize: bool) -> npt.NDArray[np.uint8]:
     if crop:
         width, height = gray.size
         dx, dy = round(width * crop), round(height * crop)

@@ -52,7 +52,7 @@ from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, pu
 from model.contract import INPUT_NAME, INT8_ONNX_FILE, ONNX_FILE
 from model.metadata import ModelMetadata
 from model.preprocessing import to_batch
-from model.runtime import OnnxBackend, Outputs, softmax
+from model.runtime import OnnxBackend, Outputs, load_lungs, softmax
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +256,9 @@ def record(artifacts: Path, verdict: dict[str, Any]) -> None:
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     meta = ModelMetadata.read(args.artifacts)
+    lungs = load_lungs(args.artifacts, meta) if meta.preset_needs_lungs else None
     calibration, test = read_folds(
-        args.data, args.manifest, meta, args.test_fold, args.val_fold, args.calibration_images
+        args.data, args.manifest, meta, args.test_fold, args.val_fold, args.calibration_images, lungs
     )
     verdict = choose(args.artifacts, calibration.images, test.images, test.labels)
     verdict["calibrated_on"] = {"split": "train", "images": len(calibration.images)}

@@ -8,6 +8,12 @@ Backends, in order of preference:
    graph where ``model.quantize`` made one and its guard passed (``metadata.json`` ``int8.served``);
 4. TorchScript on the CPU.
 ``XRAY_BACKEND=neo|torchscript|onnx`` forces one.
+
+A package with a lung-field network (``lungs.onnx`` / ``lungs.pt``, ``metadata.json`` ``lung_fields``)
+runs it first, on the same kind of backend (ONNX Runtime beside ONNX, TorchScript on the classifier's
+device beside TorchScript and Neo): an image without a plausible pair of lungs is refused
+``no_lung_fields``, one whose lungs are turned ``not_upright``, and only the rest go through the
+classifier, once each (``model.lung_fields``).
 """
 
 from __future__ import annotations
@@ -26,14 +32,24 @@ import numpy.typing as npt
 from PIL import Image
 
 from model import contract, errors, settings
-from model.contract import INT8_ONNX_FILE, NEO_GLOBS, ONNX_FILE, TORCHSCRIPT_FILE
+from model.contract import (
+    INT8_ONNX_FILE,
+    LUNGS_ONNX_FILE,
+    LUNGS_TORCHSCRIPT_FILE,
+    NEO_GLOBS,
+    ONNX_FILE,
+    TORCHSCRIPT_FILE,
+)
+from model.lung_fields import LUNG_SIZE, LungField, LungFinder, LungRule
 from model.metadata import ModelMetadata
-from model.preprocessing import get_preset, prepare, to_batch
+from model.preprocessing import check_lungs, get_preset, load_gray, prepare_gray, seen_box, to_batch
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH: Final = contract.BATCH
 CAM_SIZE: Final = 64
+# With lung fields the heatmap carries their mask too, fine enough to draw an outline from.
+LUNG_CAM_SIZE: Final = LUNG_SIZE
 LOW_CONFIDENCE: Final[contract.ConfidenceLevel] = "low"
 # p(covid) this close to the operating point (or the two most probable labels this close) is borderline.
 BORDERLINE_MARGIN: Final = 0.15
@@ -214,6 +230,63 @@ def load_backend(
     raise errors.ArtifactNotFoundError(f"no servable model ({ONNX_FILE}, {TORCHSCRIPT_FILE}) in {model_dir}")
 
 
+class OnnxLungs:
+    """``lungs.onnx`` as a ``model.lung_fields.LungGraph``."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        self._session = ort.InferenceSession(str(path), options, providers=providers)
+        self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
+        mask, turn = self._session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})
+        return np.asarray(mask, np.float32), np.asarray(turn, np.float32)
+
+
+class TorchScriptLungs:
+    """``lungs.pt`` as a ``model.lung_fields.LungGraph``, on ``device`` (default: the GPU where there is one)."""
+
+    def __init__(self, path: Path, device: str | None = None) -> None:
+        import torch
+
+        self._torch = torch
+        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self._module: Any = torch.jit.load(str(path), map_location=self._device).eval()  # type: ignore[no-untyped-call]
+
+    def __call__(self, batch: FloatArray) -> tuple[FloatArray, FloatArray]:
+        torch = self._torch
+        with torch.inference_mode():
+            mask, turn = self._module(torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self._device))
+        return mask.float().cpu().numpy(), turn.float().cpu().numpy()
+
+
+def load_lungs(model_dir: Path, meta: ModelMetadata, backend: Backend | None = None) -> LungFinder | None:
+    """The package's lung-field network beside ``backend`` (module docstring; None: ONNX Runtime where
+    it is installed), or None where the package has none."""
+    if not meta.has_lung_fields:
+        return None
+    rule = LungRule.from_dict(meta.lung_fields.get("rule", {}))
+    onnx, script = model_dir / LUNGS_ONNX_FILE, model_dir / LUNGS_TORCHSCRIPT_FILE
+    if backend is not None:
+        onnx_first = backend.name.startswith("onnx")
+    else:
+        onnx_first = importlib.util.find_spec("onnxruntime") is not None
+    if onnx_first and onnx.is_file():
+        return LungFinder(OnnxLungs(onnx), rule)
+    if script.is_file() and importlib.util.find_spec("torch") is not None:
+        return LungFinder(TorchScriptLungs(script), rule)
+    if onnx.is_file() and importlib.util.find_spec("onnxruntime") is not None:
+        return LungFinder(OnnxLungs(onnx), rule)
+    raise errors.ArtifactNotFoundError(
+        f"metadata.json names a lung-field network but {model_dir} has no {LUNGS_ONNX_FILE} or "
+        f"{LUNGS_TORCHSCRIPT_FILE} this machine can run: rebuild it with `make model`"
+    )
+
+
 def decide(probs: FloatArray, labels: Sequence[str], covid_threshold: float | None) -> int:
     """The index of the label to answer: covid at p(covid) >= the operating point's threshold,
     otherwise the most probable other label (without an operating point: the most probable label)."""
@@ -252,6 +325,27 @@ def confidence(probs: FloatArray, labels: Sequence[str], meta: ModelMetadata) ->
     return answer
 
 
+def lung_cam_png(cam: FloatArray, lungs: LungField, box: tuple[float, float, float, float]) -> str:
+    """One class map and the lung fields as a base64 RGB PNG of ``LUNG_CAM_SIZE`` px in the whole
+    image's frame: red the map (normalised to 0..255) over ``box`` (the part of the image the network
+    saw, as shares of its sides) and 0 elsewhere, green 255 on the lung fields, blue 0."""
+    lo, hi = float(cam.min()), float(cam.max())
+    scaled = np.zeros_like(cam) if hi - lo < 1e-12 else (cam - lo) / (hi - lo)
+    size = LUNG_CAM_SIZE
+    left, top, right, bottom = (round(v * size) for v in box)
+    width, height = max(1, right - left), max(1, bottom - top)
+    heat = Image.fromarray((scaled * 255.0 + 0.5).astype(np.uint8), "L").resize(
+        (width, height), Image.Resampling.BILINEAR
+    )
+    red = Image.new("L", (size, size), 0)
+    red.paste(heat, (left, top))
+    green = Image.fromarray(np.where(lungs.mask > 0.5, 255, 0).astype(np.uint8), "L").resize((size, size))
+    image = Image.merge("RGB", (red, green.point(lambda v: 255 if v >= 128 else 0), Image.new("L", (size, size), 0)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def gate_dict(score: float, threshold: float | None) -> contract.Gate:
     """The gate's part of an answer: its score and the threshold over which it refuses."""
     return {"score": round(float(score), 4), "threshold": None if threshold is None else round(threshold, 4)}
@@ -285,7 +379,7 @@ class InstanceError:
     def to_dict(self) -> contract.Refusal:
         reason = getattr(self.error, "reason", "invalid_request")
         error: contract.InstanceError = {"instance": self.index, "reason": reason, "message": str(self.error)}
-        if isinstance(self.error, errors.GateRefusedError):
+        if isinstance(self.error, errors.GateRefusedError) and self.error.score is not None:
             error["gate"] = gate_dict(self.error.score, self.error.threshold)
         return {"error": error}
 
@@ -317,17 +411,21 @@ def cam_png(cam: FloatArray) -> str:
 class Predictor:
     """Images in, calibrated predictions out. Thread-safe: backends are stateless per call."""
 
-    def __init__(self, backend: Backend, meta: ModelMetadata) -> None:
+    def __init__(self, backend: Backend, meta: ModelMetadata, lungs: LungFinder | None = None) -> None:
         self.backend = backend
         self.meta = meta
         self.preset = get_preset(meta.preset)
+        self.lungs = lungs
+        if self.preset.lungs and lungs is None:
+            raise errors.ArtifactNotFoundError(f"preset {self.preset.id} needs the package's lung-field network")
 
     @classmethod
     def load(cls, model_dir: Path, prefer: settings.Backend | None = None) -> Predictor:
         if not model_dir.is_dir():
             raise errors.ArtifactNotFoundError(f"model directory {model_dir} does not exist")
         meta = ModelMetadata.read(model_dir)
-        return cls(load_backend(model_dir, prefer, int8=meta.int8_served, half=meta.fp16_served), meta)
+        backend = load_backend(model_dir, prefer, int8=meta.int8_served, half=meta.fp16_served)
+        return cls(backend, meta, load_lungs(model_dir, meta, backend))
 
     def model_info(self) -> contract.ModelInfo:
         m = self.meta
@@ -366,34 +464,69 @@ class Predictor:
         )
 
     def predict(self, images: Sequence[bytes], explain: bool = False) -> PredictionResult:
-        decoded: list[npt.NDArray[np.uint8]] = []
         slots: list[Prediction | InstanceError | None] = []
+        grays: list[tuple[int, Image.Image]] = []
         for index, data in enumerate(images):
             try:
-                decoded.append(prepare(data, self.preset))
+                grays.append((index, load_gray(data, self.preset.decode_size)))
                 slots.append(None)
             except errors.InvalidImageError as exc:
                 slots.append(InstanceError(index, exc))
-        if decoded:
-            out = self.run_arrays(to_batch(decoded))
+        fields: list[LungField | None] = (
+            list(self.lungs.find([g for _, g in grays])) if self.lungs is not None else [None] * len(grays)
+        )
+        pending: list[tuple[int, Image.Image, LungField | None]] = []
+        for (index, gray), found in zip(grays, fields, strict=True):
+            try:
+                if found is not None:
+                    check_lungs(found)
+                pending.append((index, gray, found))
+            except errors.GateRefusedError as exc:
+                slots[index] = InstanceError(index, exc)
+        if pending:
+            batch = to_batch([prepare_gray(g, self.preset, f if self.preset.lungs else None) for _, g, f in pending])
+            out = self.run_arrays(batch)
             decisions = self.gate_decisions(out)
-            pending = [i for i, slot in enumerate(slots) if slot is None]
-            for row, index in enumerate(pending):
+            for row, (index, gray, found) in enumerate(pending):
                 score = float(out.gate_score[row])
                 slots[index] = (
-                    self._prediction(out.probabilities[row], out.cam[row], score, explain)
+                    self._prediction(out.probabilities[row], out.cam[row], score, explain, gray, found)
                     if decisions[row] == ACCEPTED
                     else InstanceError(index, self.gate_error(int(decisions[row]), score))
                 )
         return PredictionResult([s for s in slots if s is not None])
 
-    def _prediction(self, probs: FloatArray, cams: FloatArray, score: float, explain: bool) -> Prediction:
+    def prepare(self, data: bytes) -> npt.NDArray[np.uint8]:
+        """One image's network input, as ``predict`` makes it: the lung-field gate first where the
+        package has one (raising its ``NoLungFieldsError`` or ``NotUprightError``)."""
+        gray = load_gray(data, self.preset.decode_size)
+        found = self.lungs.find([gray])[0] if self.lungs is not None else None
+        if found is not None:
+            check_lungs(found)
+        return prepare_gray(gray, self.preset, found if self.preset.lungs else None)
+
+    def _prediction(
+        self,
+        probs: FloatArray,
+        cams: FloatArray,
+        score: float,
+        explain: bool,
+        gray: Image.Image,
+        found: LungField | None,
+    ) -> Prediction:
         labels = self.meta.labels
         top = decide(probs, labels, self.meta.covid_threshold)
+        explanation = None
+        if explain:
+            explanation = (
+                cam_png(cams[top])
+                if found is None
+                else lung_cam_png(cams[top], found, seen_box(gray, self.preset, found))
+            )
         return Prediction(
             label=labels[top],
             probabilities={label: float(p) for label, p in zip(labels, probs, strict=True)},
             gate=gate_dict(score, self.meta.gate_threshold),
             confidence=confidence(probs, labels, self.meta),
-            explanation=cam_png(cams[top]) if explain else None,
+            explanation=explanation,
         )

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Final, Protocol
 
-from model.errors import NotAChestXrayError, NotUprightError
+from model.errors import NoLungFieldsError, NotAChestXrayError, NotUprightError
 
-GATE_REASONS: Final = frozenset({NotAChestXrayError.reason, NotUprightError.reason})
+GATE_REASONS: Final = frozenset({NotAChestXrayError.reason, NotUprightError.reason, NoLungFieldsError.reason})
 # The alarm's metric math, with the metric ids of template.yaml's DriftRefusalShareAlarm.
 REFUSAL_SHARE: Final = "refused / (refused + classified)"
 

@@ -135,3 +135,13 @@ def test_the_package_records_the_torch_that_wrote_it(tiny_model_dir: Path) -> No
 
     meta = json.loads((tiny_model_dir / "metadata.json").read_text())
     assert meta["exported_with"] == {"torch": torch.__version__.split("+")[0], "onnx_opset": 17}
+
+
+def test_neo_compiles_the_classifier_alone_and_the_package_keeps_the_lung_network() -> None:
+    from model.deploy import neo_input, repack
+    from model.package import pack
+
+    original = {"model.pt": b"c", "model.onnx": b"o", "lungs.pt": b"l", "lungs.onnx": b"lo", "metadata.json": b"{}"}
+    assert set(read_members(neo_input(original))) == {"model.pt", "metadata.json"}
+    repacked = read_members(repack(pack({"compiled.pt": b"neo"}), original))
+    assert {"compiled.pt", "lungs.pt", "lungs.onnx", "metadata.json"} <= set(repacked)

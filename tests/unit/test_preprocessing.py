@@ -22,7 +22,11 @@ from tests import images
 
 
 def test_presets_are_versioned_and_named() -> None:
-    assert set(PRESETS) == {"xray-gray-224-v1", "xray-gray-299-v1", "xray-gray-224-v2", "xray-gray-299-v2"}
+    assert set(PRESETS) == {
+        *(f"xray-gray-{size}-v{version}" for size in (224, 299) for version in (1, 2, 3)),
+        "xray-lungs-224-v3",
+        "xray-lungs-299-v3",
+    }
     assert get_preset("xray-gray-299-v1").size == 299
 
 

@@ -1,7 +1,7 @@
 import { useEffect, useId, useRef, useState } from "react";
 
 import type { Confidence, Gate } from "../lib/api";
-import { LEGEND_GRADIENT, colourise, loadBitmap } from "../lib/heatmap";
+import { LEGEND_GRADIENT, colourise, loadBitmap, lungMask, outline } from "../lib/heatmap";
 import { reasonText } from "../lib/reasons";
 
 export interface ShownResult {
@@ -55,6 +55,7 @@ function Heatmap({ previewSrc, heatmapSrc }: { previewSrc: string; heatmapSrc: s
   const [opacity, setOpacity] = useState(0.5);
   const [shown, setShown] = useState(true);
   const [error, setError] = useState<string | null>(null);
+  const [hasLungs, setHasLungs] = useState(false);
   const sliderId = useId();
   const toggleId = useId();
 
@@ -75,12 +76,23 @@ function Heatmap({ previewSrc, heatmapSrc }: { previewSrc: string; heatmapSrc: s
         if (!smallContext) return;
         smallContext.drawImage(heat, 0, 0);
         const pixels = smallContext.getImageData(0, 0, heat.width, heat.height);
+        const lungs = lungMask(pixels.data);
         pixels.data.set(colourise(pixels.data));
         smallContext.putImageData(pixels, 0, 0);
         const context = overlay.current.getContext("2d");
         if (!context) return;
         context.imageSmoothingEnabled = true;
         context.drawImage(small, 0, 0, preview.width, preview.height);
+        if (lungs) {
+          smallContext.putImageData(
+            new ImageData(outline(lungs, heat.width, heat.height), heat.width, heat.height),
+            0,
+            0,
+          );
+          context.imageSmoothingEnabled = false;
+          context.drawImage(small, 0, 0, preview.width, preview.height);
+        }
+        setHasLungs(lungs !== null);
       })
       .catch(() => !cancelled && setError("The image and its heatmap could not be loaded."));
     return () => {
@@ -127,6 +139,7 @@ function Heatmap({ previewSrc, heatmapSrc }: { previewSrc: string; heatmapSrc: s
           <span className="legend-bar" style={{ backgroundImage: LEGEND_GRADIENT }} aria-hidden="true" />
           <span>high</span>
           <span className="legend-text"> attention of the predicted class</span>
+          {hasLungs && <span className="legend-text">; white line: the outline of the lung fields</span>}
         </div>
       </figcaption>
     </figure>

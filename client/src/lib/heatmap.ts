@@ -33,6 +33,39 @@ export function colourise(gray: Uint8ClampedArray): Uint8ClampedArray {
   return out;
 }
 
+/**
+ * The lung fields a heatmap carries, if it does: a model with a lung-field network sends an RGB heatmap
+ * whose red is the map, green 255 on the lung fields and blue 0 (model.runtime.lung_cam_png). A plain
+ * gray heatmap (red = green = blue) has none: null.
+ */
+export function lungMask(pixels: Uint8ClampedArray): Uint8Array | null {
+  const mask = new Uint8Array(pixels.length / 4);
+  let lungs = 0;
+  for (let i = 0, p = 0; i < pixels.length; i += 4, p += 1) {
+    const green = pixels[i + 1] ?? 0;
+    if ((pixels[i + 2] ?? 0) !== 0 || (green !== 0 && green !== 255)) return null;
+    mask[p] = green === 255 ? 1 : 0;
+    lungs += mask[p] ?? 0;
+  }
+  return lungs > 0 ? mask : null;
+}
+
+/** RGBA pixels of the mask's outline (white, opaque), transparent elsewhere: a lung pixel with a
+ * neighbour outside the lungs, or on the image's edge. */
+export function outline(mask: Uint8Array, width: number, height: number): Uint8ClampedArray<ArrayBuffer> {
+  const out = new Uint8ClampedArray(width * height * 4);
+  const at = (x: number, y: number): number =>
+    x < 0 || y < 0 || x >= width || y >= height ? 0 : (mask[y * width + x] ?? 0);
+  for (let y = 0; y < height; y += 1) {
+    for (let x = 0; x < width; x += 1) {
+      if (!at(x, y)) continue;
+      if (at(x - 1, y) && at(x + 1, y) && at(x, y - 1) && at(x, y + 1)) continue;
+      out.set([255, 255, 255, 255], (y * width + x) * 4);
+    }
+  }
+  return out;
+}
+
 export const LEGEND_GRADIENT = `linear-gradient(to right, ${STOPS.map(([at, [r, g, b]]) => `rgb(${r},${g},${b}) ${at * 100}%`).join(", ")})`;
 
 /** An image as a bitmap, by fetch: a CORS-clean canvas source (its pixels stay readable). */

@@ -2,6 +2,8 @@
 const REASONS: Record<string, string> = {
   not_a_chest_xray: "This does not look like a frontal chest X-ray, so the model did not answer.",
   not_upright: "This looks like a chest X-ray turned on its side or upside down. Upload it upright.",
+  no_lung_fields:
+    "No pair of lungs was found in this image, so the model did not answer: it reads frontal chest X-rays only.",
   not_an_image: "The file is not a PNG, JPEG or DICOM image.",
   unsupported_type: "This image format is not supported; use PNG, JPEG or DICOM.",
   empty: "The file is empty.",

@@ -11,6 +11,8 @@ from typing import Final
 import numpy as np
 import torch
 
+from model.errors import GateRefusedError
+from model.lung_fields import LungFinder
 from model.preprocessing import Preset, prepare
 from training.data import Record
 
@@ -21,15 +23,31 @@ MIN_CELL: Final = 30
 
 
 class XrayImages:
-    """Decodes every image once (the serving decoder, ``preset``) and keeps uint8 arrays in memory."""
+    """Decodes every image once (the serving decoder, ``preset``) and keeps uint8 arrays in memory.
 
-    def __init__(self, root: Path, records: Sequence[Record], labels: Sequence[str], preset: Preset) -> None:
-        self.records = list(records)
+    With a lung-centred preset (v3, ``lungs``: the lung-field network), an image whose lung fields the
+    gate refuses (``no_lung_fields``, ``not_upright``) is left out, as serving would refuse it:
+    ``refused`` lists them."""
+
+    def __init__(
+        self,
+        root: Path,
+        records: Sequence[Record],
+        labels: Sequence[str],
+        preset: Preset,
+        lungs: LungFinder | None = None,
+    ) -> None:
+        arrays, kept, self.refused = [], [], []
+        for record in records:
+            try:
+                arrays.append(prepare((root / record.path).read_bytes(), preset, lungs))
+                kept.append(record)
+            except GateRefusedError as exc:
+                self.refused.append((record, exc.reason))
+        self.records = kept
         self.targets = torch.tensor([list(labels).index(r.label) for r in self.records], dtype=torch.long)
         self.images = torch.from_numpy(
-            np.stack([prepare((root / r.path).read_bytes(), preset) for r in self.records])
-            if self.records
-            else np.zeros((0, preset.size, preset.size), np.uint8)
+            np.stack(arrays) if arrays else np.zeros((0, preset.size, preset.size), np.uint8)
         )
         self.sources = sorted({r.source for r in self.records})
         self.source_ids = torch.tensor([self.sources.index(r.source) for r in self.records], dtype=torch.long)

@@ -30,9 +30,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from model.errors import InvalidImageError
+from model.errors import GateRefusedError, InvalidImageError
 from model.labels import TASKS, labels_for
-from model.preprocessing import get_preset, prepare, to_batch
+from model.preprocessing import to_batch
 from model.runtime import ACCEPTED, NOT_A_CHEST_XRAY, NOT_UPRIGHT, Predictor, cam_png
 from training.data import read_dataset, read_manifest
 from training.metrics import ECE_BINS, compute_metrics, reliability_bins
@@ -189,11 +189,13 @@ def evaluate_dataset(
             f"not labels of the {task or predictor.meta.task} task"
         )
     decoded, usable = [], []
-    preset = get_preset(predictor.meta.preset)
+    lung_refused: Counter[str] = Counter()  # by the lung-field gate, before the classifier ran
     for record in kept:
         try:
-            decoded.append(prepare((data / record.path).read_bytes(), preset))
+            decoded.append(predictor.prepare((data / record.path).read_bytes()))
             usable.append(record)
+        except GateRefusedError as exc:
+            lung_refused[exc.reason] += 1
         except InvalidImageError as exc:
             notes.append(f"{record.path}: rejected ({exc.reason})")
     images = np.stack(decoded)
@@ -205,6 +207,11 @@ def evaluate_dataset(
     metrics = compute_metrics(y, probs, labels)
     decisions = predictor.gate_decisions(scored)
     metrics["gate"] = gate_report(y, probs, labels, decisions, predictor.meta.gate_threshold)
+    if predictor.lungs is not None:
+        # The metrics above are on the images the lung-field gate let through.
+        metrics["gate"]["no_lung_fields"] = lung_refused["no_lung_fields"]
+        metrics["gate"]["not_upright"] += lung_refused["not_upright"]
+        metrics["gate"]["refused"] += sum(lung_refused.values())
     masked_probs = predictor.run_arrays(central_mask(batch)).probabilities[:, columns]
     metrics["shortcut_probes"] = {
         "masked_lungs_accuracy": float((masked_probs.argmax(1) == y).mean()),

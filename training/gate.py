@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,7 +31,10 @@ from sklearn.metrics import roc_auc_score
 
 from model.architectures import ExportWrapper, XrayNet
 from model.checkpoint import load_checkpoint, save_checkpoint
-from model.preprocessing import get_preset, prepare, to_batch
+from model.errors import GateRefusedError
+from model.lung_fields import LungFinder
+from model.lung_network import load_finder
+from model.preprocessing import Preset, check_lungs, get_preset, load_gray, prepare_gray, to_batch
 from model.runtime import ACCEPTED, NOT_UPRIGHT, gate_decisions
 from training.cli import add_checkpoint_refit_args
 from training.data import read_manifest, split_of
@@ -120,23 +124,49 @@ def choose_threshold(scores: Floats, turned: Floats, max_refusal: float = MAX_RE
     return float(candidates[counts == counts.min()].max())
 
 
+def choose_threshold_per_source(scores: Floats, sources: Sequence[str], max_refusal: float = MAX_REFUSAL) -> float:
+    """The smallest threshold at which no source has more than ``max_refusal`` of its images over it,
+    a source of fewer than ``1 / max_refusal`` images being allowed one (else its single most unusual
+    X-ray would set the threshold for everyone)."""
+    if len(scores) == 0:
+        raise ValueError("no validation images to choose the gate's threshold on")
+    names = np.asarray(sources)
+    threshold = -math.inf
+    for source in sorted(set(sources)):
+        mine = np.sort(scores[names == source])[::-1]
+        allowed = max(1, math.floor(max_refusal * len(mine)))
+        threshold = max(threshold, float(mine[allowed]) if allowed < len(mine) else float(mine[-1]))
+    return threshold
+
+
 def fit_gate(
     net: XrayNet,
     train_images: Uint8Images,
     train_targets: npt.NDArray[np.int64],
     val_images: Uint8Images,
     max_refusal: float = MAX_REFUSAL,
+    val_sources: Sequence[str] | None = None,
+    turned: bool = True,
 ) -> dict[str, Any]:
-    """Fit the gate into ``net`` and return its policy for ``ModelMetadata.gate``."""
+    """Fit the gate into ``net`` and return its policy for ``ModelMetadata.gate``. ``val_sources``: choose
+    the threshold per source (``choose_threshold_per_source``); ``turned=False``: for a graph served with
+    the lung-field network, which scores no turned copies."""
     features = pooled_features(net, train_images)
     install(net, *fit_statistics(features, train_targets, net.classifier.out_features))
     val_scores, val_turned = served_scores(net, val_images)
-    threshold = choose_threshold(val_scores, val_turned, max_refusal)
+    if not turned:
+        val_turned = val_scores
+    if val_sources is not None:
+        threshold = choose_threshold_per_source(val_scores, val_sources, max_refusal)
+    else:
+        threshold = choose_threshold(val_scores, val_turned, max_refusal)
     return {
         "method": METHOD,
         "threshold": threshold,
         "upright_threshold": min(threshold, float(np.quantile(val_scores, UPRIGHT_QUANTILE))),
         "max_refusal": max_refusal,
+        "per_source": val_sources is not None,
+        "turned_copies": turned,
         "fitted_on": {"split": "train", "images": len(train_images)},
         "threshold_from": {
             "split": "val",
@@ -144,6 +174,17 @@ def fit_gate(
             "refused": refused_count(val_scores, val_turned, threshold),
         },
     }
+
+
+def gated_input(data: bytes, preset: Preset, lungs: LungFinder | None) -> Uint8Images:
+    """``prepare`` as the served runtime runs it: with ``lungs``, the lung-field gate first (raising
+    its refusals) for every preset, not only the lung-centred ones."""
+    gray = load_gray(data, preset.decode_size)
+    if lungs is None:
+        return prepare_gray(gray, preset)
+    found = lungs.find([gray])[0]
+    check_lungs(found)
+    return prepare_gray(gray, preset, found if preset.lungs else None)
 
 
 def category_report(inside: Floats, scores: Floats, turned: Floats, policy: dict[str, Any]) -> dict[str, Any]:
@@ -166,24 +207,44 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     net, meta = load_checkpoint(args.checkpoint)
     net.float()
     preset = get_preset(meta.preset)
+    lungs = load_finder(args.lungs) if args.lungs is not None else None
     records = read_manifest(args.manifest)
     arrays: dict[str, tuple[Uint8Images, Any]] = {}
+    sources: dict[str, list[str]] = {}
     for split in ("train", "val", "test"):
         chosen = [
             r for r in records if split_of(r.fold, args.test_fold, args.val_fold) == split and r.label in meta.labels
         ]
-        arrays[split] = (
-            np.stack([prepare((args.data / r.path).read_bytes(), preset) for r in chosen]),
-            np.array([meta.labels.index(r.label) for r in chosen]),
-        )
-    policy = fit_gate(net, arrays["train"][0], arrays["train"][1], arrays["val"][0], args.max_refusal)
+        inputs, kept = [], []
+        for record in chosen:
+            try:
+                inputs.append(gated_input((args.data / record.path).read_bytes(), preset, lungs))
+                kept.append(record)
+            except GateRefusedError:  # the lung-field gate refuses it before the feature gate sees it
+                continue
+        arrays[split] = (np.stack(inputs), np.array([meta.labels.index(r.label) for r in kept]))
+        sources[split] = [r.source for r in kept]
+    policy = fit_gate(
+        net,
+        arrays["train"][0],
+        arrays["train"][1],
+        arrays["val"][0],
+        args.max_refusal,
+        sources["val"] if args.per_source else None,
+        turned=lungs is None,
+    )
     threshold = policy["threshold"]
     test_images = arrays["test"][0]
     inside, inside_turned = served_scores(net, test_images)
+    if lungs is not None:
+        inside_turned = inside
     policy["test"] = {"images": len(inside), "refused": refused_count(inside, inside_turned, threshold)}
     report: dict[str, Any] = {"policy": policy, "categories": {}}
-    for name, images in held_out_negatives(test_images, args.ood, preset).items():
-        report["categories"][name] = category_report(inside, *served_scores(net, images), policy)
+    # With --lungs these are the feature gate's figures alone: training.gate_table measures the served
+    # package, lung-field gate included.
+    for name, negatives in held_out_negatives(test_images, args.ood, preset).items():
+        scores, turned = served_scores(net, negatives)
+        report["categories"][name] = category_report(inside, scores, scores if lungs is not None else turned, policy)
     meta.gate = policy
     if args.write:
         save_checkpoint(net, meta, args.checkpoint, half=args.half)
@@ -218,6 +279,18 @@ def get_args_parser() -> argparse.ArgumentParser:
         type=float,
         default=MAX_REFUSAL,
         help="largest share of validation X-rays the gate may refuse (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--per-source",
+        action="store_true",
+        help="the threshold refuses at most --max-refusal of each source's validation X-rays (default: pooled)",
+    )
+    parser.add_argument(
+        "--lungs",
+        type=Path,
+        default=None,
+        help="fit for a package served with this lung-field network: what it refuses is left out, and no "
+        "turned copies are scored (default: none)",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/gate"), help="report folder (default: %(default)s)")
     return parser

@@ -39,11 +39,13 @@ MONITOR=$!
 # together hold every source out once (their memory would not fit all four next to the rest). Only
 # ResNet-18 rows get a final model: a ResNet-50 or InceptionV3 checkpoint (47 MB of fp16 weights and
 # 17 MB of fp32 gate statistics) fits neither the 64 MB that may come back nor the repository.
+# ROWS and FINAL choose other rows, e.g. the lung-centred comparison of issue 23:
+#   ROWS="resnet18:crop-equalize resnet18:lung-crop resnet18:lung-mask" FINAL="$ROWS" OUT=... training/loso_gpu.sh
+ROWS=${ROWS:-"resnet50:source-balanced@hannover+nih,cohen+kermany inception_v3:source-balanced@hannover+nih,cohen+kermany resnet18:baseline resnet18:crop-equalize resnet18:strong-aug resnet18:source-balanced resnet18:source-adversary"}
+FINAL=${FINAL:-"resnet18:baseline resnet18:crop-equalize resnet18:strong-aug resnet18:source-balanced resnet18:source-adversary"}
+# shellcheck disable=SC2086  # ROWS, FINAL and EXTRA are lists of words
 python3 -m training.loso --data "$DATA" --manifest "$DATA/ingest.csv" --out "$RUNS" --jobs "$JOBS" \
-  --deadline "$DEADLINE" \
-  --rows resnet50:source-balanced@hannover+nih,cohen+kermany inception_v3:source-balanced@hannover+nih,cohen+kermany \
-         resnet18:baseline resnet18:crop-equalize resnet18:strong-aug resnet18:source-balanced resnet18:source-adversary \
-  --final resnet18:baseline resnet18:crop-equalize resnet18:strong-aug resnet18:source-balanced resnet18:source-adversary \
+  --deadline "$DEADLINE" --rows $ROWS --final $FINAL \
   --task multiclass --epochs "$EPOCHS" --patience 15 $EXTRA 2>&1 | tee "$LOG/loso.txt"
 kill $MONITOR 2>/dev/null
 

@@ -8,7 +8,10 @@ reports, per source: COVID sensitivity and specificity at the model's operating 
 source holds both classes, the ROC AUC, each with a 95 % bootstrap interval that resamples patients,
 not images. It also reports the **feature source probe**: the grouped cross-validated accuracy of a
 linear probe that predicts the source from the model's pooled features (lower is better; chance is
-the share of the largest source), and how many images of each source the input gate refuses.
+the share of the largest source), how many images of each source the input gate refuses, and, with a
+lung-field network (``--lungs``), the **share of the class activation inside the lung fields**: of the
+predicted class's map, over what the network saw, per source and per class (against the share of the
+input that is lung: what a map spread evenly would score).
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ import numpy.typing as npt
 import torch
 from sklearn.metrics import roc_auc_score
 
+from model.architectures import ExportWrapper
 from model.checkpoint import load_checkpoint, read_checkpoint_metadata
-from model.preprocessing import get_preset, prepare
+from model.errors import GateRefusedError
+from model.lung_fields import LungField, LungFinder, activation_inside, mask_in_box
+from model.lung_network import load_finder
+from model.preprocessing import Preset, check_lungs, get_preset, load_gray, prepare_gray, seen_box, to_batch
 from model.runtime import ACCEPTED, gate_decisions, softmax
 from training.data import Record, read_dataset
 from training.gate import logits_of, pooled_features, served_scores
@@ -121,12 +128,78 @@ def score_images(
     return probs, features, decisions, meta.labels
 
 
+def decode(
+    data: Path, records: Sequence[Record], preset: Preset, finder: LungFinder | None
+) -> tuple[list[Record], npt.NDArray[np.uint8], list[npt.NDArray[np.bool_]], int]:
+    """The images through the preset (left out where a v3 preset's lung gate refuses them), and, with
+    ``finder``, each one's lung fields in the frame the network saw; how many were left out."""
+    if preset.lungs and finder is None:
+        raise SystemExit(f"preset {preset.id} crops to the lung fields: pass --lungs")
+    kept, arrays, masks, refused = [], [], [], 0
+    for record in records:
+        gray = load_gray((data / record.path).read_bytes(), preset.decode_size)
+        found: LungField | None = finder.find([gray])[0] if finder is not None else None
+        if preset.lungs and found is not None:
+            try:
+                check_lungs(found)
+            except GateRefusedError:
+                refused += 1
+                continue
+        arrays.append(prepare_gray(gray, preset, found if preset.lungs else None))
+        kept.append(record)
+        if found is not None:
+            masks.append(mask_in_box(found, seen_box(gray, preset, found), preset.size))
+    return kept, np.stack(arrays), masks, refused
+
+
+@torch.no_grad()
+def lung_activation(
+    checkpoint: Path, images: npt.NDArray[np.uint8], masks: Sequence[npt.NDArray[np.bool_]], probs: Floats
+) -> Floats:
+    """Per image: the share of the predicted class's activation map inside its lung fields."""
+    net, _ = load_checkpoint(checkpoint)
+    wrapper = ExportWrapper(net.float(), turned=False).eval()
+    shares = []
+    for start in range(0, len(images), 32):
+        cams = wrapper(torch.from_numpy(to_batch(list(images[start : start + 32]))))[1].numpy()
+        for offset, cam in enumerate(cams):
+            index = start + offset
+            shares.append(activation_inside(cam[int(probs[index].argmax())], masks[index]))
+    return np.array(shares)
+
+
+def activation_report(
+    shares: Floats, masks: Sequence[npt.NDArray[np.bool_]], records: Sequence[Record]
+) -> dict[str, Any]:
+    lung_share = np.array([m.mean() for m in masks])
+
+    def summary(rows: npt.NDArray[np.bool_]) -> dict[str, Any]:
+        return {
+            "n": int(rows.sum()),
+            "inside": float(shares[rows].mean()),
+            "lung_share": float(lung_share[rows].mean()),
+        }
+
+    every = np.ones(len(records), bool)
+    return {
+        "all": summary(every),
+        "per_source": {
+            s: summary(np.array([r.source == s for r in records])) for s in sorted({r.source for r in records})
+        },
+        "per_class": {
+            c: summary(np.array([r.label == c for r in records])) for c in sorted({r.label for r in records})
+        },
+    }
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     records, _ = read_dataset(args.data)
-    kept: list[Record] = [r for r in records if r.label in ("covid", "no_findings")]
     preset = get_preset(read_checkpoint_metadata(args.checkpoint).preset)
-    images = np.stack([prepare((args.data / r.path).read_bytes(), preset) for r in kept])
+    finder = load_finder(args.lungs) if args.lungs is not None and args.lungs.is_file() else None
+    kept, images, masks, lung_refused = decode(
+        args.data, [r for r in records if r.label in ("covid", "no_findings")], preset, finder
+    )
     probs, features, decisions, labels = score_images(args.checkpoint, images)
     pair = probs[:, [labels.index("covid"), labels.index("no_findings")]]
     p_covid = pair[:, 0] / pair.sum(axis=1)
@@ -148,6 +221,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         )
     report["pooled"] = source_report(y, p_covid, groups, args.threshold)
     report["feature_source_probe"] = feature_source_probe(features, sources, groups)
+    report["lung_gate_refused"] = lung_refused
+    if masks:
+        report["activation_inside_lungs"] = activation_report(
+            lung_activation(args.checkpoint, images, masks, probs), masks, kept
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sources.json").write_text(json.dumps(report, indent=2) + "\n")
     print(format_report(report))
@@ -178,6 +256,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"feature source probe: {probe['accuracy']:.3f} accuracy over {probe['sources']} sources "
         f"(chance, the largest source's share: {probe['chance']:.3f})"
     )
+    inside = report.get("activation_inside_lungs")
+    if inside:
+        parts = [f"all {inside['all']['inside']:.3f} (lung share {inside['all']['lung_share']:.3f})"]
+        parts += [f"{k} {v['inside']:.3f}" for k, v in {**inside["per_source"], **inside["per_class"]}.items()]
+        lines.append("class activation inside the lung fields: " + ", ".join(parts))
     return "\n".join(lines)
 
 
@@ -194,6 +277,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         nargs="*",
         default=["nih", "cohen"],
         help="sources the model was trained on; the others are pooled as unseen (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lungs",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "model" / "default" / "lungs.safetensors",
+        help="the lung-field network, for v3 presets and the activation probe (default: the bundled one)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     return parser

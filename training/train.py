@@ -39,6 +39,7 @@ from model.export import export_model
 from model.half import guard as guard_fp16
 from model.half import record as record_fp16
 from model.labels import TASKS, labels_for
+from model.lung_network import load_finder, load_lung_checkpoint, read_lung_info
 from model.metadata import ModelMetadata
 from model.package import build_tarball, code_files
 from model.preprocessing import Preset, get_preset
@@ -293,8 +294,15 @@ def load_data(args: argparse.Namespace, labels: list[str], preset: Preset) -> Da
     if not splits["train"]:
         raise SystemExit("no training images: check --test-fold/--val-fold against --folds and the data")
     t0 = time.time()
-    train_set, val_set, test_set = (XrayImages(args.data, splits[s], labels, preset) for s in ("train", "val", "test"))
+    lungs = load_finder(args.lungs) if preset.lungs else None
+    train_set, val_set, test_set = (
+        XrayImages(args.data, splits[s], labels, preset, lungs) for s in ("train", "val", "test")
+    )
     logger.info("decoded %d images (%s) in %.1fs", len(records), preset.id, time.time() - t0)
+    for name, images in zip(("train", "val", "test"), (train_set, val_set, test_set), strict=True):
+        if images.refused:
+            logger.warning("%s: %d images left out, refused by the lung-field gate", name, len(images.refused))
+        splits[name] = images.records
     return Data(splits, train_set, val_set, test_set)
 
 
@@ -475,13 +483,14 @@ def finalize_model(
             },
             "epochs_run": len(history),
         },
+        lung_fields=read_lung_info(args.lungs) if preset.lungs else {},
         metrics={"test": {k: v for k, v in metrics["test"].items() if k != "per_class"}} if metrics["test"] else {},
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     net = net.cpu().eval()
     save_checkpoint(net, meta, args.output_dir / "model.safetensors", half=args.half)
     if args.export:
-        export_model(net, meta, args.output_dir)
+        export_model(net, meta, args.output_dir, lungs=load_lung_checkpoint(args.lungs) if preset.lungs else None)
         if device.type == "cuda" and len(data.test):
             # Trained on a GPU, so a GPU can tell whether fp16 answers as fp32 does (model.half); a CPU
             # run leaves the verdict out (fp32 served), and `python -m model.half` can add it later.
@@ -615,6 +624,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--preset",
         default="",
         help="preprocessing preset id, e.g. xray-gray-224-v2 (default: the arch's own, xray-gray-224-v1 or -299-v1)",
+    )
+    add(
+        "--lungs",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "model" / "default" / "lungs.safetensors",
+        help="the lung-field network a lung-centred preset (v3) crops with (default: the bundled one)",
     )
     add("--augment", default="basic", choices=LEVELS, help="training augmentation (default: %(default)s)")
     add(

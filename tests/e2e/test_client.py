@@ -43,6 +43,21 @@ def _heatmap_pixels(page: Any) -> int:
     )
 
 
+def _outline_pixels(page: Any) -> int:
+    """How many pixels of the heatmap layer are the lung outline's white (the colour ramp has no white)."""
+    return int(
+        page.evaluate(
+            """() => {
+              const c = document.querySelector('[data-testid="heatmap-canvas"]');
+              const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+              let n = 0;
+              for (let i = 0; i < d.length; i += 4) if (d[i] === 255 && d[i + 1] === 255 && d[i + 2] === 255) n++;
+              return n;
+            }"""
+        )
+    )
+
+
 def _new_user(stack: LocalDeployment) -> tuple[str, str]:
     name = f"user-{uuid.uuid4().hex[:8]}@example.com"
     return name, stack.create_user(name)
@@ -73,6 +88,15 @@ def test_a_sample_xray_gets_the_apis_answer_and_a_drawn_heatmap(
     page.screenshot(path=str(artifacts / "result.png"), full_page=True)
 
 
+def test_the_heatmap_outlines_the_lung_fields(client_stack: LocalDeployment, page: Any, artifacts: Path) -> None:
+    name, password = _new_user(client_stack)
+    sign_in(page, client_stack, name, password)
+    page.get_by_label(PICKER).set_input_files(str(SAMPLES / "no_findings-1.png"))
+    page.get_by_text("white line: the outline of the lung fields").wait_for(timeout=30_000)
+    assert _outline_pixels(page) > 100
+    page.screenshot(path=str(artifacts / "lung-outline.png"), full_page=True)
+
+
 def test_a_result_opens_from_the_history(client_stack: LocalDeployment, page: Any, artifacts: Path) -> None:
     name, password = _new_user(client_stack)
     sign_in(page, client_stack, name, password)
@@ -101,7 +125,7 @@ def test_a_photograph_is_refused_in_plain_words(client_stack: LocalDeployment, p
     name, password = _new_user(client_stack)
     sign_in(page, client_stack, name, password)
     page.get_by_label(PICKER).set_input_files(str(SAMPLES / "photograph.jpg"))
-    assert "does not look like a frontal chest X-ray" in page.get_by_test_id("reason").inner_text(timeout=30_000)
+    assert "No pair of lungs was found" in page.get_by_test_id("reason").inner_text(timeout=30_000)
 
 
 def test_a_non_image_is_refused_before_it_is_sent(client_stack: LocalDeployment, page: Any) -> None:

@@ -86,10 +86,9 @@ def test_classify_answers_with_the_gate_score(stack: LocalDeployment) -> None:
     assert 0 < answer["gate"]["score"] <= answer["gate"]["threshold"]
 
 
-def test_classify_refuses_a_photograph_as_not_a_chest_xray(stack: LocalDeployment) -> None:
+def test_classify_refuses_a_photograph_as_having_no_lung_fields(stack: LocalDeployment) -> None:
     status, body = call(stack, "POST", "/classify?store=true", images.photograph(seed=2), content_type="image/jpeg")
-    assert (status, body["error"]["reason"]) == (400, "not_a_chest_xray")
-    assert body["error"]["gate"]["score"] > body["error"]["gate"]["threshold"]
+    assert (status, body["error"]["reason"]) == (400, "no_lung_fields")
 
 
 def test_classify_can_store_the_result(stack: LocalDeployment) -> None:

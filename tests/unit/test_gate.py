@@ -14,7 +14,7 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.labels import labels_for
 from model.metadata import ModelMetadata
 from model.runtime import ACCEPTED, NOT_A_CHEST_XRAY, NOT_UPRIGHT, gate_decisions
-from training.gate import choose_threshold, fit_statistics, install, refused_count
+from training.gate import choose_threshold, choose_threshold_per_source, fit_statistics, install, refused_count
 
 
 def _clusters(seed: int = 0, per_class: int = 200, dims: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -131,3 +131,14 @@ def test_the_served_graph_scores_turned_copies_in_the_same_pass() -> None:
         each = [ExportWrapper(net)(torch.rot90(x, k, dims=(2, 3)))[2] for k in (1, 2, 3)]
     torch.testing.assert_close(score, net.gate(net.pooled(x)), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(turned, torch.stack(each).min(dim=0).values, rtol=1e-4, atol=1e-5)
+
+
+def test_a_per_source_threshold_keeps_every_source_within_its_share() -> None:
+    rng = np.random.default_rng(2)
+    common, unusual = rng.normal(1.0, 0.1, 400), rng.normal(1.6, 0.2, 60)  # one source sits further out
+    scores = np.r_[common, unusual]
+    sources = ["a"] * 400 + ["b"] * 60
+    threshold = choose_threshold_per_source(scores, sources, 0.01)
+    assert (unusual > threshold).sum() <= 1  # a source of 60 may lose one image, not more
+    assert (common > threshold).sum() <= 4
+    assert threshold > choose_threshold(scores, scores, 0.01)  # pooled, "b" would pay for "a"

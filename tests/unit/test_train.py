@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.package import unpack
+from model.package import read_members, unpack
 from tests import images
 from tests.conftest import invoke_local_endpoint
 from training.train import get_args_parser, main
@@ -224,3 +224,28 @@ def test_an_arch_other_than_the_checkpoints_is_refused(
     args[args.index("mobilenet_v3_small")] = "resnet18"
     with pytest.raises(SystemExit, match="leave out --arch resnet18"):
         main(get_args_parser().parse_args(args))
+
+
+def _whole_image_lungs(path: Path) -> Path:
+    """A lung-field network that finds the whole image upright, with a rule that accepts it."""
+    from model.lung_fields import LungRule, policy
+    from model.lung_network import LungNet, save_lung_checkpoint
+
+    net = LungNet().eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.fill_(6.0)
+        net.turn.weight.zero_()
+        net.turn.bias.copy_(torch.tensor([6.0, -6.0, -6.0, -6.0]))
+    return save_lung_checkpoint(net, policy(LungRule(), {"name": "whole-image"}), path)
+
+
+def test_a_lung_centred_model_is_trained_and_packaged_with_its_lung_network(
+    synthetic_data: Path, tmp_path: Path
+) -> None:
+    lungs = _whole_image_lungs(tmp_path / "lungs.safetensors")
+    args = _args(synthetic_data, tmp_path, "--preset", "xray-gray-224-v3", "--lungs", str(lungs), "--epochs", "1")
+    summary = main(get_args_parser().parse_args(args))
+    assert summary["metadata"]["lung_fields"]["name"] == "whole-image"
+    members = read_members((tmp_path / "output" / "model.tar.gz").read_bytes())
+    assert {"lungs.onnx", "lungs.pt", "model.onnx"} <= set(members)

@@ -4,9 +4,11 @@
         --arch resnet18 --checkpoint model/default/model.safetensors --out runs/features
 
 Images come from Spark's binaryFile source (a directory or an s3a:// URI). A pandas UDF decodes them
-with the serving preprocessing preset and runs the backbone in batches; the model is loaded once per
-Python worker process. The output keeps path, label, group, split and fold from the manifest (ingested
-with ``training.data``) so the classifiers use the same grouped splits as the CNN.
+with the serving preprocessing preset (a lung-centred v3 preset with the lung-field network, ``--lungs``:
+what its gate refuses gets no features, as serving would not answer it) and runs the backbone in
+batches; the models are loaded once per Python worker process. The output keeps path, label, group,
+split and fold from the manifest (ingested with ``training.data``) so the classifiers use the same
+grouped splits as the CNN.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType
 
 from model import settings
+from model.build import DEFAULT_LUNGS
 from model.errors import InvalidImageError
+from model.lung_fields import LungFinder
 from model.preprocessing import get_preset, prepare, to_batch
 
 logger = logging.getLogger(__name__)
@@ -45,17 +49,26 @@ def load_backbone(arch: str, checkpoint: str, pretrained: str) -> Any:
     return net.eval()
 
 
+@cache
+def load_lungs(path: str) -> LungFinder | None:
+    """The lung-field network, once per Python worker process ("": none)."""
+    from model.lung_network import load_finder
+
+    return load_finder(Path(path)) if path else None
+
+
 def embed(
-    images: list[bytes | None], arch: str, checkpoint: str, pretrained: str, preset: str
+    images: list[bytes | None], arch: str, checkpoint: str, pretrained: str, preset: str, lungs: str = ""
 ) -> list[list[float] | None]:
     """Global-average-pooled last-conv features; None for anything that is not a usable image."""
     import torch
 
     net = load_backbone(arch, checkpoint, pretrained)
+    finder = load_lungs(lungs) if get_preset(preset).lungs else None
     decoded: dict[int, np.ndarray] = {}
     for index, data in enumerate(images):
         try:
-            decoded[index] = prepare(data or b"", get_preset(preset))
+            decoded[index] = prepare(data or b"", get_preset(preset), finder)
         except InvalidImageError:
             continue
     out: list[list[float] | None] = [None] * len(images)
@@ -83,6 +96,7 @@ def featurize(
     checkpoint: str = "",
     pretrained: str = "none",
     batch_size: int = 32,
+    lungs: str = str(DEFAULT_LUNGS),
 ) -> DataFrame:
     from model.architectures import get_arch
     from model.checkpoint import read_checkpoint_metadata
@@ -100,7 +114,7 @@ def featurize(
         from training.spark.featurize import embed as embed_batch
 
         for batch in contents:
-            yield pd.Series(embed_batch(list(batch), arch, checkpoint, pretrained, preset))
+            yield pd.Series(embed_batch(list(batch), arch, checkpoint, pretrained, preset, lungs))
 
     prefix = root_prefix(images)
     files = (
@@ -131,7 +145,9 @@ def main(args: argparse.Namespace) -> None:
     from training.spark.session import get_spark
 
     spark = get_spark(args.master)
-    frame = featurize(spark, args.images, args.manifest, args.arch, args.checkpoint, args.pretrained, args.batch_size)
+    frame = featurize(
+        spark, args.images, args.manifest, args.arch, args.checkpoint, args.pretrained, args.batch_size, args.lungs
+    )
     frame.write.mode("overwrite").parquet(args.out)
     written = spark.read.parquet(args.out)
     first = written.first()
@@ -149,6 +165,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", default="", help="project .safetensors checkpoint (default: none)")
     parser.add_argument(
         "--pretrained", default="none", help="imagenet | none | PATH, without --checkpoint (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--lungs", default=str(DEFAULT_LUNGS), help="lung-field network for v3 presets (default: the bundled one)"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="images per UDF batch (default: %(default)s)")
     parser.add_argument("--out", required=True, help="Parquet output path")

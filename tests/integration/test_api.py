@@ -197,8 +197,9 @@ def test_classify_explain_returns_the_preview_and_the_heatmap(stack: LocalDeploy
     preview = _png(answer["explanation"]["preview"]["b64"])
     heatmap = np.asarray(_png(answer["explanation"]["heatmap"]["b64"]))
     assert preview.size == (512, 398)  # the downsized image the model saw, aspect kept
-    assert heatmap.shape == (64, 64)  # the label's activation map over the whole image
-    assert heatmap.min() < heatmap.max()
+    assert heatmap.shape == (128, 128, 3)  # red: the label's activation map over the whole image
+    assert heatmap[..., 0].min() < heatmap[..., 0].max()
+    assert 0.1 < (heatmap[..., 1] == 255).mean() < 0.7  # green: the lung fields
 
 
 def test_a_stored_result_links_its_preview_and_heatmap_for_its_owner_only(stack: LocalDeployment) -> None:
@@ -211,7 +212,7 @@ def test_a_stored_result_links_its_preview_and_heatmap_for_its_owner_only(stack:
     with urllib.request.urlopen(links["preview_url"], timeout=10) as response:
         assert Image.open(response).size == (300, 300)
     with urllib.request.urlopen(links["heatmap_url"], timeout=10) as response:
-        assert Image.open(response).size == (64, 64)
+        assert Image.open(response).size == (128, 128)
     name = f"mallory-{uuid.uuid4().hex[:6]}@example.com"
     other = stack.harness.id_token(name, stack.create_user(name))
     assert call(stack, "GET", f"/results/{answer['result_id']}", token=other)[0] == 404

@@ -3,6 +3,7 @@ that saw it, the adapted model is stamped and served, and bad inputs end with a 
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 from pathlib import Path
@@ -193,7 +194,9 @@ def test_the_local_endpoint_serves_the_package_and_names_its_site(
     out, report = adapted
     model_dir = unpack(out / "model.tar.gz", tmp_path / "model")
     image = next((site / "covid").iterdir()).read_bytes()
-    answer = invoke_local_endpoint(model_dir, image)
+    # As JSON, so that a refused synthetic image is an answer too (a raw one would be a 400).
+    body = json.dumps({"instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
+    answer = invoke_local_endpoint(model_dir, body, content_type="application/json")
     assert answer["model"]["site_validation"] == "St Example"
     assert answer["model"]["labels"] == ["covid", "no_findings"]
     prediction = answer["predictions"][0]

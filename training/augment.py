@@ -23,23 +23,36 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator, device
     return low + (high - low) * torch.rand(n, generator=generator, device=device)
 
 
-def _affine(x: torch.Tensor, generator: torch.Generator, hflip: bool) -> torch.Tensor:
-    """Rotation +-7 degrees, translation +-6 %, scale 0.9-1.1, zero fill (a film's black surround)."""
+def random_affine(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    hflip: bool,
+    degrees: float = 7.0,
+    scale: tuple[float, float] = (0.9, 1.1),
+    shift: float = 0.12,
+) -> torch.Tensor:
+    """The same random geometry for every channel of ``x``: rotation +-``degrees``, scale in ``scale``,
+    translation +-``shift`` (affine_grid's [-1, 1] coordinates: 0.12 is 6 % of the side), zero fill
+    (a film's black surround), a horizontal flip on half of them with ``hflip``."""
     n, device = x.shape[0], x.device
-    angle = _uniform(n, -7.0, 7.0, generator, device) * (math.pi / 180.0)
-    scale = _uniform(n, 0.9, 1.1, generator, device)
-    # affine_grid maps output to input coordinates in [-1, 1]: a shift of 6 % of the side is 0.12.
-    shift = _uniform(2 * n, -0.12, 0.12, generator, device).view(n, 2)
+    angle = _uniform(n, -degrees, degrees, generator, device) * (math.pi / 180.0)
+    factor = _uniform(n, scale[0], scale[1], generator, device)
+    offset = _uniform(2 * n, -shift, shift, generator, device).view(n, 2)
     flip = torch.ones(n, device=device)
     if hflip:
         flip = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -flip, flip)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor
     theta = torch.stack(
-        [torch.stack([cos * flip, -sin, shift[:, 0]], dim=1), torch.stack([sin * flip, cos, shift[:, 1]], dim=1)],
+        [torch.stack([cos * flip, -sin, offset[:, 0]], dim=1), torch.stack([sin * flip, cos, offset[:, 1]], dim=1)],
         dim=1,
     )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _affine(x: torch.Tensor, generator: torch.Generator, hflip: bool) -> torch.Tensor:
+    """Rotation +-7 degrees, translation +-6 %, scale 0.9-1.1."""
+    return random_affine(x, generator, hflip)
 
 
 def _exposure(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

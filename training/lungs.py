@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw
 from model.lung_fields import FEATURES, LUNG_SIZE, SIDES, LungFinder, LungRule, lung_input, policy
 from model.lung_network import LungNet, load_lung_checkpoint, save_lung_checkpoint, torch_graph
 from model.preprocessing import get_preset, load_gray
-from training.augment import _blur, _exposure, _gamma, _noise, _resolution
+from training.augment import _blur, _exposure, _gamma, _noise, _resolution, random_affine
 from training.data import read_manifest
 
 logger = logging.getLogger(__name__)
@@ -87,25 +87,10 @@ def read_masks(masks_dir: Path, data: Path) -> MaskSet:
 
 
 def _affine_pair(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The same random geometry for every channel of ``x`` (image and mask): rotation +-15 degrees,
-    scale 0.8-1.2, shift +-10 %, horizontal flip (lungs are near mirror images; the heart's side is the
-    classifier's business, not this network's)."""
-    n, device = x.shape[0], x.device
-
-    def uniform(low: float, high: float, count: int = n) -> torch.Tensor:
-        return low + (high - low) * torch.rand(count, generator=generator, device=device)
-
-    angle = uniform(-15.0, 15.0) * (math.pi / 180.0)
-    scale = uniform(0.8, 1.2)
-    shift = uniform(-0.2, 0.2, 2 * n).view(n, 2)
-    flip = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -1.0, 1.0)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [torch.stack([cos * flip, -sin, shift[:, 0]], dim=1), torch.stack([sin * flip, cos, shift[:, 1]], dim=1)],
-        dim=1,
-    )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    """The same random geometry for every channel of ``x`` (image and mask), wider than the
+    classifier's: rotation +-15 degrees, scale 0.8-1.2, shift +-10 %, horizontal flip (lungs are near
+    mirror images; the heart's side is the classifier's business, not this network's)."""
+    return random_affine(x, generator, hflip=True, degrees=15.0, scale=(0.8, 1.2), shift=0.2)
 
 
 def augment_pair(

@@ -302,6 +302,18 @@ def prepare(data: bytes, preset: Preset, lungs: lung_fields.LungFinder | None = 
     return prepare_gray(gray, preset, found)
 
 
+def gated_prepare(data: bytes, preset: Preset, lungs: lung_fields.LungFinder | None) -> npt.NDArray[np.uint8]:
+    """``prepare`` as a package with a lung-field network serves it: with ``lungs``, the lung-field gate
+    first for every preset, not only the lung-centred ones (raising its ``NoLungFieldsError`` or
+    ``NotUprightError``)."""
+    gray = load_gray(data, preset.decode_size)
+    if lungs is None:
+        return prepare_gray(gray, preset)
+    found = lungs.find([gray])[0]
+    check_lungs(found)
+    return prepare_gray(gray, preset, found if preset.lungs else None)
+
+
 def check_lungs(found: lung_fields.LungField) -> None:
     """The gate's anatomy rule: raise where ``found`` is no plausible pair of lungs, or turned."""
     if not found.plausible:

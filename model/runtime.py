@@ -42,7 +42,7 @@ from model.contract import (
 )
 from model.lung_fields import LUNG_SIZE, LungField, LungFinder, LungRule
 from model.metadata import ModelMetadata
-from model.preprocessing import check_lungs, get_preset, load_gray, prepare_gray, seen_box, to_batch
+from model.preprocessing import check_lungs, gated_prepare, get_preset, load_gray, prepare_gray, seen_box, to_batch
 
 logger = logging.getLogger(__name__)
 
@@ -497,13 +497,8 @@ class Predictor:
         return PredictionResult([s for s in slots if s is not None])
 
     def prepare(self, data: bytes) -> npt.NDArray[np.uint8]:
-        """One image's network input, as ``predict`` makes it: the lung-field gate first where the
-        package has one (raising its ``NoLungFieldsError`` or ``NotUprightError``)."""
-        gray = load_gray(data, self.preset.decode_size)
-        found = self.lungs.find([gray])[0] if self.lungs is not None else None
-        if found is not None:
-            check_lungs(found)
-        return prepare_gray(gray, self.preset, found if self.preset.lungs else None)
+        """One image's network input, as ``predict`` makes it (``model.preprocessing.gated_prepare``)."""
+        return gated_prepare(data, self.preset, self.lungs)
 
     def _prediction(
         self,

@@ -32,9 +32,8 @@ from sklearn.metrics import roc_auc_score
 from model.architectures import ExportWrapper, XrayNet
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.errors import GateRefusedError
-from model.lung_fields import LungFinder
 from model.lung_network import load_finder
-from model.preprocessing import Preset, check_lungs, get_preset, load_gray, prepare_gray, to_batch
+from model.preprocessing import gated_prepare, get_preset, to_batch
 from model.runtime import ACCEPTED, NOT_UPRIGHT, gate_decisions
 from training.cli import add_checkpoint_refit_args
 from training.data import read_manifest, split_of
@@ -176,17 +175,6 @@ def fit_gate(
     }
 
 
-def gated_input(data: bytes, preset: Preset, lungs: LungFinder | None) -> Uint8Images:
-    """``prepare`` as the served runtime runs it: with ``lungs``, the lung-field gate first (raising
-    its refusals) for every preset, not only the lung-centred ones."""
-    gray = load_gray(data, preset.decode_size)
-    if lungs is None:
-        return prepare_gray(gray, preset)
-    found = lungs.find([gray])[0]
-    check_lungs(found)
-    return prepare_gray(gray, preset, found if preset.lungs else None)
-
-
 def category_report(inside: Floats, scores: Floats, turned: Floats, policy: dict[str, Any]) -> dict[str, Any]:
     """AUROC of the gate score against ``inside`` (in-distribution scores; refuse = positive) and the
     share the served rule refuses, in all and as ``not_upright``."""
@@ -218,7 +206,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         inputs, kept = [], []
         for record in chosen:
             try:
-                inputs.append(gated_input((args.data / record.path).read_bytes(), preset, lungs))
+                inputs.append(gated_prepare((args.data / record.path).read_bytes(), preset, lungs))
                 kept.append(record)
             except GateRefusedError:  # the lung-field gate refuses it before the feature gate sees it
                 continue

@@ -139,7 +139,7 @@ function Heatmap({ previewSrc, heatmapSrc }: { previewSrc: string; heatmapSrc: s
           <span className="legend-bar" style={{ backgroundImage: LEGEND_GRADIENT }} aria-hidden="true" />
           <span>high</span>
           <span className="legend-text"> attention of the predicted class</span>
-          {hasLungs && <span className="legend-text">; white line: the outline of the lung fields</span>}
+          {hasLungs && <span className="legend-text">White line: the outline of the lung fields.</span>}
         </div>
       </figcaption>
     </figure>

@@ -1,8 +1,9 @@
 """What the out-of-distribution gate costs at inference: the served graph against two lighter ones.
 
-    python bench/gate_cost.py [--seconds 3] [--archs resnet18,resnet50] [--batch 8]
+    python -m bench.gate_cost [--seconds 3] [--archs resnet18,resnet50] [--batch 8]
 
-Side by side in one run, ONNX Runtime on this machine: (a) logits and CAM only, as before the gate;
+Side by side in one run, ONNX Runtime on this machine (sessions made as served,
+``model.runtime.onnx_session``): (a) logits and CAM only, as before the gate;
 (b) plus the gate score of the image as it is; (c) the graph served without a lung-field network,
 which also scores the image turned by 90, 180 and 270 degrees in the same batch (for
 ``not_upright``); (d) what a package with the lung-field network serves: that network at 128 px,
@@ -28,6 +29,7 @@ from model.architectures import ARCHS, ExportWrapper, XrayNet, build_model
 from model.lung_fields import LUNG_SIZE, LungRule, analyse
 from model.lung_network import LungNet
 from model.preprocessing import get_preset
+from model.runtime import onnx_session
 
 
 class NoGate(nn.Module):
@@ -59,9 +61,7 @@ def session(module: nn.Module, size: int, path: Path) -> ort.InferenceSession:
             opset_version=17,
             dynamo=False,
         )
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnx_session(path, providers=["CPUExecutionProvider"])
 
 
 def with_lungs(lungs: ort.InferenceSession, served: ort.InferenceSession, x: np.ndarray, small: np.ndarray) -> None:

@@ -55,6 +55,15 @@ def test_the_predictor_loads_the_lung_network_beside_its_backend(lung_package: P
     assert isinstance(predictor.lungs.graph, OnnxLungs)
 
 
+def test_served_onnx_sessions_do_not_spin_between_runs(lung_package: Path) -> None:
+    # The lung and classifier sessions run in turn: spinning workers of one would starve the other.
+    for session in (
+        OnnxLungs(lung_package / LUNGS_ONNX_FILE)._session,
+        OnnxBackend(lung_package / "model.onnx")._session,
+    ):
+        assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_onnx_and_torchscript_lungs_answer_as_the_network_does(lung_package: Path) -> None:
     torch.manual_seed(0)
     batch = np.random.default_rng(1).random((3, 1, LUNG_SIZE, LUNG_SIZE), np.float32)

@@ -28,7 +28,7 @@ build-DependenciesLayer:
 	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -prune -exec rm -rf {} +
 	$(COMPILE) "$(ARTIFACTS_DIR)/python"
 
-.PHONY: venv test unit integration e2e client lint format typecheck model demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-DependenciesLayer
+.PHONY: venv test unit integration e2e client lint format typecheck model model-cpu demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-DependenciesLayer
 
 venv: $(STAMP)
 
@@ -80,10 +80,22 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # Served artifacts (TorchScript, ONNX, model.tar.gz) of the bundled default model, with its lung-field network.
-build/model/model.tar.gz: model/default/model.safetensors model/default/lungs.safetensors $(STAMP)
-	$(PY) -m model.build --checkpoint $< --lungs model/default/lungs.safetensors --out build/model
+build/model/model.tar.gz: model/default/model.safetensors model/default/lungs.safetensors model/default/int8.json $(STAMP)
+	$(PY) -m model.build --checkpoint $< --lungs model/default/lungs.safetensors --int8 model/default/int8.json \
+		--out build/model
 
 model: build/model/model.tar.gz
+
+# The bundled model for a CPU endpoint (EndpointMode=serverless, or a CPU instance): ONNX Runtime and its
+# dependencies for the container's Python ride in code/wheels/, installed offline at start-up, so the
+# endpoint serves the int8 graph. CONTAINER_PYTHON: the PyTorch inference image's Python.
+CONTAINER_PYTHON ?= 3.12
+model-cpu: $(STAMP) build/model/model.tar.gz
+	rm -rf build/wheels && $(VENV)/bin/pip download --quiet --only-binary=:all: --implementation cp \
+		--python-version $(CONTAINER_PYTHON) --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+		--dest build/wheels "onnxruntime>=1.18"
+	$(PY) -m model.build --checkpoint model/default/model.safetensors --lungs model/default/lungs.safetensors \
+		--int8 model/default/int8.json --wheels build/wheels --out build/model-cpu
 
 # The package the local stack serves: the bundled model's, or any other, e.g. the one training.adapt
 # wrote for a site: MODEL=runs/site/model.tar.gz make local

@@ -1,14 +1,16 @@
 """Inference benchmark: eager PyTorch vs each served artifact through the local endpoint's predict path.
 
-    python bench/inference.py [--seconds 3] [--archs resnet50,inception_v3] [--json runs/bench.json]
-    python bench/inference.py --model runs/rn50/model    # a trained model's own artifacts, int8 included
-    python bench/inference.py --model build/model/artifacts --checkpoint model/default/model.safetensors
+    python -m bench.inference [--seconds 3] [--archs resnet50,inception_v3] [--json runs/bench.json]
+    python -m bench.inference --model runs/rn50/model    # a trained model's own artifacts, int8 included
+    python -m bench.inference --model build/model/artifacts --checkpoint model/default/model.safetensors
 
 One run, side by side, on this machine: ResNet-50 @224 and InceptionV3 @299, batch 1 and 8; img/s,
 ms per image, ratio to eager, the fraction of this machine's fp32 matrix-multiply rate (measured at
 the start of the run), the largest logit difference from eager and the share of the bundled sample
 X-rays (samples/) given the same label as eager fp32. ``served`` marks the path the endpoint uses by
-default. Then preprocessing ms/image for a 1024 px PNG and a 2000 px JPEG (the served decoder vs a
+default. Eager runs what the served path runs: with a lung-field network in the package, that network
+then one backbone pass; without, the backbone on the image and its three turned copies. Then
+preprocessing ms/image for a 1024 px PNG and a 2000 px JPEG (the served decoder vs a
 naive full-resolution RGB decode). Random weights (seeded): speed does not depend on them, and the
 agreement measures the arithmetic of each path, not the model. The int8 row (``model.quantize``,
 calibrated on the sample X-rays) times the quantized graph; its agreement means little here, because
@@ -27,6 +29,7 @@ directory, int8 only where the guard recorded in its ``metadata.json`` passed.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import shutil
@@ -41,18 +44,22 @@ import torch
 from PIL import Image
 
 from model.architectures import ARCHS, ExportWrapper, build_model
+from model.build import DEFAULT_LUNGS
 from model.checkpoint import load_checkpoint
-from model.contract import INT8_ONNX_FILE, ONNX_FILE, TORCHSCRIPT_FILE
+from model.contract import INT8_ONNX_FILE, LUNGS_ONNX_FILE, ONNX_FILE, TORCHSCRIPT_FILE
 from model.export import export_model
 from model.labels import labels_for
+from model.lung_fields import LUNG_SIZE
+from model.lung_network import load_lung_checkpoint
 from model.metadata import ModelMetadata
 from model.preprocessing import decode_gray, get_preset, prepare, to_batch
 from model.quantize import quantize
-from model.runtime import OnnxBackend, Predictor, TorchScriptBackend
+from model.runtime import Backend, OnnxBackend, Predictor, TorchScriptBackend, load_lungs
 
 GFLOP_PER_IMAGE = {"resnet50": 8.17, "inception_v3": 11.46, "resnet18": 3.64}  # 2 x MACs at the preset's size
-# The served graph runs the backbone on the image and on three turned copies (the input gate).
-PASSES_PER_IMAGE = 4
+# Without a lung-field network the served graph runs the backbone on the image and on three turned
+# copies (the input gate); with one, once (``ExportWrapper(turned=False)``), after the lung network.
+PASSES_WITHOUT_LUNGS = 4
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
@@ -88,6 +95,31 @@ def sample_images(preset: str) -> np.ndarray:
     return np.stack([prepare(p.read_bytes(), get_preset(preset)) for p in paths])
 
 
+def with_lungs(backend: Backend, meta: ModelMetadata, model_dir: Path) -> Predictor:
+    """A predictor on ``backend`` with the package's lung-field network beside it, as the runtime loads it."""
+    return Predictor(backend, meta, load_lungs(model_dir, meta, backend))
+
+
+def served_paths(
+    model_dir: Path, meta: ModelMetadata, images: np.ndarray, device: str, int8: bool
+) -> dict[str, Predictor]:
+    """Every path the runtime can serve ``model_dir`` by, each with the package's lung-field network."""
+    predictors = {
+        "torchscript": Predictor.load(model_dir, "torchscript"),
+        "onnx": with_lungs(OnnxBackend(model_dir / ONNX_FILE), meta, model_dir),  # fp32, whatever is served
+    }
+    if int8 and not (model_dir / INT8_ONNX_FILE).is_file():
+        # Calibrated on the sample X-rays and their mirror images: enough for speed; a real package
+        # calibrates on training images and serves int8 only if model.quantize's guard passes.
+        quantize(model_dir, np.concatenate([images, images[:, :, ::-1]]))
+    if int8:
+        predictors["onnx-int8"] = with_lungs(OnnxBackend(model_dir / INT8_ONNX_FILE), meta, model_dir)
+    if device == "cuda":
+        fp16 = TorchScriptBackend(model_dir / TORCHSCRIPT_FILE, half=True)
+        predictors["torchscript-fp16"] = with_lungs(fp16, meta, model_dir)
+    return predictors
+
+
 def bench_arch(
     arch: str,
     seconds: float,
@@ -114,22 +146,15 @@ def bench_arch(
                     shutil.copy(path, Path(tmp) / path.name)
         else:
             export_model(net, meta, Path(tmp))
-        eager = ExportWrapper(net).eval().to(device)
-        predictors = {
-            "torchscript": Predictor.load(Path(tmp), "torchscript"),
-            "onnx": Predictor(OnnxBackend(Path(tmp) / ONNX_FILE), meta),  # fp32, whatever is served
-        }
+        has_lungs = (Path(tmp) / LUNGS_ONNX_FILE).is_file()
+        eager = ExportWrapper(net, turned=not has_lungs).eval().to(device)
+        passes = 1 if has_lungs else PASSES_WITHOUT_LUNGS
+        # Eager runs what the served path runs: the lung-field network first where the package has one.
+        eager_lungs = load_lung_checkpoint(DEFAULT_LUNGS)[0].to(device) if has_lungs else None
+        small = torch.rand(8, 1, LUNG_SIZE, LUNG_SIZE)
         images = sample_images(meta.preset)
         samples = to_batch(list(images))
-        if int8 and not (Path(tmp) / INT8_ONNX_FILE).is_file():
-            # Calibrated on the sample X-rays and their mirror images: enough for speed; a real package
-            # calibrates on training images and serves int8 only if model.quantize's guard passes.
-            quantize(Path(tmp), np.concatenate([images, images[:, :, ::-1]]))
-        if int8:
-            predictors["onnx-int8"] = Predictor(OnnxBackend(Path(tmp) / INT8_ONNX_FILE), meta)
-        if device == "cuda":
-            fp16 = TorchScriptBackend(Path(tmp) / TORCHSCRIPT_FILE, half=True)
-            predictors["torchscript-fp16"] = Predictor(fp16, meta)
+        predictors = served_paths(Path(tmp), meta, images, device, int8)
         served = Predictor.load(Path(tmp)).backend.name
         with torch.inference_mode():
             truth = eager(torch.from_numpy(samples).to(device))[0].cpu().numpy().argmax(axis=1)
@@ -143,18 +168,27 @@ def bench_arch(
             with torch.inference_mode():
                 reference = eager(x.to(device))[0].cpu().numpy()
 
-            def run_eager(x: torch.Tensor = x) -> object:
+            lung_batch = small[:batch]
+
+            def run_eager(x: torch.Tensor = x, lung_batch: torch.Tensor = lung_batch) -> object:
                 # Host input to host logits, like the served path (which also copies back the CAMs).
                 with torch.inference_mode():
+                    if eager_lungs is not None:
+                        tuple(output.cpu() for output in eager_lungs(lung_batch.to(device)))
                     return tuple(output.cpu() for output in eager(x.to(device)))
+
+            def run_served(predictor: Predictor, array: np.ndarray, lung_array: np.ndarray) -> object:
+                if predictor.lungs is not None:
+                    predictor.lungs.graph(lung_array)
+                return predictor.run_arrays(array)
 
             base = timeit(run_eager, seconds)
             results = {"eager": (base, 0.0)}
             for name, predictor in predictors.items():
                 logits = predictor.backend.run(x.numpy()).logits
                 diff = float(np.abs(logits - reference).max() / max(1.0, np.abs(reference).max()))
-                array = x.numpy()
-                results[name] = (timeit(lambda p=predictor, a=array: p.run_arrays(a), seconds), diff)
+                run = functools.partial(run_served, predictor, x.numpy(), lung_batch.numpy())
+                results[name] = (timeit(run, seconds), diff)
             for name, (t, diff) in results.items():
                 rows.append(
                     {
@@ -165,7 +199,7 @@ def bench_arch(
                         "ms_per_img": t * 1000 / batch,
                         "img_per_s": batch / t,
                         "vs_eager": base / t,
-                        "of_peak": batch / t * GFLOP_PER_IMAGE[arch] * PASSES_PER_IMAGE / peak,
+                        "of_peak": batch / t * GFLOP_PER_IMAGE[arch] * passes / peak,
                         "max_dlogit": diff,
                         "agreement": agreement[name],
                     }

@@ -6,6 +6,7 @@ model.tar.gz
 └── code/
     ├── inference.py        the SageMaker handlers (re-exported from model.inference)
     ├── requirements.txt
+    ├── wheels/             optional: wheels the container installs offline (ONNX Runtime for the CPU path)
     └── model/              the torch-free runtime modules of this package
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import ast
 import io
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -30,7 +31,19 @@ INFERENCE_SHIM: Final = (
 # install at start-up needs no network (the endpoint runs with network isolation). ONNX Runtime is
 # only for the CPU path and is imported lazily.
 REQUIREMENTS: Final = "numpy\npillow\n"
+# Where SageMaker unpacks model.tar.gz in the container, so where ``code/wheels/`` lands.
+CONTAINER_WHEELS: Final = "/opt/ml/model/code/wheels"
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
+
+
+def requirements(wheels: Sequence[str] = ()) -> str:
+    """``code/requirements.txt``: what the image already has, and the distributions of ``wheels``
+    (file names under ``code/wheels/``) installed from the package itself: the endpoint has no network,
+    so pip must not look for an index."""
+    if not wheels:
+        return REQUIREMENTS
+    names = sorted({name.split("-", 1)[0].replace("_", "-") for name in wheels} - set(REQUIREMENTS.split()))
+    return f"--no-index\n--find-links {CONTAINER_WHEELS}\n{REQUIREMENTS}" + "".join(f"{n}\n" for n in names)
 
 
 def pack(members: dict[str, bytes]) -> bytes:
@@ -95,18 +108,20 @@ def runtime_modules() -> tuple[str, ...]:
     return module_closure([SERVED_ROOT])
 
 
-def code_files() -> dict[str, bytes]:
+def code_files(wheels: Sequence[Path] = ()) -> dict[str, bytes]:
+    """``code/``: the handlers, the runtime modules, requirements.txt and any ``wheels`` to install offline."""
     files = {f"code/model/{name}": (PACKAGE_DIR / name).read_bytes() for name in runtime_modules()}
     files["code/inference.py"] = INFERENCE_SHIM.encode()
-    files["code/requirements.txt"] = REQUIREMENTS.encode()
+    files["code/requirements.txt"] = requirements([w.name for w in wheels]).encode()
+    files.update({f"code/wheels/{w.name}": w.read_bytes() for w in wheels})
     return files
 
 
-def build_tarball(artifact_dir: Path, out_path: Path) -> Path:
-    """Pack every file of ``artifact_dir`` at the root plus ``code/``; deterministic ordering."""
+def build_tarball(artifact_dir: Path, out_path: Path, wheels: Sequence[Path] = ()) -> Path:
+    """Pack every file of ``artifact_dir`` at the root plus ``code/`` (with ``wheels``); deterministic ordering."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     artifacts = {p.name: p.read_bytes() for p in artifact_dir.iterdir() if p.is_file()}
-    out_path.write_bytes(pack({**artifacts, **code_files()}))
+    out_path.write_bytes(pack({**artifacts, **code_files(wheels)}))
     return out_path
 
 

@@ -97,7 +97,7 @@ def prepare(artifacts: Path, out: Path) -> Path:
 
 def quantize(
     artifacts: Path,
-    calibration: Uint8Images,
+    calibration: Uint8Images | None,
     keep_fp32: Sequence[str] = (),
     cache: Path | None = None,
     only: Sequence[str] | None = None,
@@ -107,7 +107,8 @@ def quantize(
     """Write ``out`` (default: ``INT8_ONNX_FILE`` next to the fp32 graph) with the backbone in int8 but
     the convolutions named in ``keep_fp32`` (``only``: just these nodes), its activation ranges calibrated on
     ``calibration``. ``cache``: a file for the ranges, read where it exists (they do not depend on
-    which convolutions are quantized, so only the first call calibrates). ``prepared``: the graph
+    which convolutions are quantized, so only the first call calibrates); ``calibration`` may be None
+    where it exists (``model.int8_recipe``). ``prepared``: the graph
     ``prepare`` made, where the caller made it once for several calls."""
     out = out or artifacts / INT8_ONNX_FILE
     from onnxruntime.quantization import (
@@ -121,20 +122,25 @@ def quantize(
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         """The calibration images one at a time, in the chunks ONNX Runtime asks for (``set_range``)."""
 
-        def __init__(self) -> None:
-            self.set_range(0, len(calibration))
+        def __init__(self, images: Uint8Images) -> None:
+            self._images = images
+            self.set_range(0, len(images))
 
         def __len__(self) -> int:
-            return len(calibration)
+            return len(self._images)
 
         def set_range(self, start_index: int, end_index: int) -> None:
             self._batches: Iterator[dict[str, Any]] = iter(
-                {INPUT_NAME: to_batch(list(calibration[i : i + 1]))} for i in range(start_index, end_index)
+                {INPUT_NAME: to_batch(list(self._images[i : i + 1]))} for i in range(start_index, end_index)
             )
 
         def get_next(self) -> dict[str, Any] | None:
             return next(self._batches, None)
 
+    if calibration is None and (cache is None or not cache.is_file()):
+        raise ValueError("quantize needs calibration images or an existing ranges cache")
+    # Histograms grow chunk by chunk: the activations of one chunk are held, not all.
+    strided = {} if calibration is None else {"CalibStridedMinMax": math.gcd(len(calibration), CALIBRATION_CHUNK)}
     with tempfile.TemporaryDirectory() as tmp:
         source = prepared or prepare(artifacts, Path(tmp) / "prepared.onnx")
         # ONNX Runtime reports calibration progress with print(): keep stdout for this command's JSON.
@@ -142,7 +148,7 @@ def quantize(
             quantize_static(
                 str(source),
                 str(out),
-                Reader(),
+                None if calibration is None else Reader(calibration),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 weight_type=QuantType.QInt8,
@@ -151,11 +157,7 @@ def quantize(
                 nodes_to_exclude=list(keep_fp32),
                 nodes_to_quantize=list(only) if only is not None else backbone_nodes(source),
                 calibrate_method=CalibrationMethod.Percentile,
-                extra_options={
-                    "CalibPercentile": CALIBRATION_PERCENTILE,
-                    # Histograms grow chunk by chunk: the activations of one chunk are held, not all.
-                    "CalibStridedMinMax": math.gcd(len(calibration), CALIBRATION_CHUNK),
-                },
+                extra_options={"CalibPercentile": CALIBRATION_PERCENTILE, **strided},
                 calibration_cache_path=cache,
             )
     return out
@@ -195,16 +197,19 @@ def sensitivity(artifacts: Path, images: Uint8Images, cache: Path, prepared: Pat
     return {conv: m[0] / scales[0] + m[1] / scales[1] for conv, m in moved.items()}
 
 
-def choose(artifacts: Path, calibration: Uint8Images, images: Uint8Images, truth: list[str]) -> dict[str, Any]:
+def choose(
+    artifacts: Path, calibration: Uint8Images, images: Uint8Images, truth: list[str], ranges: Path | None = None
+) -> dict[str, Any]:
     """The whole backbone in int8, then the most sensitive convolutions kept fp32 (``FP32_LADDER``), each plan
     guarded; the verdict of the first one served (or of the last tried), with every attempt's figures
-    under ``attempts``. The int8 file left is its graph."""
+    under ``attempts``. The int8 file left is its graph. ``ranges``: where the calibrated activation
+    ranges are kept (ONNX Runtime's calibration cache; default: a temporary file)."""
     attempts: list[dict[str, Any]] = []
     baseline = fp32_baseline(artifacts, images)
     ranking: list[str] = []
     scores: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        cache = Path(tmp) / "ranges.json"
+        cache = ranges or Path(tmp) / "ranges.json"
         prepared = prepare(artifacts, Path(tmp) / "prepared.onnx")
         for kept in (0, *FP32_LADDER):
             if kept and not ranking:
@@ -260,16 +265,55 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     calibration, test = read_folds(
         args.data, args.manifest, meta, args.test_fold, args.val_fold, args.calibration_images, lungs
     )
-    verdict = choose(args.artifacts, calibration.images, test.images, test.labels)
-    verdict["calibrated_on"] = {"split": "train", "images": len(calibration.images)}
-    print(json.dumps(publish(args, verdict, record), indent=2))  # noqa: T201 - command-line output
+    with tempfile.TemporaryDirectory() as tmp:
+        ranges = args.ranges or Path(tmp) / "ranges.json"
+        verdict = choose(args.artifacts, calibration.images, test.images, test.labels, ranges)
+        verdict["calibrated_on"] = {"split": "train", "images": len(calibration.images)}
+        publish(args, verdict, record)
+        if args.recipe is not None:
+            from model.int8_recipe import from_run
+
+            from_run(args.artifacts, ranges, verdict, provenance(args, meta)).write(args.recipe)
+    print(json.dumps(verdict, indent=2))  # noqa: T201 - command-line output
     return verdict
+
+
+def provenance(args: argparse.Namespace, meta: ModelMetadata) -> dict[str, Any]:
+    """Where a recipe's ranges and verdict were measured: enough to measure them again."""
+    import datetime
+    import platform
+
+    import onnxruntime
+
+    return {
+        "model": f"{meta.name} {meta.version}",
+        "data": args.data.name,
+        "manifest": args.manifest.name,
+        "test_fold": args.test_fold,
+        "val_fold": args.val_fold,
+        "calibration_images": args.calibration_images,
+        "onnxruntime": onnxruntime.__version__,
+        "machine": platform.machine(),
+        "measured": datetime.date.today().isoformat(),
+        "command": "python -m model.quantize --artifacts build/model/artifacts --data DATA --manifest MANIFEST "
+        "--recipe model/default/int8.json",
+    }
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = guard_parser(__doc__)
     parser.add_argument(
         "--calibration-images", type=int, default=64, help="training images to calibrate on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--ranges", type=Path, default=None, help="keep the calibrated activation ranges in this file (default: none)"
+    )
+    parser.add_argument(
+        "--recipe",
+        type=Path,
+        default=None,
+        help="write what int8 needs without data (ranges, plan, verdict; model.int8_recipe) here, e.g. "
+        "model/default/int8.json beside the bundled checkpoint (default: none)",
     )
     return parser
 

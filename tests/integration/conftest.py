@@ -8,16 +8,17 @@ import pytest
 from local_stack.faults import FaultSwitch
 from local_stack.harness import Harness
 from local_stack.stack import LocalDeployment
-from model.build import DEFAULT_CHECKPOINT, build
+from model.build import DEFAULT_CHECKPOINT, DEFAULT_INT8, build
 from model.runtime import Predictor
 from model.serve import EndpointApp
 
 
 @pytest.fixture(scope="session")
 def bundled_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled default model, exported to ONNX by the project's own build command."""
+    """The bundled default model as ``make model`` ships it (ONNX, with its int8 recipe), by the
+    project's own build command."""
     out = tmp_path_factory.mktemp("bundled")
-    build(DEFAULT_CHECKPOINT, out, ("onnx",))
+    build(DEFAULT_CHECKPOINT, out, ("onnx",), int8=DEFAULT_INT8)
     return out / "artifacts"
 
 

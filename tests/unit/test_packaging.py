@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from model import dicom, errors
-from model.package import code_files, imported_modules, module_closure, runtime_modules
+from model.package import CONTAINER_WHEELS, code_files, imported_modules, module_closure, runtime_modules
 from tests import dicoms, images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +70,19 @@ def _imported_layers(folder: str) -> set[str]:
 )
 def test_no_import_runs_back_up_the_layers(folder: str, allowed: set[str]) -> None:
     assert _imported_layers(folder) <= allowed
+
+
+def test_wheels_ride_in_the_package_and_install_without_an_index(tmp_path: Path) -> None:
+    wheel = tmp_path / "onnxruntime-1.32.0-cp312-cp312-manylinux_2_28_x86_64.whl"
+    wheel.write_bytes(b"wheel bytes")
+    files = code_files([wheel])
+    assert files["code/wheels/" + wheel.name] == b"wheel bytes"
+    lines = files["code/requirements.txt"].decode().splitlines()
+    # The endpoint has no network: pip must take the package's wheels and the image's own packages.
+    assert lines[:2] == ["--no-index", f"--find-links {CONTAINER_WHEELS}"]
+    assert "onnxruntime" in lines
+
+
+def test_without_wheels_the_requirements_are_what_the_image_holds() -> None:
+    assert code_files()["code/requirements.txt"].decode().split() == ["numpy", "pillow"]
+    assert not any(name.startswith("code/wheels/") for name in code_files())

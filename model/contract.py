@@ -20,7 +20,14 @@ is a ``Response``: one ``Prediction`` or ``Refusal`` per image, in order.
 
 from __future__ import annotations
 
-from typing import Final, Literal, NotRequired, TypedDict, final, get_args
+import sys
+from typing import Final, Literal, TypedDict, final, get_args
+
+# Neo's PyTorch 2.0 images (the TorchScript export job, the compiled endpoint) run Python 3.10.
+if sys.version_info >= (3, 11):  # noqa: UP036
+    from typing import NotRequired  # novermin
+else:
+    from typing_extensions import NotRequired  # noqa: UP035
 
 ONNX_FILE: Final = "model.onnx"
 INT8_ONNX_FILE: Final = "model.int8.onnx"

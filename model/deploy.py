@@ -1,20 +1,32 @@
 """Compile the model with SageMaker Neo for a GPU endpoint and print the template's parameters.
 
     python -m model.deploy --model build/model/model.tar.gz --bucket MY-BUCKET --role-arn arn:aws:iam::...:role/Neo
+    python -m model.deploy ... --dry-run        # every AWS request it would make, as JSON; calls nothing
 
-1. uploads a TorchScript-only copy of ``model.tar.gz`` (Neo takes one traced model) to S3;
-2. runs a Neo compilation job (framework PYTORCH, ``--framework-version``, target ``ml_g4dn``, input
-   shape ``{"input0": [1, 1, S, S]}`` from the model's metadata.json) and waits for it;
-3. repacks ``code/`` and ``metadata.json`` into the compiled artifact (SDK v3 no longer does this) and
-   uploads it;
-4. prints ``ModelDataUrl`` and ``InferenceImage``: the ``sam deploy`` parameters.
+Neo compiles PyTorch for cloud targets from TorchScript written by one of the framework versions it
+lists (``NEO_PYTORCH_VERSIONS``, its "Supported Instance Types and Frameworks" page; 2.0 the newest),
+and the compiled model runs in Neo's own inference image for that version. A package written by a
+newer torch (``make model`` here: ``metadata.json`` ``exported_with.torch``) is therefore exported
+again, inside AWS, by the torch Neo takes:
 
-Neo compiles PyTorch only for the framework versions in ``NEO_PYTORCH_VERSIONS`` (its "supported
-instance types and frameworks" page, cloud instances), and only TorchScript written by one of them
-(the "model version"). Before anything is uploaded the command checks both against the package's
-``metadata.json`` (``exported_with.torch``) and refuses with ``NeoUnsupportedError`` otherwise.
-The fallback needs no compilation: deploy ``model.tar.gz`` itself (TorchScript and ONNX, with its
-``code/`` handlers) on the SageMaker PyTorch inference container, README "Deploying to AWS".
+1. **export** (only where the package's TorchScript is not Neo's version): uploads the project's
+   ``model/`` sources and the package's checkpoints (``--checkpoint``, ``--lungs``) and runs
+   ``model.neo_export`` as a SageMaker training job on the PyTorch 2.0 framework image
+   (``DEFAULT_EXPORT_IMAGE``, CPU, minutes): the project's own export writes ``model.pt`` (the served
+   graph: gate, maps, one pass per image with lung fields) into the job's ``model.tar.gz``, which is
+   Neo's input as it is, and ``lungs.pt`` beside it;
+2. **compile**: a Neo compilation job (framework PYTORCH ``--framework-version``, target
+   ``ml_g4dn``, input shape ``{"input0": [1, 1, S, S]}`` from the package's ``metadata.json``);
+3. **repack**: the compiled artifact with the package's ``code/``, ``metadata.json`` (its gate,
+   calibration, operating point; ``exported_with`` set to the torch that wrote what Neo compiled) and
+   the lung-field network (``lungs.pt`` from the export, which the image's torch can load; the
+   lung network is not compiled: Neo takes one model);
+4. prints ``ModelDataUrl`` and ``InferenceImage`` (DescribeCompilationJob's): the ``sam deploy``
+   parameters.
+
+Why this route rather than Neo's ONNX one: Neo compiles ONNX 1.7 for cloud targets, and its ONNX
+inference image (``sagemaker-neo-onnx:1.5.0``) predates the Python the served code needs, while the
+PyTorch 2.0 image runs Python 3.10, which ``code/`` supports (tests/unit/test_neo_export.py).
 """
 
 from __future__ import annotations
@@ -24,15 +36,21 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import boto3
 
-from model.contract import INT8_ONNX_FILE, LUNGS_ONNX_FILE, LUNGS_TORCHSCRIPT_FILE, METADATA_FILE, ONNX_FILE
-from model.errors import CompilationFailedError, NeoUnsupportedError
-from model.package import pack, read_members
+from model.contract import (
+    INT8_ONNX_FILE,
+    LUNGS_ONNX_FILE,
+    LUNGS_TORCHSCRIPT_FILE,
+    METADATA_FILE,
+    ONNX_FILE,
+)
+from model.errors import CompilationFailedError, ExportJobFailedError, NeoUnsupportedError
+from model.package import PACKAGE_DIR, module_closure, pack, read_members
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +59,23 @@ NEO_SKIP: Final = frozenset({ONNX_FILE, INT8_ONNX_FILE, LUNGS_ONNX_FILE, LUNGS_T
 # (Neo takes one traced model), and runs beside the compiled classifier as TorchScript.
 KEPT: Final = frozenset({METADATA_FILE, LUNGS_ONNX_FILE, LUNGS_TORCHSCRIPT_FILE})
 TERMINAL: Final = frozenset({"COMPLETED", "FAILED", "STOPPED"})
-# https://docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-cloud.html (checked 2026-11-27)
+TRAINING_TERMINAL: Final = frozenset({"Completed", "Failed", "Stopped"})
+# https://docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-cloud.html (checked 2026-12-03)
 NEO_PYTORCH_VERSIONS: Final = ("1.4", "1.5", "1.6", "1.7", "1.8", "1.12", "1.13", "2.0")
+NEO_FRAMEWORK_VERSION: Final = "2.0"
+# The AWS Deep Learning Containers' PyTorch 2.0 training image (CPU, Python 3.10): the torch Neo compiles.
+DEFAULT_EXPORT_IMAGE: Final = "763104351884.dkr.ecr.{region}.amazonaws.com/pytorch-training:2.0.1-cpu-py310"
+EXPORT_INSTANCE: Final = "ml.m5.large"
+EXPORT_ENTRY: Final = (
+    "from model.neo_export import get_args_parser, main\n\nmain(get_args_parser().parse_known_args()[0])\n"
+)
+# The framework image holds torch; the export also reads safetensors checkpoints.
+EXPORT_REQUIREMENTS: Final = "safetensors>=0.4\n"
+EXPORT_OUTPUT: Final = "output.tar.gz"
+CHECKPOINT_META_KEY: Final = "xray_metadata"
+# Neo's page "Inference Container Images", PyTorch on CPU or GPU instance types: the image
+# DescribeCompilationJob names (its InferenceImage), for the dry run, which cannot ask it.
+NEO_IMAGE_TEMPLATE: Final = "ACCOUNT.dkr.ecr.{region}.amazonaws.com/sagemaker-inference-pytorch:{version}-gpu-py3"
 
 
 @dataclass(frozen=True)
@@ -50,6 +83,15 @@ class DeployResult:
     model_data_url: str
     inference_image: str
     compilation_job: str
+    export_job: str | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """The weights the export job rebuilds the package's graphs from."""
+
+    model: Path
+    lungs: Path | None = None
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -61,38 +103,161 @@ def _major_minor(version: str) -> str:
     return ".".join(version.split("+", maxsplit=1)[0].split(".")[:2])
 
 
-def check_neo_compatible(meta: dict[str, Any], framework_version: str) -> None:
-    """Raise ``NeoUnsupportedError`` unless Neo compiles this package's TorchScript for ``framework_version``."""
-    fallback = (
-        "deploy model.tar.gz itself on the SageMaker PyTorch inference container instead (no compilation; "
-        "README, 'Deploying to AWS')"
-    )
+def check_framework(framework_version: str) -> None:
     if _major_minor(framework_version) not in NEO_PYTORCH_VERSIONS:
         raise NeoUnsupportedError(
             f"Neo compiles PyTorch {', '.join(NEO_PYTORCH_VERSIONS)} for cloud targets, not {framework_version}; "
-            + fallback
+            "deploy model.tar.gz itself on the SageMaker PyTorch inference container instead (no compilation; "
+            "README, 'Deploying to AWS')"
         )
+
+
+def needs_export(meta: dict[str, Any], framework_version: str) -> bool:
+    """Whether the package's TorchScript must be written again for Neo: it was not written by
+    ``framework_version`` (or does not say by which torch)."""
     exported = meta.get("exported_with", {}).get("torch")
-    if exported is None:
-        raise NeoUnsupportedError(f"the package does not say which torch wrote its TorchScript; {fallback}")
-    if _major_minor(exported) != _major_minor(framework_version):
+    return exported is None or _major_minor(exported) != _major_minor(framework_version)
+
+
+def checkpoint_metadata(path: Path) -> dict[str, Any]:
+    """The model metadata a checkpoint carries, read without torch."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        header = handle.metadata() or {}
+    if CHECKPOINT_META_KEY not in header:
+        raise NeoUnsupportedError(f"{path.name} is not a model checkpoint of this project")
+    meta: dict[str, Any] = json.loads(header[CHECKPOINT_META_KEY])
+    return meta
+
+
+def check_checkpoints(meta: dict[str, Any], checkpoints: Checkpoints | None) -> Checkpoints:
+    """The checkpoints are the package's: same model name and version, and lungs where it has them."""
+    if checkpoints is None:
         raise NeoUnsupportedError(
-            f"the TorchScript was written by torch {exported}; Neo's PyTorch {framework_version} compiles only "
-            f"models written by torch {framework_version} (re-export with it, e.g. python -m model.build in an "
-            f"environment with torch=={framework_version}.*), or {fallback}"
+            "the package's TorchScript was not written by a torch Neo compiles, and the export job needs its "
+            "weights: pass --checkpoint (the .safetensors it was built from) and --lungs"
         )
+    own = checkpoint_metadata(checkpoints.model)
+    if (own.get("name"), own.get("version")) != (meta.get("name"), meta.get("version")):
+        raise NeoUnsupportedError(
+            f"--checkpoint is {own.get('name')} {own.get('version')}, the package {meta.get('name')} "
+            f"{meta.get('version')}: pass the checkpoint the package was built from"
+        )
+    if meta.get("lung_fields") and checkpoints.lungs is None:
+        raise NeoUnsupportedError("the package has a lung-field network: pass --lungs (its .safetensors)")
+    return checkpoints
 
 
 def neo_input(members: dict[str, bytes]) -> bytes:
     return pack({k: v for k, v in members.items() if k not in NEO_SKIP and not k.startswith("code/")})
 
 
-def repack(compiled: bytes, original: dict[str, bytes]) -> bytes:
+def export_modules() -> tuple[str, ...]:
+    """The ``model/`` modules the export job runs: ``model.neo_export`` and all it imports."""
+    return module_closure(["neo_export.py"])
+
+
+def export_source() -> bytes:
+    """The export job's ``sourcedir.tar.gz``: the ``model/`` modules it runs, the entry, requirements."""
+    files = {f"model/{name}": (PACKAGE_DIR / name).read_bytes() for name in export_modules()}
+    files["sagemaker_entry.py"] = EXPORT_ENTRY.encode()
+    files["requirements.txt"] = EXPORT_REQUIREMENTS.encode()
+    return pack(files)
+
+
+def repack(compiled: bytes, original: dict[str, bytes], exported: dict[str, bytes] | None = None) -> bytes:
     """The compiled artifact plus ``code/``, ``metadata.json`` and the lung-field network from the
-    original package."""
+    original package; ``exported``: the export job's ``lungs.pt`` and ``exported_with.json``, which
+    replace the original's."""
+    from model.neo_export import EXPORTED_WITH_FILE
+
     members = read_members(compiled)
     members.update({k: v for k, v in original.items() if k.startswith("code/") or k in KEPT})
+    if exported:
+        if LUNGS_TORCHSCRIPT_FILE in exported:
+            members[LUNGS_TORCHSCRIPT_FILE] = exported[LUNGS_TORCHSCRIPT_FILE]
+        meta = json.loads(members[METADATA_FILE])
+        meta["exported_with"] = {**json.loads(exported[EXPORTED_WITH_FILE]), "by": "model.neo_export"}
+        members[METADATA_FILE] = json.dumps(meta, indent=2).encode()
     return pack(members)
+
+
+@dataclass
+class Waiter:
+    poll_seconds: float = 30.0
+    timeout_seconds: int = 3600
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+    def until(self, describe: Callable[[], dict[str, Any]], key: str, terminal: frozenset[str]) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout_seconds
+        while True:
+            job = describe()
+            logger.info("%s: %s", key, job[key])
+            if job[key] in terminal or time.monotonic() > deadline:
+                return job
+            self.sleep(self.poll_seconds)
+
+
+def export_job_request(
+    job_name: str, role_arn: str, bucket: str, base: str, image: str, source_uri: str, checkpoint_uri: str
+) -> dict[str, Any]:
+    return {
+        "TrainingJobName": job_name,
+        "RoleArn": role_arn,
+        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "HyperParameters": {"sagemaker_program": "sagemaker_entry.py", "sagemaker_submit_directory": source_uri},
+        "InputDataConfig": [
+            {
+                "ChannelName": "checkpoint",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": checkpoint_uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{base}/job"},
+        "ResourceConfig": {"InstanceType": EXPORT_INSTANCE, "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 1800},
+    }
+
+
+def run_export(
+    s3: Any,
+    sagemaker: Any,
+    waiter: Waiter,
+    checkpoints: Checkpoints,
+    job_name: str,
+    role_arn: str,
+    bucket: str,
+    base: str,
+    image: str,
+) -> tuple[str, dict[str, bytes]]:
+    """Run ``model.neo_export`` in AWS as ``job_name``, its files under ``s3://bucket/base/``; return
+    the S3 URI of its ``model.tar.gz`` (Neo's input) and the members of its ``output.tar.gz``."""
+    source_key = f"{base}/source/sourcedir.tar.gz"
+    s3.put_object(Bucket=bucket, Key=source_key, Body=export_source())
+    for path, name in ((checkpoints.model, "model.safetensors"), (checkpoints.lungs, "lungs.safetensors")):
+        if path is not None:
+            s3.put_object(Bucket=bucket, Key=f"{base}/checkpoint/{name}", Body=path.read_bytes())
+    request = export_job_request(
+        job_name, role_arn, bucket, base, image, f"s3://{bucket}/{source_key}", f"s3://{bucket}/{base}/checkpoint/"
+    )
+    sagemaker.create_training_job(**request)
+    job = waiter.until(
+        lambda: sagemaker.describe_training_job(TrainingJobName=job_name), "TrainingJobStatus", TRAINING_TERMINAL
+    )
+    if job["TrainingJobStatus"] != "Completed":
+        raise ExportJobFailedError(
+            f"export job {job_name} {job['TrainingJobStatus']}: {job.get('FailureReason', 'no reason given')}"
+        )
+    model_uri = job["ModelArtifacts"]["S3ModelArtifacts"]
+    out_bucket, out_key = _split_s3(model_uri.rsplit("/", 1)[0] + f"/{EXPORT_OUTPUT}")
+    output = read_members(s3.get_object(Bucket=out_bucket, Key=out_key)["Body"].read())
+    return model_uri, output
 
 
 def compile_and_repack(
@@ -101,26 +266,40 @@ def compile_and_repack(
     prefix: str,
     role_arn: str,
     job_name: str,
-    framework_version: str = "2.0",
+    framework_version: str = NEO_FRAMEWORK_VERSION,
     target: str = "ml_g4dn",
     poll_seconds: float = 30.0,
     timeout_seconds: int = 3600,
     s3: Any = None,
     sagemaker: Any = None,
     sleep: Callable[[float], None] = time.sleep,
+    checkpoints: Checkpoints | None = None,
+    export_image: str | None = None,
 ) -> DeployResult:
     s3 = s3 or boto3.client("s3")
     sagemaker = sagemaker or boto3.client("sagemaker")
+    waiter = Waiter(poll_seconds, timeout_seconds, sleep)
     original = read_members(model.read_bytes())
     meta = json.loads(original[METADATA_FILE])
-    check_neo_compatible(meta, framework_version)
-    input_key = f"{prefix}/{job_name}/input/model.tar.gz"
-    s3.put_object(Bucket=bucket, Key=input_key, Body=neo_input(original))
+    check_framework(framework_version)
+    export_job, exported = None, None
+    if needs_export(meta, framework_version):
+        checkpoints = check_checkpoints(meta, checkpoints)
+        if _major_minor(framework_version) != NEO_FRAMEWORK_VERSION:
+            raise NeoUnsupportedError(f"the export job writes TorchScript with torch {NEO_FRAMEWORK_VERSION} only")
+        export_job = f"{job_name}-export"
+        image = export_image or DEFAULT_EXPORT_IMAGE.format(region=sagemaker.meta.region_name)
+        base = f"{prefix}/{job_name}/export"
+        input_uri, exported = run_export(s3, sagemaker, waiter, checkpoints, export_job, role_arn, bucket, base, image)
+    else:
+        input_key = f"{prefix}/{job_name}/input/model.tar.gz"
+        s3.put_object(Bucket=bucket, Key=input_key, Body=neo_input(original))
+        input_uri = f"s3://{bucket}/{input_key}"
     sagemaker.create_compilation_job(
         CompilationJobName=job_name,
         RoleArn=role_arn,
         InputConfig={
-            "S3Uri": f"s3://{bucket}/{input_key}",
+            "S3Uri": input_uri,
             "DataInputConfig": json.dumps({meta["input_name"]: meta["input_shape"]}),
             "Framework": "PYTORCH",
             "FrameworkVersion": framework_version,
@@ -131,42 +310,139 @@ def compile_and_repack(
         },
         StoppingCondition={"MaxRuntimeInSeconds": timeout_seconds},
     )
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        job = sagemaker.describe_compilation_job(CompilationJobName=job_name)
-        status = job["CompilationJobStatus"]
-        logger.info("compilation job %s: %s", job_name, status)
-        if status in TERMINAL:
-            break
-        if time.monotonic() > deadline:
-            raise CompilationFailedError(f"{job_name} still {status} after {timeout_seconds}s")
-        sleep(poll_seconds)
+    job = waiter.until(
+        lambda: sagemaker.describe_compilation_job(CompilationJobName=job_name), "CompilationJobStatus", TERMINAL
+    )
+    status = job["CompilationJobStatus"]
+    if status not in TERMINAL:
+        raise CompilationFailedError(f"{job_name} still {status} after {timeout_seconds}s")
     if status != "COMPLETED":
         raise CompilationFailedError(f"{job_name} {status}: {job.get('FailureReason', 'no reason given')}")
     compiled_bucket, compiled_key = _split_s3(job["ModelArtifacts"]["S3ModelArtifacts"])
     compiled = s3.get_object(Bucket=compiled_bucket, Key=compiled_key)["Body"].read()
     output_key = f"{prefix}/{job_name}/model-neo-{target}.tar.gz"
-    s3.put_object(Bucket=bucket, Key=output_key, Body=repack(compiled, original))
-    return DeployResult(f"s3://{bucket}/{output_key}", job["InferenceImage"], job_name)
+    s3.put_object(Bucket=bucket, Key=output_key, Body=repack(compiled, original, exported))
+    return DeployResult(f"s3://{bucket}/{output_key}", job["InferenceImage"], job_name, export_job)
+
+
+class _Meta:
+    def __init__(self, region: str) -> None:
+        self.region_name = region
+
+
+class DryRun:
+    """Stands in for the S3 and SageMaker clients: records each request, calls nothing, and answers as
+    a successful run would, so ``compile_and_repack`` takes its real path. Bodies are shown by size and
+    tar members; what AWS would have produced (the export, the compiled model) is a stand-in."""
+
+    def __init__(self, region: str, framework_version: str = NEO_FRAMEWORK_VERSION) -> None:
+        self.meta = _Meta(region)
+        self.requests: list[dict[str, Any]] = []
+        self._version = framework_version
+        self._lungs = False  # the export job was given a lung-field network, so its output holds lungs.pt
+
+    def _record(self, service: str, operation: str, params: dict[str, Any]) -> None:
+        self.requests.append({"service": service, "operation": operation, "params": params})
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes) -> dict[str, Any]:
+        shown: dict[str, Any] = {"Bucket": Bucket, "Key": Key, "ContentLength": len(Body)}
+        if Key.endswith(".tar.gz"):
+            shown["Members"] = sorted(read_members(Body))
+        self._lungs = self._lungs or Key.endswith("/lungs.safetensors")
+        self._record("s3", "PutObject", shown)
+        return {}
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        self._record("s3", "GetObject", {"Bucket": Bucket, "Key": Key})
+        from model.neo_export import EXPORTED_WITH_FILE
+
+        if Key.endswith(EXPORT_OUTPUT):
+            stand_in = {EXPORTED_WITH_FILE: json.dumps({"torch": f"{self._version}.1"}).encode()}
+            if self._lungs:
+                stand_in[LUNGS_TORCHSCRIPT_FILE] = b"(dry run)"
+        else:
+            stand_in = {"compiled.params": b"(dry run)"}
+        return {"Body": _Body(pack(stand_in))}
+
+    def create_training_job(self, **request: Any) -> dict[str, Any]:
+        self._record("sagemaker", "CreateTrainingJob", request)
+        self._training = request
+        return {}
+
+    def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:
+        out = self._training["OutputDataConfig"]["S3OutputPath"]
+        return {
+            "TrainingJobStatus": "Completed",
+            "ModelArtifacts": {"S3ModelArtifacts": f"{out}/{TrainingJobName}/output/model.tar.gz"},
+        }
+
+    def create_compilation_job(self, **request: Any) -> dict[str, Any]:
+        self._record("sagemaker", "CreateCompilationJob", request)
+        self._compilation = request
+        return {}
+
+    def describe_compilation_job(self, CompilationJobName: str) -> dict[str, Any]:
+        out = self._compilation["OutputConfig"]
+        image = NEO_IMAGE_TEMPLATE.format(region=self.meta.region_name, version=_major_minor(self._version))
+        return {
+            "CompilationJobStatus": "COMPLETED",
+            "ModelArtifacts": {"S3ModelArtifacts": f"{out['S3OutputLocation']}model-{out['TargetDevice']}.tar.gz"},
+            "InferenceImage": image,
+        }
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self) -> bytes:
+        return self._data
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("build/model/model.tar.gz"), help="(default: %(default)s)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=PACKAGE_DIR / "default" / "model.safetensors",
+        help="the weights the package was built from, for the export job (default: the bundled model's)",
+    )
+    parser.add_argument(
+        "--lungs",
+        type=Path,
+        default=PACKAGE_DIR / "default" / "lungs.safetensors",
+        help="its lung-field network (default: the bundled one)",
+    )
     parser.add_argument("--bucket", required=True, help="S3 bucket for the artifacts")
     parser.add_argument("--prefix", default="models", help="S3 key prefix (default: %(default)s)")
-    parser.add_argument("--role-arn", required=True, help="IAM role SageMaker Neo assumes (S3 read/write)")
+    parser.add_argument(
+        "--role-arn", required=True, help="IAM role SageMaker assumes for the export and compilation (S3 read/write)"
+    )
     parser.add_argument("--job-name", default=None, help="compilation job name (default: xray-neo-TIMESTAMP)")
     parser.add_argument(
-        "--framework-version", default="2.0", help="PyTorch version Neo compiles for (default: %(default)s)"
+        "--framework-version",
+        default=NEO_FRAMEWORK_VERSION,
+        help="PyTorch version Neo compiles for (default: %(default)s)",
     )
     parser.add_argument("--target", default="ml_g4dn", help="Neo target device (default: %(default)s)")
+    parser.add_argument(
+        "--export-image", default=None, help=f"the export job's image (default: {DEFAULT_EXPORT_IMAGE})"
+    )
+    parser.add_argument("--region", default=None, help="(default: the AWS configuration's)")
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="(default: %(default)s)")
+    parser.add_argument("--dry-run", action="store_true", help="print every AWS request as JSON; call nothing")
     return parser
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> DeployResult:
     job_name = args.job_name or f"xray-neo-{time.strftime('%Y%m%d-%H%M%S')}"
+    region = args.region or boto3.session.Session().region_name or "us-east-1"
+    lungs = args.lungs if args.lungs.is_file() else None
+    checkpoints = Checkpoints(args.checkpoint, lungs) if args.checkpoint.is_file() else None
+    dry = DryRun(region, args.framework_version) if args.dry_run else None
+    s3 = dry or boto3.client("s3", region_name=region)
+    sagemaker = dry or boto3.client("sagemaker", region_name=region)
     result = compile_and_repack(
         args.model,
         args.bucket,
@@ -176,12 +452,21 @@ def main(args: argparse.Namespace) -> None:
         args.framework_version,
         args.target,
         args.poll_seconds,
+        s3=s3,
+        sagemaker=sagemaker,
+        sleep=(lambda _seconds: None) if dry else time.sleep,
+        checkpoints=checkpoints,
+        export_image=args.export_image,
     )
+    if dry is not None:
+        print(json.dumps({"requests": dry.requests, "InferenceImage": result.inference_image}, indent=2))  # noqa: T201
+        return result
     print(f"ModelDataUrl={result.model_data_url}")  # noqa: T201
     print(f"InferenceImage={result.inference_image}")  # noqa: T201
     print(  # noqa: T201
         f"sam deploy --parameter-overrides ModelDataUrl={result.model_data_url} InferenceImage={result.inference_image}"
     )
+    return result
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@
           ├── PretrainedWeightsUnavailableError
           ├── NeoUnsupportedError           the artifact or framework version is outside what Neo compiles
           ├── CompilationFailedError        the Neo compilation job failed or did not finish in time
+          ├── ExportJobFailedError          the job that writes Neo's TorchScript (model.neo_export) failed
           └── InvalidSettingError           an environment setting (model.settings) has no meaning
 
 ``http_status`` on each class is the single mapping from error to HTTP status.
@@ -185,3 +186,8 @@ class InvalidSettingError(ModelUnavailableError):
 
 class CompilationFailedError(ModelUnavailableError):
     pass
+
+
+class ExportJobFailedError(ModelUnavailableError):
+    """The training job that writes the TorchScript Neo compiles (``model.neo_export``) failed, was
+    stopped or did not finish in time."""

@@ -68,12 +68,13 @@ def export_model(
 ) -> dict[str, Path]:
     """Write the requested artifacts and ``metadata.json`` into ``out_dir``; return their paths.
     ``lungs``: the lung-field network and its policy (``model.lung_network.load_lung_checkpoint``)."""
+    formats = tuple(formats)
     out_dir.mkdir(parents=True, exist_ok=True)
     net = net.eval()
     written = {}
     if lungs is not None:
         meta.lung_fields = lungs[1]
-        written.update(export_lungs(lungs[0], out_dir))
+        written.update(export_lungs(lungs[0], out_dir, formats))
     elif meta.preset_needs_lungs:
         raise ValueError(f"preset {meta.preset} crops to the lung fields: export it with its lung-field network")
     exporters = {"torchscript": export_torchscript, "onnx": export_onnx}

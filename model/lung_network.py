@@ -15,6 +15,7 @@ Input ``(N, 1, 128, 128)`` in [0, 1] (``model.lung_fields.lung_input``); outputs
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -117,22 +118,28 @@ def load_finder(path: Path) -> LungFinder:
     return LungFinder(torch_graph(net), LungRule.from_dict(info.get("rule", {})))
 
 
-def export_lungs(net: LungNet, out_dir: Path) -> dict[str, Path]:
-    """``lungs.pt`` (TorchScript: the GPU and CPU torch paths) and ``lungs.onnx`` (ONNX Runtime)."""
+def export_lungs(net: LungNet, out_dir: Path, formats: Iterable[str] = ("torchscript", "onnx")) -> dict[str, Path]:
+    """``lungs.pt`` (TorchScript: the GPU and CPU torch paths) and ``lungs.onnx`` (ONNX Runtime), as
+    ``formats`` asks."""
     net = net.eval().float()
     example = torch.rand(1, 1, LUNG_SIZE, LUNG_SIZE, generator=torch.Generator().manual_seed(0))
     script_path, onnx_path = out_dir / LUNGS_TORCHSCRIPT_FILE, out_dir / LUNGS_ONNX_FILE
+    written = {}
     with torch.no_grad():
-        traced = torch.jit.trace(net, example, check_trace=False)  # type: ignore[no-untyped-call]
-        torch.jit.save(traced, str(script_path))
-        torch.onnx.export(
-            net,
-            (example,),
-            str(onnx_path),
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
-    return {"lungs_torchscript": script_path, "lungs_onnx": onnx_path}
+        if "torchscript" in formats:
+            traced = torch.jit.trace(net, example, check_trace=False)  # type: ignore[no-untyped-call]
+            torch.jit.save(traced, str(script_path))
+            written["lungs_torchscript"] = script_path
+        if "onnx" in formats:
+            torch.onnx.export(
+                net,
+                (example,),
+                str(onnx_path),
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
+            written["lungs_onnx"] = onnx_path
+    return written

@@ -1,15 +1,17 @@
 """Pipeline benchmark on the local stack: upload-to-result throughput vs the endpoint's own, API latency.
 
-    python bench/pipeline.py --model build/model/model.tar.gz [--images 200] [--api-calls 50]
+    python -m bench.pipeline --model build/model/model.tar.gz [--images 200] [--concurrency 1,2,4]
 
-In one run, on the same local endpoint and model:
+In one run, on the same model, for each number of concurrent batch functions (the SQS event source's
+``MaximumConcurrency``; a fresh local stack each):
 1. the endpoint alone: the same images in batches of 10 via invoke_endpoint (what the Lambda does);
 2. the pipeline: upload N images to the bucket, time until all N results are in DynamoDB, and, to
    separate moto's upload time from the pipeline's own work, each object's latency from its PUT
    returning to its result being stored (the result's ``created_at``) and the processing span from
-   the first PUT returning to the last result stored;
-3. API latency p50/p95 of POST /classify (gateway + Cognito check + Lambda + endpoint) next to a
-   direct single-image invoke_endpoint.
+   the first PUT returning to the last result stored; "in endpoint" is the share of that span the
+   endpoint's own work would fill;
+3. once: API latency p50/p95 of POST /classify (gateway + Cognito check + Lambda + endpoint) next to
+   a direct single-image invoke_endpoint.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import boto3
 from PIL import Image
 
 from local_stack.stack import LocalDeployment
+from local_stack.template import StackContext
 from model.preprocessing import downsize_png
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -83,60 +86,81 @@ def time_pipeline(stack: LocalDeployment, data: list[bytes]) -> dict[str, Any]:
     }
 
 
+def endpoint_alone(stack: LocalDeployment, data: list[bytes]) -> float:
+    """Seconds for the endpoint alone, fed as the Lambda feeds it (validated, downsized, 10 per request)."""
+    endpoint = _endpoint_client(stack)
+    name = stack.template.get_att("XrayEndpoint", "EndpointName")
+    t0 = time.perf_counter()
+    for start in range(0, len(data), 10):
+        chunk = [downsize_png(d) for d in data[start : start + 10]]
+        body = json.dumps({"instances": [{"b64": base64.b64encode(c).decode()} for c in chunk]})
+        endpoint.invoke_endpoint(EndpointName=name, Body=body, ContentType="application/json")["Body"].read()
+    return time.perf_counter() - t0
+
+
+def _endpoint_client(stack: LocalDeployment) -> Any:
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=stack.endpoint.url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the local stack's dummy credentials
+    )
+
+
+def api_latency(stack: LocalDeployment, data: list[bytes], calls: int) -> tuple[list[float], list[float]]:
+    """Seconds per single-image call: POST /classify (gateway + Cognito check + Lambda + endpoint) and
+    a direct invoke_endpoint."""
+    endpoint = _endpoint_client(stack)
+    name = stack.template.get_att("XrayEndpoint", "EndpointName")
+    token = stack.harness.id_token()
+    api, direct = [], []
+    for i in range(calls):
+        image = data[i % len(data)]
+        t = time.perf_counter()
+        endpoint.invoke_endpoint(EndpointName=name, Body=image, ContentType="image/png")["Body"].read()
+        direct.append(time.perf_counter() - t)
+        request = urllib.request.Request(  # noqa: S310 - the local gateway's http URL
+            f"{stack.api_url}/classify",
+            data=image,
+            method="POST",
+            headers={"Content-Type": "image/png", "Authorization": token},
+        )
+        t = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local gateway
+            response.read()
+        api.append(time.perf_counter() - t)
+    return api, direct
+
+
 def main(args: argparse.Namespace) -> None:
     data = images(args.images)
-    with LocalDeployment(args.model, batching_window_s=0.5, concurrency=args.concurrency) as stack:
-        endpoint = boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=stack.endpoint.url,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - the local stack's dummy credentials
-        )
-        name = stack.template.get_att("XrayEndpoint", "EndpointName")
-
-        # 1. the endpoint alone, fed as the Lambda feeds it (validated, downsized, 10 per request)
-        t0 = time.perf_counter()
-        for start in range(0, len(data), 10):
-            chunk = [downsize_png(d) for d in data[start : start + 10]]
-            body = json.dumps({"instances": [{"b64": base64.b64encode(c).decode()} for c in chunk]})
-            endpoint.invoke_endpoint(EndpointName=name, Body=body, ContentType="application/json")["Body"].read()
-        endpoint_s = time.perf_counter() - t0
-
-        # 2. the pipeline: S3 -> SQS -> batch Lambda -> endpoint -> DynamoDB -> SNS
-        pipeline = time_pipeline(stack, data)
-
-        # 3. API latency vs a direct endpoint call, one image each
-        token = stack.harness.id_token()
-        api, direct = [], []
-        for i in range(args.api_calls):
-            image = data[i % len(data)]
-            t = time.perf_counter()
-            endpoint.invoke_endpoint(EndpointName=name, Body=image, ContentType="image/png")["Body"].read()
-            direct.append(time.perf_counter() - t)
-            request = urllib.request.Request(  # noqa: S310 - the local gateway's http URL
-                f"{stack.api_url}/classify",
-                data=image,
-                method="POST",
-                headers={"Content-Type": "image/png", "Authorization": token},
-            )
-            t = time.perf_counter()
-            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local gateway
-                response.read()
-            api.append(time.perf_counter() - t)
-
     n = len(data)
-    print(f"{n} images, model {args.model.name}, {args.concurrency} concurrent batch functions\n")
-    print(f"{'path':<44} {'seconds':>8} {'img/s':>8}")
-    print(f"{'endpoint alone (JSON batches of 10)':<44} {endpoint_s:>8.2f} {n / endpoint_s:>8.1f}")
-    total_s, processing_s, latency = pipeline["total_s"], pipeline["processing_s"], pipeline["latency_s"]
-    print(f"{'pipeline: upload -> result in DynamoDB':<44} {total_s:>8.2f} {n / total_s:>8.1f}")
-    print(f"{'  of which uploading (S3 PUTs to moto)':<44} {pipeline['upload_s']:>8.2f}")
-    print(f"{'processing: first PUT done -> last result':<44} {processing_s:>8.2f} {n / processing_s:>8.1f}")
-    print(f"per object, PUT done -> result stored: p50 {pct(latency, 50):.2f} s, p95 {pct(latency, 95):.2f} s")
-    print(f"pipeline overhead over the endpoint, uploads included: {total_s / endpoint_s - 1:+.0%}")
-    print(f"pipeline overhead over the endpoint, processing only: {processing_s / endpoint_s - 1:+.0%}\n")
-    print(f"{'single image':<44} {'p50 ms':>8} {'p95 ms':>8}")
+    levels = [int(c) for c in args.concurrency.split(",")]
+    print(f"{n} images, model {args.model.name}, batch functions at {', '.join(map(str, levels))}\n")
+    print(
+        f"{'batch functions':>15} {'endpoint alone s':>17} {'pipeline s':>11} {'img/s':>7} {'processing s':>13} "
+        f"{'img/s':>7} {'in endpoint':>12} {'p50 s':>6} {'p95 s':>6}"
+    )
+    api: list[float] = []
+    direct: list[float] = []
+    for level in levels:
+        # moto's state outlives one server in this process: each stack gets names of its own.
+        context = StackContext(stack_name=f"xray-bench-{level}-{uuid.uuid4().hex[:6]}")
+        with LocalDeployment(args.model, batching_window_s=0.5, concurrency=level, context=context) as stack:
+            alone = endpoint_alone(stack, data)
+            run = time_pipeline(stack, data)
+            if not api:
+                api, direct = api_latency(stack, data, args.api_calls)
+        total, processing, latency = run["total_s"], run["processing_s"], run["latency_s"]
+        # The share of the processing span the endpoint's own work would fill: the rest is the pipeline
+        # (S3 GET, decode and downsize, DynamoDB writes, SNS, queue waits and polling).
+        print(
+            f"{level:>15} {alone:>17.2f} {total:>11.2f} {n / total:>7.1f} {processing:>13.2f} {n / processing:>7.1f} "
+            f"{alone / processing:>11.0%} {pct(latency, 50):>6.2f} {pct(latency, 95):>6.2f}",
+            flush=True,
+        )
+    print(f"\n{'single image':<44} {'p50 ms':>8} {'p95 ms':>8}")
     print(f"{'direct invoke_endpoint':<44} {pct(direct, 50) * 1000:>8.1f} {pct(direct, 95) * 1000:>8.1f}")
     print(f"{'POST /classify (gateway, Cognito, Lambda)':<44} {pct(api, 50) * 1000:>8.1f} {pct(api, 95) * 1000:>8.1f}")
 
@@ -146,5 +170,7 @@ if __name__ == "__main__":
     parser.add_argument("--model", type=Path, default=Path("build/model/model.tar.gz"), help="(default: %(default)s)")
     parser.add_argument("--images", type=int, default=200, help="(default: %(default)s)")
     parser.add_argument("--api-calls", type=int, default=50, help="(default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=2, help="concurrent batch functions (default: %(default)s)")
+    parser.add_argument(
+        "--concurrency", default="1,2,4", help="concurrent batch functions, one run each (default: %(default)s)"
+    )
     main(parser.parse_args())

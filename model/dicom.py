@@ -49,6 +49,7 @@ DEFLATED: Final = "1.2.840.10008.1.2.1.99"
 EXPLICIT_LITTLE: Final = "1.2.840.10008.1.2.1"
 # A deflated file inflates to at most this: 25 Mpx of 16 bits and a header of a few MB.
 MAX_INFLATED_BYTES: Final = 56 * 1024 * 1024
+INFLATE_CHUNK: Final = 1024 * 1024
 # A frame's working set beside its stored pixels: one band of rows in float32 at a time.
 BAND_ROWS: Final = 256
 # Bytes a pixel costs at the decode's peak, per byte allocated to a stored sample: the decoder's output
@@ -141,19 +142,39 @@ def _file_meta(data: bytes) -> tuple[Any, int]:
     return meta, fp.tell()
 
 
+def _inflate_under(deflated: memoryview, cap: int) -> bytes:
+    """Raw deflate data inflated, in chunks of ``INFLATE_CHUNK``: a stream that passes ``cap`` is refused
+    holding at most ``cap`` bytes. (One ``decompress(data, cap)`` call held the cap twice over, its
+    output blocks and their join, and up to three times by the kernel's count.)"""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    parts: list[bytes] = []
+    size, tail = 0, deflated
+    try:
+        while True:
+            part = inflater.decompress(tail, INFLATE_CHUNK)
+            tail = memoryview(inflater.unconsumed_tail)
+            size += len(part)
+            if size > cap:
+                raise errors.DecompressionBombError(f"the deflated DICOM inflates to more than {cap} bytes")
+            parts.append(part)
+            if not tail:
+                break
+        last = inflater.flush()
+    except zlib.error as exc:
+        raise errors.TruncatedImageError("the deflated DICOM data is corrupt") from exc
+    if size + len(last) > cap:
+        raise errors.DecompressionBombError(f"the deflated DICOM inflates to more than {cap} bytes")
+    parts.append(last)
+    return b"".join(parts)
+
+
 def inflate(data: bytes, cap: int = MAX_INFLATED_BYTES) -> bytes:
     """``data`` as it is, or a Deflated Explicit VR Little Endian file as the same file uninflated,
     inflated here under ``cap`` bytes (pydicom inflates it whole, before anything can be checked)."""
     meta, start = _file_meta(data)
     if str(meta.get("TransferSyntaxUID", "")) != DEFLATED:
         return data
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        body = inflater.decompress(memoryview(data)[start:], cap)
-    except zlib.error as exc:
-        raise errors.TruncatedImageError("the deflated DICOM data is corrupt") from exc
-    if inflater.unconsumed_tail:
-        raise errors.DecompressionBombError(f"the deflated DICOM inflates to more than {cap} bytes")
+    body = _inflate_under(memoryview(data)[start:], cap)
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_file_meta_info
 

@@ -2,8 +2,9 @@
 
     python -m local_stack.stack --model build/model/model.tar.gz     # `make local`: runs until Ctrl-C
 
-Writes ``.local/outputs.json``: the deployed stack's Output keys, plus AwsEndpointUrl (moto) and the
-local demo user's credentials, for scripts and tests to use as they would use CloudFormation outputs.
+Writes ``.local/outputs.json``: the deployed stack's Output keys, plus AwsEndpointUrl (moto), the
+local demo user's credentials and the DICOM receiver's DicomHost, DicomPort and DicomAETitle, for
+scripts and tests to use as they would use CloudFormation outputs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import contextlib
 import json
 import logging
 import secrets
+import shutil
 import signal
+import tempfile
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -32,10 +35,17 @@ from local_stack.runner import FunctionRunner
 from local_stack.template import StackContext, Template
 from local_stack.wsgi import BackgroundServer
 from model.serve import EndpointApp, load_predictor
+from pacs.config import ReceiverConfig
+from pacs.receiver import Receiver
+from pacs.spool import Spool
+from pacs.uploader import S3Store, Uploader
 
 logger = logging.getLogger(__name__)
 
 DEMO_USER = "demo@example.com"
+DICOM_AE_TITLE: Final = "XRAYCLASSIFY"
+# Who may send to the local receiver: Orthanc's and dcmtk storescu's default AE titles.
+DICOM_SENDERS: Final = ("ORTHANC", "STORESCU")
 # The web client's development server: the local stack's AllowedOrigin parameter.
 LOCAL_ORIGIN = "http://localhost:5173"
 OUTPUTS = Path(".local/outputs.json")
@@ -59,8 +69,14 @@ class LocalDeployment:
         faults: FaultPlan | None = None,
         visibility_timeout_s: int | None = None,
         client_dir: Path | None = None,
+        dicom_port: int | None = None,
+        dicom_allowed_aes: tuple[str, ...] = DICOM_SENDERS,
     ) -> None:
         self.context = context or StackContext()
+        # The DICOM receiver (pacs/), on this port (0: any free one); None: not started.
+        self.dicom_port = dicom_port
+        self.dicom_allowed_aes = dicom_allowed_aes
+        self.dicom: Receiver | None = None
         self.template = Template(context=self.context, parameters={"AllowedOrigin": LOCAL_ORIGIN})
         self.model_path = model_path
         self.batching_window_s = batching_window_s
@@ -104,6 +120,7 @@ class LocalDeployment:
         self._create_resources()
         self._start_functions()
         self._start_client()
+        self._start_dicom()
         return self
 
     def stop(self) -> None:
@@ -405,6 +422,30 @@ class LocalDeployment:
         return Harness(self)
 
     # -- what a user of the stack needs -----------------------------------------------------------
+    def _start_dicom(self) -> None:
+        """The DICOM receiver, spooling to a folder of this run and uploading into the upload bucket."""
+        if self.dicom_port is None:
+            return
+        spool_dir = Path(tempfile.mkdtemp(prefix="xray-dicom-spool-"))
+        config = ReceiverConfig.from_env(
+            {
+                "XRAY_DICOM_AE_TITLE": DICOM_AE_TITLE,
+                "XRAY_DICOM_HOST": "127.0.0.1",
+                "XRAY_DICOM_PORT": str(self.dicom_port),
+                "XRAY_DICOM_ALLOWED_AES": ",".join(self.dicom_allowed_aes),
+                "XRAY_DICOM_SPOOL": str(spool_dir),
+                "XRAY_UPLOAD_BUCKET": self.template.ref("UploadBucket"),
+                "XRAY_UPLOAD_PREFIX": self.template.parameter("UploadPrefix"),
+            }
+        )
+        spool = Spool(config.spool)
+        uploader = Uploader(spool, S3Store(self.client("s3"), config.bucket), backoff=0.2, max_backoff=2.0).start()
+        self.dicom = Receiver(config, spool, uploader)
+        self.dicom.start()
+        self._closers.append(lambda: shutil.rmtree(spool_dir, ignore_errors=True))
+        self._closers.append(uploader.stop)
+        self._closers.append(self.dicom.stop)
+
     def outputs(self) -> dict[str, str]:
         outputs = self.template.outputs()
         outputs.update(
@@ -419,6 +460,10 @@ class LocalDeployment:
         )
         if self.client_url is not None:
             outputs["ClientUrl"] = self.client_url
+        if self.dicom is not None:
+            outputs.update(
+                {"DicomHost": "127.0.0.1", "DicomPort": str(self.dicom.port), "DicomAETitle": DICOM_AE_TITLE}
+            )
         return outputs
 
     def write_outputs(self, path: Path = OUTPUTS) -> Path:
@@ -431,7 +476,11 @@ class LocalDeployment:
 def main(args: argparse.Namespace) -> None:
     faults = FaultPlan.parse(args.faults, args.seed)
     with LocalDeployment(
-        args.model, faults=faults, visibility_timeout_s=args.visibility_timeout, client_dir=args.client
+        args.model,
+        faults=faults,
+        visibility_timeout_s=args.visibility_timeout,
+        client_dir=args.client,
+        dicom_port=args.dicom_port if args.dicom_port >= 0 else None,
     ) as stack:
         path = stack.write_outputs(args.outputs)
         print(f"local stack running; outputs in {path} (Ctrl-C to stop)", flush=True)
@@ -459,6 +508,13 @@ if __name__ == "__main__":
         "(default: none)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault draws (default: %(default)s)")
+    parser.add_argument(
+        "--dicom-port",
+        type=int,
+        default=11112,
+        help=f"the DICOM receiver's port (AE title {DICOM_AE_TITLE}; senders {', '.join(DICOM_SENDERS)}); "
+        "-1: no receiver (default: %(default)s)",
+    )
     parser.add_argument(
         "--client",
         type=Path,

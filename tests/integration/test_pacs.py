@@ -1,0 +1,220 @@
+"""The DICOM receiver on the local stack: sent with dcmtk's storescu, classified through the pipeline;
+and a receiver killed between acknowledging and uploading loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from moto.server import ThreadedMotoServer
+from PIL import Image
+
+from local_stack.stack import DICOM_AE_TITLE, LocalDeployment
+from local_stack.template import StackContext
+from tests import dicoms
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        shutil.which("storescu") is None, reason="dcmtk's storescu is not installed (.ci/run installs it)"
+    ),
+]
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+@pytest.fixture(scope="module")
+def pacs_stack(bundled_model: Path) -> Iterator[LocalDeployment]:
+    context = StackContext(stack_name=f"xray-pacs-{uuid.uuid4().hex[:6]}")
+    with LocalDeployment(bundled_model, batching_window_s=0.3, retry_delay_s=0, context=context, dicom_port=0) as s:
+        yield s
+
+
+def _storescu(port: int, files: list[Path], calling: str = "STORESCU") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["storescu", "-aet", calling, "-aec", DICOM_AE_TITLE, "127.0.0.1", str(port), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _study(tmp_path: Path, **tags: str) -> tuple[Path, str, str]:
+    pixels = np.asarray(Image.open(SAMPLES / "covid-2.png").convert("L"))
+    study, sop = "1.2.826.0.1.3680043.8.498." + str(uuid.uuid4().int)[:20], ""
+    data = dicoms.dicom(pixels, StudyInstanceUID=study, SeriesInstanceUID=study + ".1", **tags)
+    path = tmp_path / f"{uuid.uuid4().hex}.dcm"
+    path.write_bytes(data)
+    import pydicom
+
+    sop = str(pydicom.dcmread(path).SOPInstanceUID)
+    return path, study, sop
+
+
+def test_a_study_sent_with_storescu_is_classified(pacs_stack: LocalDeployment, tmp_path: Path) -> None:
+    frontal, study, sop = _study(tmp_path)
+    lateral, study2, sop2 = _study(tmp_path, ViewPosition="LL")
+    sent = _storescu(int(pacs_stack.outputs()["DicomPort"]), [frontal, lateral])
+    assert sent.returncode == 0, sent.stderr
+    prefix = pacs_stack.template.parameter("UploadPrefix")
+    keys = [f"{prefix}dicom/STORESCU/{study}/{sop}.dcm", f"{prefix}dicom/STORESCU/{study2}/{sop2}.dcm"]
+    results = pacs_stack.harness.wait_for_results(keys, timeout_s=90)
+    assert results[keys[0]]["status"] == "classified"
+    assert (results[keys[1]]["status"], results[keys[1]]["reason"]) == ("rejected", "not_frontal")
+
+
+@pytest.fixture(scope="module")
+def orthanc(pacs_stack: LocalDeployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PACS (Debian's Orthanc) on local ports, with the receiver as its modality ``xray``;
+    yields its REST API's URL."""
+    if shutil.which("Orthanc") is None:
+        pytest.skip("Orthanc is not installed (.ci/run installs Debian's orthanc)")
+    root = tmp_path_factory.mktemp("orthanc")
+    http_port = _free_port()
+    config = {
+        "Name": "test-pacs",
+        "StorageDirectory": str(root / "db"),
+        "IndexDirectory": str(root / "db"),
+        "HttpPort": http_port,
+        "DicomPort": _free_port(),
+        "DicomAet": "ORTHANC",
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [],
+        "DicomModalities": {"xray": [DICOM_AE_TITLE, "127.0.0.1", int(pacs_stack.outputs()["DicomPort"])]},
+    }
+    (root / "orthanc.json").write_text(json.dumps(config))
+    process = subprocess.Popen(
+        ["Orthanc", str(root / "orthanc.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/system", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _rest(url: str, data: bytes, content_type: str) -> dict[str, object]:
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
+
+
+def test_orthanc_sends_a_study_and_it_is_classified(pacs_stack: LocalDeployment, orthanc: str, tmp_path: Path) -> None:
+    path, study, sop = _study(tmp_path)
+    instance = _rest(f"{orthanc}/instances", path.read_bytes(), "application/dicom")
+    job = {"Resources": [instance["ID"]], "Synchronous": True}
+    _rest(f"{orthanc}/modalities/xray/store", json.dumps(job).encode(), "application/json")
+    key = f"{pacs_stack.template.parameter('UploadPrefix')}dicom/ORTHANC/{study}/{sop}.dcm"
+    results = pacs_stack.harness.wait_for_results([key], timeout_s=90)
+    assert results[key]["status"] == "classified"
+
+
+def test_an_unknown_calling_ae_is_refused(pacs_stack: LocalDeployment, tmp_path: Path) -> None:
+    frontal, _, _ = _study(tmp_path)
+    sent = _storescu(int(pacs_stack.outputs()["DicomPort"]), [frontal], calling="STRANGER")
+    assert sent.returncode != 0
+    assert "Association Rejected" in sent.stderr + sent.stdout
+
+
+def test_the_outputs_say_where_to_send(pacs_stack: LocalDeployment) -> None:
+    outputs = pacs_stack.outputs()
+    assert (outputs["DicomHost"], outputs["DicomAETitle"]) == ("127.0.0.1", DICOM_AE_TITLE)
+    assert int(outputs["DicomPort"]) > 0
+
+
+def _receiver(spool: Path, port: int, aws_url: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "XRAY_DICOM_ALLOWED_AES": "STORESCU",
+        "XRAY_DICOM_SPOOL": str(spool),
+        "XRAY_UPLOAD_BUCKET": "pacs-kill-test",
+        "XRAY_DICOM_HOST": "127.0.0.1",
+        "XRAY_DICOM_PORT": str(port),
+        "AWS_ENDPOINT_URL": aws_url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "pacs"], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if (
+            subprocess.run(
+                ["echoscu", "-aet", "STORESCU", "-aec", DICOM_AE_TITLE, "127.0.0.1", str(port)],
+                capture_output=True,
+                check=False,
+            ).returncode
+            == 0
+        ):
+            return process
+        time.sleep(0.2)
+    process.kill()
+    raise TimeoutError("the receiver did not start")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_receiver_killed_after_acknowledging_loses_nothing(tmp_path: Path) -> None:
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, moto_port = moto.get_host_and_port()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://{host}:{moto_port}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    s3.create_bucket(Bucket="pacs-kill-test")
+    spool, port = tmp_path / "spool", _free_port()
+    files = [_study(tmp_path)[0] for _ in range(5)]
+    try:
+        # The bucket unreachable (nothing listens there): the receiver acknowledges into its spool.
+        first = _receiver(spool, port, f"http://127.0.0.1:{_free_port()}")
+        sent = _storescu(port, files)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        assert sent.returncode == 0, sent.stderr
+        assert len(list(spool.glob("*.dcm"))) == 5
+        # Restarted with the bucket back: the spool drains into it.
+        second = _receiver(spool, port, f"http://{host}:{moto_port}")
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and s3.list_objects_v2(Bucket="pacs-kill-test").get("KeyCount", 0) < 5:
+                time.sleep(0.2)
+        finally:
+            second.terminate()
+            second.wait(timeout=10)
+        assert s3.list_objects_v2(Bucket="pacs-kill-test")["KeyCount"] == 5
+        assert not list(spool.glob("*.dcm"))
+    finally:
+        moto.stop()

@@ -17,7 +17,7 @@ import re
 import ssl
 from typing import Any, Final
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     ComputedRadiographyImageStorage,
     CTImageStorage,
@@ -32,6 +32,12 @@ from pacs.spool import Spool
 from pacs.uploader import Uploader
 
 logger = logging.getLogger(__name__)
+
+# pynetdicom's standard event handlers log each message's identifiers (SOP Instance UIDs, a C-FIND's
+# query, patient data in debug dumps): none of that may reach a log here.
+_config.LOG_HANDLER_LEVEL = "none"
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
 
 STORAGE_CLASSES: Final = (
     ComputedRadiographyImageStorage,

@@ -6,14 +6,12 @@ The file stores the network's state dict and the ``ModelMetadata`` JSON in its h
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from model.architectures import XrayNet, build_model
-from model.metadata import ModelMetadata
+from model.metadata import ModelMetadata, checkpoint_header
 
 _META_KEY = "xray_metadata"
 GATE_PREFIX = "gate."
@@ -33,11 +31,10 @@ def save_checkpoint(net: XrayNet, meta: ModelMetadata, path: Path, half: bool = 
 
 
 def read_checkpoint_metadata(path: Path) -> ModelMetadata:
-    with safe_open(str(path), framework="pt") as handle:
-        header = handle.metadata() or {}
-    if _META_KEY not in header:
+    header = checkpoint_header(path, _META_KEY)
+    if header is None:
         raise ValueError(f"{path} is not a model checkpoint of this project (no {_META_KEY} header)")
-    return ModelMetadata.from_dict(json.loads(header[_META_KEY]))
+    return ModelMetadata.from_dict(header)
 
 
 def load_checkpoint(path: Path) -> tuple[XrayNet, ModelMetadata]:

@@ -50,6 +50,7 @@ from model.contract import (
     ONNX_FILE,
 )
 from model.errors import CompilationFailedError, ExportJobFailedError, NeoUnsupportedError
+from model.metadata import checkpoint_header
 from model.package import PACKAGE_DIR, module_closure, pack, read_members
 
 logger = logging.getLogger(__name__)
@@ -121,13 +122,9 @@ def needs_export(meta: dict[str, Any], framework_version: str) -> bool:
 
 def checkpoint_metadata(path: Path) -> dict[str, Any]:
     """The model metadata a checkpoint carries, read without torch."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as handle:
-        header = handle.metadata() or {}
-    if CHECKPOINT_META_KEY not in header:
+    meta = checkpoint_header(path, CHECKPOINT_META_KEY)
+    if meta is None:
         raise NeoUnsupportedError(f"{path.name} is not a model checkpoint of this project")
-    meta: dict[str, Any] = json.loads(header[CHECKPOINT_META_KEY])
     return meta
 
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from model.contract import LUNGS_ONNX_FILE, LUNGS_TORCHSCRIPT_FILE
 from model.lung_fields import LUNG_SIZE, TURNS, LungFinder, LungRule
+from model.metadata import checkpoint_header
 
 WIDTHS: Final = (8, 16, 32, 64, 128)
 INPUT_NAME: Final = "lungs_input"
@@ -81,11 +81,9 @@ def save_lung_checkpoint(net: LungNet, info: dict[str, Any], path: Path) -> Path
 
 
 def read_lung_info(path: Path) -> dict[str, Any]:
-    with safe_open(str(path), framework="pt") as handle:
-        header = handle.metadata() or {}
-    if _META_KEY not in header:
+    info = checkpoint_header(path, _META_KEY)
+    if info is None:
         raise ValueError(f"{path} is not a lung-field checkpoint of this project (no {_META_KEY} header)")
-    info: dict[str, Any] = json.loads(header[_META_KEY])
     return info
 
 

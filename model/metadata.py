@@ -117,3 +117,16 @@ class ModelMetadata:
         path = directory / METADATA_FILE
         path.write_text(self.to_json() + "\n")
         return path
+
+
+def checkpoint_header(path: Path, key: str) -> dict[str, Any] | None:
+    """The JSON this project stores under ``key`` in a safetensors file's header, or None where there is
+    none; read without torch (``model.checkpoint``, ``model.lung_network``, ``model.deploy``)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        header = handle.metadata() or {}
+    if key not in header:
+        return None
+    value: dict[str, Any] = json.loads(header[key])
+    return value

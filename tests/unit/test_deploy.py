@@ -226,6 +226,12 @@ def _stub_compilation(stubber: Stubber) -> None:
     stubber.add_response("describe_compilation_job", base, {"CompilationJobName": "job1"})
 
 
+def _export_and_compile(tarball: Path, aws, sagemaker, checkpoints: Checkpoints):  # type: ignore[no-untyped-def]
+    return compile_and_repack(
+        tarball, "models", "m", ROLE, "job1", s3=aws, sagemaker=sagemaker, sleep=lambda s: None, checkpoints=checkpoints
+    )
+
+
 def test_a_newer_torch_is_exported_again_in_aws_then_compiled_and_repacked(  # type: ignore[no-untyped-def]
     aws, tiny_model_dir: Path, tmp_path: Path, checkpoints: Checkpoints
 ) -> None:
@@ -241,17 +247,7 @@ def test_a_newer_torch_is_exported_again_in_aws_then_compiled_and_repacked(  # t
     with Stubber(sagemaker) as stubber:
         _stub_export(stubber, "Completed")
         _stub_compilation(stubber)
-        result = compile_and_repack(
-            tarball,
-            "models",
-            "m",
-            ROLE,
-            "job1",
-            s3=aws,
-            sagemaker=sagemaker,
-            sleep=lambda s: None,
-            checkpoints=checkpoints,
-        )
+        result = _export_and_compile(tarball, aws, sagemaker, checkpoints)
         stubber.assert_no_pending_responses()
     assert result.export_job == "job1-export"
     source = read_members(aws.get_object(Bucket="models", Key=f"{EXPORT_BASE}/source/sourcedir.tar.gz")["Body"].read())
@@ -275,17 +271,7 @@ def test_an_export_job_that_does_not_complete_stops_before_neo(  # type: ignore[
     stubber = Stubber(sagemaker)
     _stub_export(stubber, status, reason)
     with stubber, pytest.raises(ExportJobFailedError, match=status):
-        compile_and_repack(
-            tarball,
-            "models",
-            "m",
-            ROLE,
-            "job1",
-            s3=aws,
-            sagemaker=sagemaker,
-            sleep=lambda s: None,
-            checkpoints=checkpoints,
-        )
+        _export_and_compile(tarball, aws, sagemaker, checkpoints)
     stubber.assert_no_pending_responses()  # and no compilation job was asked for
 
 

@@ -201,6 +201,18 @@ def read(data: bytes) -> Any:
         raise errors.TruncatedImageError("the DICOM file is truncated or corrupt") from exc
 
 
+def read_header(data: bytes) -> Any:
+    """The dataset without its pixels (what a report about the image copies), or None where the file
+    cannot be read: its decode then refuses it with the reason."""
+    pydicom = _pydicom()
+    try:
+        return pydicom.dcmread(io.BytesIO(inflate(data)), stop_before_pixels=True)
+    except errors.InvalidImageError:
+        return None
+    except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError):
+        return None
+
+
 def check_acceptable(ds: Any, summary: DicomSummary, max_pixels: int, min_side: int) -> None:
     """Refuse, with a reason, what is not a single-frame CR/DX frontal chest image. Missing tags pass."""
     if "PixelData" not in ds:

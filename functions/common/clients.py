@@ -90,5 +90,6 @@ def classification_pipeline(
         max_receive_count=settings.max_receive_count,
         notify_lease_s=settings.notify_lease_s,
         explanations=explanations(settings),
+        reports=explanations(settings),
         decode_timeout_s=decode_timeout_s,
     )

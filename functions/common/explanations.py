@@ -1,5 +1,7 @@
 """Each classified result's preview (the downsized image the model saw) and heatmap (the class
-activation map of its label), as PNGs under a private prefix of the upload bucket.
+activation map of its label), as PNGs under a private prefix of the upload bucket; and, for an image
+that came as DICOM, the result's Structured Report (``report.dcm``, functions.common.structured_report)
+beside them.
 
 They are written before the result, so a stored result never points at missing files, and they are
 only ever handed out as short-lived presigned GET URLs to a caller who may read the result.
@@ -32,6 +34,15 @@ class S3Explanations:
                 self._s3.put_object(
                     Bucket=self._bucket, Key=self.key(result_id, name), Body=data, ContentType="image/png"
                 )
+
+    def report_key(self, result_id: str) -> str:
+        return f"{self._prefix}{result_id}/report.dcm"
+
+    def put_report(self, result_id: str, report: bytes) -> None:
+        with aws_errors("storing the structured report"):
+            self._s3.put_object(
+                Bucket=self._bucket, Key=self.report_key(result_id), Body=report, ContentType="application/dicom"
+            )
 
     def urls(self, result_id: str) -> dict[str, Any]:
         """Presigned GET URLs of both PNGs (signing is local: no call to S3)."""

@@ -39,10 +39,12 @@ from functions.common.errors import (
     UploadReusedError,
 )
 from functions.common.ownership import SHARED, scope_of_key
-from functions.common.ports import Classifier, ExplanationSink, ObjectSource, Publisher, ResultStore
+from functions.common.ports import Classifier, ExplanationSink, ObjectSource, Publisher, ReportSink, ResultStore
 from functions.common.result import CLASSIFIED, FAILED, REJECTED, Result, Source, new_result
 from functions.common.results import BUSY, CLAIMED
 from functions.common.s3_events import ObjectRef
+from functions.common.structured_report import fileable, structured_report
+from model import dicom
 from model.errors import InvalidImageError
 from model.preprocessing import MAX_DECODED_BYTES, decode_cost, downsize_png
 
@@ -106,6 +108,7 @@ class ClassificationPipeline:
         decode_budget: ByteBudget | None = None,
         notify_lease_s: int = 60,
         explanations: ExplanationSink | None = None,
+        reports: ReportSink | None = None,
         decode_timeout_s: float = DECODE_TIMEOUT_S,
         downsize: Downsize = downsize_png,
     ) -> None:
@@ -120,6 +123,9 @@ class ClassificationPipeline:
         self.decode_budget = decode_budget or ByteBudget(DECODE_BUDGET_BYTES)
         self._notify_lease_s = notify_lease_s
         self.explanations = explanations
+        self.reports = reports
+        # The header of each DICOM read in this batch, until its result is settled (its SR needs it).
+        self._headers: dict[str, Any] = {}
         self._decode_timeout_s = decode_timeout_s
         self._downsize = downsize
         # Long-lived, so that a decode given up on keeps its thread (and its budget) until it ends,
@@ -151,7 +157,12 @@ class ClassificationPipeline:
         """Fetch, validate and downsize one object; RejectedObjectError if it can never be classified."""
         if ref.size is not None and ref.size > self.max_object_bytes:
             raise ObjectTooLargeError(f"{ref.size} bytes; the limit is {self.max_object_bytes}")
-        return self.prepare(self.objects.fetch(ref, self.max_object_bytes))
+        data = self.objects.fetch(ref, self.max_object_bytes)
+        if self.reports is not None and dicom.is_dicom(data):
+            header = dicom.read_header(data)
+            if header is not None:
+                self._headers[ref.result_id] = header
+        return self.prepare(data)
 
     def _read_or_error(self, ref: ObjectRef) -> bytes | RejectedObjectError | TransientError:
         try:
@@ -229,6 +240,20 @@ class ClassificationPipeline:
         self.explanations.put(result_id, verdict.preview, verdict.heatmap)
         return True
 
+    def _store_report(self, result_id: str, item: Result) -> None:
+        """The result as a DICOM SR, written before the result that says it exists, where the image came
+        as a DICOM a PACS can file a report beside."""
+        header = self._headers.pop(result_id, None)
+        if self.reports is None or header is None or not fileable(header):
+            return
+        try:
+            report = structured_report(header, item)
+        except (ValueError, AttributeError, TypeError) as exc:
+            logger.warning("no structured report for this result", extra={"error": type(exc).__name__})
+            return
+        self.reports.put_report(result_id, report)
+        item["structured_report"] = True
+
     def finalize(
         self, ref: ObjectRef, decision: Verdict | RejectedObjectError, source: Source = "s3", owner: str | None = None
     ) -> Outcome:
@@ -266,6 +291,7 @@ class ClassificationPipeline:
                 gate=verdict.gate if verdict else None,
                 model_version=verdict.model.get("version") if verdict else None,
             )
+        self._store_report(ref.result_id, item)
         if self.store.put_final(item):
             self._notify_once(item)
             gate = item.get("gate")

@@ -34,6 +34,11 @@ class ExplanationSink(Protocol):
         """Store a result's preview and heatmap PNGs; TransientError if it cannot."""
 
 
+class ReportSink(Protocol):
+    def put_report(self, result_id: str, report: bytes) -> None:
+        """Store a result's DICOM Structured Report; TransientError if it cannot."""
+
+
 class ResultStore(Protocol):
     def put_final(self, item: Result) -> bool: ...
 

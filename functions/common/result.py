@@ -29,6 +29,7 @@ class ResultFields(TypedDict, total=False):
     gate: Gate | None  # the input gate's score and threshold
     confidence: Confidence | None
     explanation: bool | None  # a preview and heatmap were stored (functions.common.explanations)
+    structured_report: bool | None  # a DICOM SR was stored beside it (the image came as DICOM)
     reason: str | None  # rejected / failed: machine-readable
     model_name: str | None
     model_version: str | None

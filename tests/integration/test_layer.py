@@ -30,6 +30,7 @@ THIRD_PARTY = (
     "numpy",
     "pydicom",
     "gdcm",
+    "highdicom.sr",
 )
 DECODE = """
 import sys

@@ -3,6 +3,7 @@ and a receiver killed between acknowledging and uploading loses nothing."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import numpy as np
@@ -74,6 +76,10 @@ def test_a_study_sent_with_storescu_is_classified(pacs_stack: LocalDeployment, t
     results = pacs_stack.harness.wait_for_results(keys, timeout_s=90)
     assert results[keys[0]]["status"] == "classified"
     assert (results[keys[1]]["status"], results[keys[1]]["reason"]) == ("rejected", "not_frontal")
+    # Each answer also as a DICOM SR beside its result, filed in the image's study.
+    for key, expected_study in zip(keys, (study, study2), strict=True):
+        report = _report(pacs_stack, results[key]["result_id"])
+        assert report.StudyInstanceUID == expected_study
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +136,14 @@ def test_orthanc_sends_a_study_and_it_is_classified(pacs_stack: LocalDeployment,
     key = f"{pacs_stack.template.parameter('UploadPrefix')}dicom/ORTHANC/{study}/{sop}.dcm"
     results = pacs_stack.harness.wait_for_results([key], timeout_s=90)
     assert results[key]["status"] == "classified"
+
+
+def _report(stack: LocalDeployment, result_id: str) -> Any:
+    import pydicom
+
+    bucket, prefix = stack.template.ref("UploadBucket"), stack.template.parameter("ExplanationPrefix")
+    body = stack.client("s3").get_object(Bucket=bucket, Key=f"{prefix}{result_id}/report.dcm")["Body"].read()
+    return pydicom.dcmread(io.BytesIO(body))
 
 
 def test_an_unknown_calling_ae_is_refused(pacs_stack: LocalDeployment, tmp_path: Path) -> None:

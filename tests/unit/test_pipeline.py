@@ -3,12 +3,17 @@ on in-process moto DynamoDB (its conditional writes are the idempotency under te
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pydicom
 import pytest
+from PIL import Image
+from pydicom.uid import generate_uid
 
 from functions.common.budget import ByteBudget
 from functions.common.endpoint import Verdict
@@ -19,7 +24,7 @@ from functions.common.results import ResultsStore
 from functions.common.s3_events import ObjectRef
 from model.errors import DecompressionBombError
 from model.preprocessing import downsize_png
-from tests import images
+from tests import dicoms, images
 
 MODEL = {"name": "m", "version": "v1", "task": "binary", "labels": ["covid", "no_findings"]}
 HEATMAP = images.png(64, seed=99)
@@ -67,6 +72,14 @@ class FakeExplanations:
         self.stored[result_id] = (preview, heatmap)
 
 
+class FakeReports:
+    def __init__(self) -> None:
+        self.stored: dict[str, bytes] = {}
+
+    def put_report(self, result_id: str, report: bytes) -> None:
+        self.stored[result_id] = report
+
+
 class FakeNotifier:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
@@ -90,6 +103,7 @@ class Clock:
 @pytest.fixture
 def world(results_table: Any) -> dict[str, Any]:
     objects, endpoint, notifier, explanations = FakeObjects(), FakeEndpoint(), FakeNotifier(), FakeExplanations()
+    reports = FakeReports()
     pipeline = ClassificationPipeline(
         objects,
         endpoint,
@@ -98,9 +112,11 @@ def world(results_table: Any) -> dict[str, Any]:
         1_000_000,
         upload_prefix="uploads/",
         explanations=explanations,
+        reports=reports,
     )
     return {
         "explanations": explanations,
+        "reports": reports,
         "objects": objects,
         "endpoint": endpoint,
         "notifier": notifier,
@@ -137,6 +153,36 @@ def test_a_classified_result_gets_its_preview_and_heatmap_stored_first(world: di
     assert heatmap == HEATMAP
     assert preview == world["pipeline"].prepare(images.png(900))  # the downsized image the model saw
     assert _stored(world, ref)["explanation"] is True
+
+
+def _dicom(**tags: str) -> bytes:
+    pixels = np.asarray(Image.open(io.BytesIO(images.png(128))).convert("L"))
+    return dicoms.dicom(pixels, StudyInstanceUID=generate_uid(), SeriesInstanceUID=generate_uid(), **tags)
+
+
+def test_an_image_that_came_as_dicom_gets_its_structured_report_stored_first(world: dict[str, Any]) -> None:
+    data = _dicom()
+    ref = _ref(world, "uploads/dicom/PACS/1/2.dcm", data)
+    world["pipeline"].process([(ref, 1)])
+    report = pydicom.dcmread(io.BytesIO(world["reports"].stored[ref.result_id]))
+    assert report.StudyInstanceUID == pydicom.dcmread(io.BytesIO(data)).StudyInstanceUID
+    assert _stored(world, ref)["structured_report"] is True
+
+
+def test_a_refused_dicom_gets_a_report_that_says_why(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/dicom/PACS/1/3.dcm", _dicom(ViewPosition="LL"))
+    world["pipeline"].process([(ref, 1)])
+    report = pydicom.dcmread(io.BytesIO(world["reports"].stored[ref.result_id]))
+    values = [getattr(item, "TextValue", "") for item in report.ContentSequence]
+    assert "rejected" in values
+    assert "not_frontal" in values
+
+
+def test_an_image_that_did_not_come_as_dicom_gets_no_report(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/a.png", images.png(128))
+    world["pipeline"].process([(ref, 1)])
+    assert world["reports"].stored == {}
+    assert "structured_report" not in _stored(world, ref)
 
 
 def test_a_result_records_the_operating_point_that_decided(world: dict[str, Any]) -> None:

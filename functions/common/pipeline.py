@@ -199,6 +199,7 @@ class ClassificationPipeline:
         releases the GIL while it decodes; the byte budget keeps large decodes from piling up.
         """
         unique = list({ref.result_id: ref for ref in refs}.values())
+        self._headers.clear()  # a header left by an object whose result was not settled (it retries)
         reused = self._reused_forms(unique)
         unique = [ref for ref in unique if ref.result_id not in reused]
         with ThreadPoolExecutor(max_workers=min(READ_THREADS, max(1, len(unique)))) as pool:

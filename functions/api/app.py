@@ -240,6 +240,24 @@ def get_result(result_id: str) -> dict[str, Any]:
     return view
 
 
+@app.get("/results/<result_id>/sr")
+def get_structured_report(result_id: str):  # type: ignore[no-untyped-def]
+    """The result as a DICOM Structured Report (an image that came as DICOM), for a caller who may read
+    the result; 404 otherwise, the same as for a result that does not exist. No return annotation on
+    purpose: Powertools validates an annotated response as a model, which would decode the DICOM
+    bytes as UTF-8; unannotated, a non-JSON response goes out as it is (base64, isBase64Encoded)."""
+    caller = current_caller()
+    item = results.get(result_id)
+    if not caller.may_read(item.get("owner")) or not item.get("structured_report"):
+        raise ResultNotFoundError("no structured report for this result")
+    return Response(
+        status_code=200,
+        content_type="application/dicom",
+        body=explanations.report(result_id),
+        headers={"Content-Disposition": f'attachment; filename="{result_id}-sr.dcm"'},
+    )
+
+
 @app.get("/results")
 def list_results(
     key: str | None = None,

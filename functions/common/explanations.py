@@ -44,6 +44,12 @@ class S3Explanations:
                 Bucket=self._bucket, Key=self.report_key(result_id), Body=report, ContentType="application/dicom"
             )
 
+    def report(self, result_id: str) -> bytes:
+        """A stored result's DICOM SR (the API hands it to a caller who may read the result)."""
+        with aws_errors("reading the structured report"):
+            obj = self._s3.get_object(Bucket=self._bucket, Key=self.report_key(result_id))
+            return bytes(obj["Body"].read())
+
     def urls(self, result_id: str) -> dict[str, Any]:
         """Presigned GET URLs of both PNGs (signing is local: no call to S3)."""
         urls: dict[str, Any] = {

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -144,6 +145,37 @@ def _report(stack: LocalDeployment, result_id: str) -> Any:
     bucket, prefix = stack.template.ref("UploadBucket"), stack.template.parameter("ExplanationPrefix")
     body = stack.client("s3").get_object(Bucket=bucket, Key=f"{prefix}{result_id}/report.dcm")["Body"].read()
     return pydicom.dcmread(io.BytesIO(body))
+
+
+def _get(stack: LocalDeployment, path: str) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(
+        f"{stack.api_url}{path}", headers={"Authorization": stack.harness.id_token(), "Accept": "application/dicom"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
+
+def test_the_api_hands_the_report_to_a_reader_and_404_where_there_is_none(
+    pacs_stack: LocalDeployment, tmp_path: Path
+) -> None:
+    import pydicom
+
+    frontal, study, sop = _study(tmp_path)
+    assert _storescu(int(pacs_stack.outputs()["DicomPort"]), [frontal]).returncode == 0
+    key = f"{pacs_stack.template.parameter('UploadPrefix')}dicom/STORESCU/{study}/{sop}.dcm"
+    result = pacs_stack.harness.wait_for_results([key], timeout_s=90)[key]
+    status, content_type, body = _get(pacs_stack, f"/results/{result['result_id']}/sr")
+    assert (status, content_type) == (200, "application/dicom")
+    assert pydicom.dcmread(io.BytesIO(body)).StudyInstanceUID == study
+    png = pacs_stack.harness.upload(
+        pacs_stack.harness.key(f"{uuid.uuid4().hex[:8]}/a.png"), (SAMPLES / "covid-2.png").read_bytes()
+    )
+    without = pacs_stack.harness.wait_for_results([png], timeout_s=90)[png]
+    assert _get(pacs_stack, f"/results/{without['result_id']}/sr")[0] == 404
+    assert _get(pacs_stack, "/results/no-such-result/sr")[0] == 404
 
 
 def test_an_unknown_calling_ae_is_refused(pacs_stack: LocalDeployment, tmp_path: Path) -> None:

@@ -129,6 +129,7 @@ def test_api_routes(template: Template) -> None:
     assert sorted(template.api_routes("ApiFunction")) == [
         ("GET", "/results"),
         ("GET", "/results/{result_id}"),
+        ("GET", "/results/{result_id}/sr"),
         ("POST", "/classify"),
         ("POST", "/uploads"),
     ]

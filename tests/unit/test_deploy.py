@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import numpy as np
@@ -37,6 +38,23 @@ def _package(model_dir: Path, out: Path, torch_version: str | None = "2.0.1") ->
     return out
 
 
+def _compilation_job(**fields: Any) -> dict[str, Any]:
+    """A DescribeCompilationJob answer with the fields botocore requires, and ``fields``."""
+    return {
+        "CompilationJobName": "job1",
+        "CompilationJobArn": "arn:aws:sagemaker:us-east-1:123456789012:compilation-job/job1",
+        "StoppingCondition": {},
+        "CreationTime": "2026-01-01",
+        "LastModifiedTime": "2026-01-01",
+        "RoleArn": ROLE,
+        "InputConfig": {"S3Uri": "s3://x", "Framework": "PYTORCH"},
+        "OutputConfig": {"S3OutputLocation": "s3://x", "TargetDevice": "ml_g4dn"},
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://models/m/job1/compiled/model-ml_g4dn.tar.gz"},
+        "FailureReason": "",
+        **fields,
+    }
+
+
 def _stub(sagemaker, final_status: str = "COMPLETED"):  # type: ignore[no-untyped-def]
     stubber = Stubber(sagemaker)
     stubber.add_response(
@@ -55,18 +73,7 @@ def _stub(sagemaker, final_status: str = "COMPLETED"):  # type: ignore[no-untype
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
         },
     )
-    base = {
-        "CompilationJobName": "job1",
-        "CompilationJobArn": "arn:aws:sagemaker:us-east-1:123456789012:compilation-job/job1",
-        "StoppingCondition": {},
-        "CreationTime": "2026-01-01",
-        "LastModifiedTime": "2026-01-01",
-        "RoleArn": ROLE,
-        "InputConfig": {"S3Uri": "s3://x", "Framework": "PYTORCH"},
-        "OutputConfig": {"S3OutputLocation": "s3://x", "TargetDevice": "ml_g4dn"},
-        "ModelArtifacts": {"S3ModelArtifacts": "s3://models/m/job1/compiled/model-ml_g4dn.tar.gz"},
-        "FailureReason": "",
-    }
+    base = _compilation_job()
     stubber.add_response(
         "describe_compilation_job",
         {**base, "CompilationJobStatus": "INPROGRESS"},
@@ -193,20 +200,12 @@ def _stub_export(stubber: Stubber, final: str, reason: str = "") -> None:
 
 
 def _stub_compilation(stubber: Stubber) -> None:
-    base = {
-        "CompilationJobName": "job1",
-        "CompilationJobArn": "arn:aws:sagemaker:us-east-1:123456789012:compilation-job/job1",
-        "StoppingCondition": {},
-        "CreationTime": "2026-01-01",
-        "LastModifiedTime": "2026-01-01",
-        "RoleArn": ROLE,
-        "InputConfig": {"S3Uri": NEO_INPUT, "Framework": "PYTORCH"},
-        "OutputConfig": {"S3OutputLocation": "s3://models/m/job1/compiled/", "TargetDevice": "ml_g4dn"},
-        "ModelArtifacts": {"S3ModelArtifacts": "s3://models/m/job1/compiled/model-ml_g4dn.tar.gz"},
-        "FailureReason": "",
-        "CompilationJobStatus": "COMPLETED",
-        "InferenceImage": IMAGE,
-    }
+    base = _compilation_job(
+        InputConfig={"S3Uri": NEO_INPUT, "Framework": "PYTORCH"},
+        OutputConfig={"S3OutputLocation": "s3://models/m/job1/compiled/", "TargetDevice": "ml_g4dn"},
+        CompilationJobStatus="COMPLETED",
+        InferenceImage=IMAGE,
+    )
     stubber.add_response(
         "create_compilation_job",
         {"CompilationJobArn": base["CompilationJobArn"]},

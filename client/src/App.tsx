@@ -58,6 +58,21 @@ export function App({ config }: { config: ClientConfig }) {
     }
   }
 
+  async function downloadReport(resultId: string): Promise<void> {
+    setError(null);
+    try {
+      const url = URL.createObjectURL(await api.structuredReport(resultId));
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = `${resultId}-sr.dcm`;
+      link.click();
+      URL.revokeObjectURL(url);
+    } catch (caught) {
+      if (caught instanceof SessionExpiredError) expired();
+      else setError(caught instanceof Error ? caught.message : "Could not download the report.");
+    }
+  }
+
   async function signOut(): Promise<void> {
     await signOutEverywhere();
     queryClient.clear();
@@ -86,7 +101,7 @@ export function App({ config }: { config: ClientConfig }) {
             <div className="left">
               <Upload api={api} onResult={show} onExpired={expired} />
               {error && <p role="alert">{error}</p>}
-              {result && <ResultView result={result} />}
+              {result && <ResultView result={result} onDownloadReport={(id) => void downloadReport(id)} />}
             </div>
             <History api={api} onOpen={(id) => void open(id)} />
           </div>

@@ -66,6 +66,7 @@ SHOWN_FIELDS: Final = (
     "model_version",
     "covid_threshold",
     "site_validation",
+    "structured_report",
     "created_at",
     "source",
 )

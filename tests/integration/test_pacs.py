@@ -167,6 +167,7 @@ def test_the_api_hands_the_report_to_a_reader_and_404_where_there_is_none(
     assert _storescu(int(pacs_stack.outputs()["DicomPort"]), [frontal]).returncode == 0
     key = f"{pacs_stack.template.parameter('UploadPrefix')}dicom/STORESCU/{study}/{sop}.dcm"
     result = pacs_stack.harness.wait_for_results([key], timeout_s=90)[key]
+    assert json.loads(_get(pacs_stack, f"/results/{result['result_id']}")[2])["structured_report"] is True
     status, content_type, body = _get(pacs_stack, f"/results/{result['result_id']}/sr")
     assert (status, content_type) == (200, "application/dicom")
     assert pydicom.dcmread(io.BytesIO(body)).StudyInstanceUID == study

@@ -1,4 +1,5 @@
-import { render, screen } from "@testing-library/react";
+import { fireEvent, render, screen } from "@testing-library/react";
+import { vi } from "vitest";
 
 import { ResultView } from "./ResultView";
 
@@ -66,5 +67,19 @@ describe("ResultView", () => {
       />,
     );
     expect(screen.queryByTestId("low-confidence")).toBeNull();
+  });
+
+  it("offers the DICOM SR of a result that has one, and only then", () => {
+    const download = vi.fn();
+    const { rerender } = render(
+      <ResultView
+        result={{ status: "classified", label: "covid", reportId: "r-1" }}
+        onDownloadReport={download}
+      />,
+    );
+    fireEvent.click(screen.getByRole("button", { name: "Download DICOM SR" }));
+    expect(download).toHaveBeenCalledWith("r-1");
+    rerender(<ResultView result={{ status: "classified", label: "covid" }} onDownloadReport={download} />);
+    expect(screen.queryByRole("button", { name: "Download DICOM SR" })).toBeNull();
   });
 });

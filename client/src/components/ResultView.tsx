@@ -17,6 +17,8 @@ export interface ShownResult {
   covidThreshold?: number;
   previewSrc?: string;
   heatmapSrc?: string;
+  /** The stored result whose DICOM Structured Report can be downloaded (the image came as DICOM). */
+  reportId?: string;
 }
 
 const LABEL_NAMES: Record<string, string> = {
@@ -165,7 +167,13 @@ function LowConfidence({ reasons }: { reasons: string[] }) {
   );
 }
 
-export function ResultView({ result }: { result: ShownResult }) {
+export function ResultView({
+  result,
+  onDownloadReport,
+}: {
+  result: ShownResult;
+  onDownloadReport?: (resultId: string) => void;
+}) {
   return (
     <section className="result" aria-labelledby="result-heading">
       <h2 id="result-heading">Result</h2>
@@ -207,6 +215,14 @@ export function ResultView({ result }: { result: ShownResult }) {
       )}
       {result.previewSrc && result.heatmapSrc && (
         <Heatmap previewSrc={result.previewSrc} heatmapSrc={result.heatmapSrc} />
+      )}
+      {result.reportId && onDownloadReport && (
+        <p>
+          <button type="button" onClick={() => onDownloadReport(result.reportId as string)}>
+            Download DICOM SR
+          </button>{" "}
+          (the answer as a DICOM Structured Report, for the PACS)
+        </p>
       )}
       <p className="disclaimer">
         This is not a diagnosis and not a medical device: a research model's output, which can be wrong.

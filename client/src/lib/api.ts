@@ -40,6 +40,8 @@ export interface StoredResult {
   key?: string;
   scope?: string;
   explanation?: { preview_url: string; heatmap_url: string };
+  /** The result also exists as a DICOM Structured Report (the image came as DICOM). */
+  structured_report?: boolean;
 }
 
 export interface ResultPage {
@@ -124,6 +126,29 @@ export class Api {
 
   result(id: string): Promise<StoredResult> {
     return this.request(`/results/${encodeURIComponent(id)}`);
+  }
+
+  /** The result's DICOM Structured Report, as a file to save. */
+  async structuredReport(id: string): Promise<Blob> {
+    const token = await idToken();
+    if (token === null) throw new SessionExpiredError(401, "session_expired", "Your session has expired.");
+    let response: Response;
+    try {
+      response = await fetch(`${this.config.apiUrl}/results/${encodeURIComponent(id)}/sr`, {
+        headers: { Authorization: token, Accept: "application/dicom" },
+      });
+    } catch {
+      throw new ApiError(0, "network", "The service could not be reached. Check your connection and retry.");
+    }
+    if (response.status === 401)
+      throw new SessionExpiredError(401, "session_expired", "Your session has expired.");
+    if (!response.ok)
+      throw new ApiError(
+        response.status,
+        `http_${response.status}`,
+        "The DICOM report could not be downloaded.",
+      );
+    return response.blob();
   }
 
   results(filter: ResultFilter, nextToken?: string | null, limit = 10): Promise<ResultPage> {

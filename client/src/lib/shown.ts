@@ -34,5 +34,6 @@ export function fromStored(result: StoredResult): ShownResult {
     covidThreshold: result.covid_threshold,
     previewSrc: result.explanation?.preview_url,
     heatmapSrc: result.explanation?.heatmap_url,
+    reportId: result.structured_report ? result.result_id : undefined,
   };
 }

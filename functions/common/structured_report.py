@@ -11,8 +11,9 @@ It references the source instance (its SOP class and instance UID, in the eviden
 study and series) and copies the patient and study modules from it (highdicom does, from the
 evidence), so the PACS files it in the same study. It carries patient identifiers by necessity: it
 is stored under the result's private prefix, handed out only to those who may read the result, and
-never logged, notified or measured. Its UIDs derive from the result id, so a redelivery writes the
-same SR.
+never logged, notified or measured. Its UIDs derive from the source instance and the model version:
+a redelivery writes the same SR, and so does the same image sent again (a PACS that resends a study
+after a dropped connection files one report per image and model, not one per send).
 """
 
 from __future__ import annotations
@@ -128,13 +129,13 @@ def structured_report(source: Dataset, result: Mapping[str, Any]) -> bytes:
     for keyword in TYPE2_COPIED:
         if keyword not in evidence:
             setattr(evidence, keyword, "")
-    result_id = str(result["result_id"])
+    answered = [str(source.SOPInstanceUID), str(result.get("model_version") or "")]
     report = ComprehensiveSR(
         evidence=[evidence],
         content=root,
-        series_instance_uid=generate_uid(entropy_srcs=[result_id, "series"]),
+        series_instance_uid=generate_uid(entropy_srcs=[*answered, "series"]),
         series_number=SERIES_NUMBER,
-        sop_instance_uid=generate_uid(entropy_srcs=[result_id, "report"]),
+        sop_instance_uid=generate_uid(entropy_srcs=[*answered, "report"]),
         instance_number=1,
         manufacturer=MANUFACTURER,
         is_complete=True,

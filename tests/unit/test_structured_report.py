@@ -86,6 +86,16 @@ def test_a_redelivery_writes_the_same_report(source: pydicom.Dataset) -> None:
     assert _report(source, CLASSIFIED).SOPInstanceUID == _report(source, CLASSIFIED).SOPInstanceUID
 
 
+def test_the_same_image_sent_again_gets_the_same_report(source: pydicom.Dataset) -> None:
+    again = {**CLASSIFIED, "result_id": "r-of-the-second-send"}
+    assert _report(source, again).SOPInstanceUID == _report(source, CLASSIFIED).SOPInstanceUID
+
+
+def test_another_model_writes_another_report(source: pydicom.Dataset) -> None:
+    retrained = {**CLASSIFIED, "model_version": "resnet18-multiclass-2"}
+    assert _report(source, retrained).SOPInstanceUID != _report(source, CLASSIFIED).SOPInstanceUID
+
+
 def test_an_image_without_its_study_cannot_be_filed(source: pydicom.Dataset) -> None:
     del source.StudyInstanceUID
     assert not fileable(source)

@@ -14,7 +14,7 @@ LAMBDA_MODEL_FILES := model/__init__.py model/contract.py model/errors.py model/
 # compiled again at every cold start (numpy 288 -> 88 ms, pydicom 754 -> 194 ms). Unchecked hashes,
 # because the zip's two-second timestamps would make timestamp-checked bytecode look stale.
 COMPILE := python3.11 -m compileall -q -j 0 --invalidation-mode unchecked-hash
-build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:
+build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-ReportPushFunction:
 	mkdir -p "$(ARTIFACTS_DIR)/model"
 	cp -r functions "$(ARTIFACTS_DIR)/"
 	cp $(LAMBDA_MODEL_FILES) "$(ARTIFACTS_DIR)/model/"
@@ -28,7 +28,7 @@ build-DependenciesLayer:
 	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -prune -exec rm -rf {} +
 	$(COMPILE) "$(ARTIFACTS_DIR)/python"
 
-.PHONY: venv test unit integration e2e client lint format typecheck model model-cpu demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-DependenciesLayer
+.PHONY: venv test unit integration e2e client lint format typecheck model model-cpu demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-ReportPushFunction build-DependenciesLayer
 
 venv: $(STAMP)
 
@@ -105,9 +105,11 @@ demo: $(STAMP) $(MODEL)
 	$(PY) -m local_stack.demo --model $(MODEL)
 
 # FAULTS="endpoint_5xx=0.2,s3_timeout=0.1,crash=0.05" SEED=1 VISIBILITY=2 make local
+# PACS=ORTHANC@127.0.0.1:4242 make local   (push each DICOM SR to that PACS)
 local: $(STAMP) $(MODEL) client/dist/index.html
 	$(PY) -m local_stack.stack --model $(MODEL) --client client/dist $(if $(FAULTS),--faults $(FAULTS)) \
-		$(if $(SEED),--seed $(SEED)) $(if $(VISIBILITY),--visibility-timeout $(VISIBILITY))
+		$(if $(SEED),--seed $(SEED)) $(if $(VISIBILITY),--visibility-timeout $(VISIBILITY)) \
+		$(if $(PACS),--pacs-destination '$(PACS)')
 
 # Move parked dead letters (already recorded `failed`) back to the ingest queue of a running `make local`.
 redrive: $(STAMP)

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 import secrets
 import shutil
 import signal
@@ -52,6 +53,21 @@ OUTPUTS = Path(".local/outputs.json")
 CREDENTIALS: Final = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
+def pacs_parameters(destination: str | None) -> dict[str, str]:
+    """``AE@host:port`` as the template's PacsDestination* parameters; none for None."""
+    if not destination:
+        return {}
+    match = re.fullmatch(r"([A-Za-z0-9_ .-]{1,16})@([^:@\s]+):(\d{1,5})", destination)
+    if match is None or not 0 < int(match[3]) < 65536:
+        raise ValueError(f"{destination!r} is not AE@host:port (e.g. ORTHANC@127.0.0.1:4242)")
+    return {
+        "PacsDestinationAETitle": match[1],
+        "PacsDestinationHost": match[2],
+        "PacsDestinationPort": match[3],
+        "PacsCallingAETitle": DICOM_AE_TITLE,
+    }
+
+
 class LocalDeployment:
     """The SAM stack deployed on this machine: moto in server mode, the local endpoint, the functions
     behind pollers and the gateway, all created from template.yaml. (Not the LocalStack product: the
@@ -71,13 +87,16 @@ class LocalDeployment:
         client_dir: Path | None = None,
         dicom_port: int | None = None,
         dicom_allowed_aes: tuple[str, ...] = DICOM_SENDERS,
+        pacs_destination: str | None = None,
     ) -> None:
         self.context = context or StackContext()
         # The DICOM receiver (pacs/), on this port (0: any free one); None: not started.
         self.dicom_port = dicom_port
         self.dicom_allowed_aes = dicom_allowed_aes
         self.dicom: Receiver | None = None
-        self.template = Template(context=self.context, parameters={"AllowedOrigin": LOCAL_ORIGIN})
+        # Where the Structured Reports are pushed ("AE@host:port"): the template's PacsDestination*.
+        parameters = {"AllowedOrigin": LOCAL_ORIGIN, **pacs_parameters(pacs_destination)}
+        self.template = Template(context=self.context, parameters=parameters)
         self.model_path = model_path
         self.batching_window_s = batching_window_s
         self.retry_delay_s = retry_delay_s
@@ -481,6 +500,7 @@ def main(args: argparse.Namespace) -> None:
         visibility_timeout_s=args.visibility_timeout,
         client_dir=args.client,
         dicom_port=args.dicom_port if args.dicom_port >= 0 else None,
+        pacs_destination=args.pacs_destination,
     ) as stack:
         path = stack.write_outputs(args.outputs)
         print(f"local stack running; outputs in {path} (Ctrl-C to stop)", flush=True)
@@ -514,6 +534,13 @@ if __name__ == "__main__":
         default=11112,
         help=f"the DICOM receiver's port (AE title {DICOM_AE_TITLE}; senders {', '.join(DICOM_SENDERS)}); "
         "-1: no receiver (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pacs-destination",
+        default=None,
+        metavar="AE@HOST:PORT",
+        help="push each DICOM image's Structured Report to this PACS (C-STORE; the template's "
+        "PacsDestination* parameters), e.g. ORTHANC@127.0.0.1:4242 (default: none)",
     )
     parser.add_argument(
         "--client",

@@ -123,7 +123,10 @@ class Template:
             if key == "Fn::And":
                 return all(self.resolve(a) for a in arg)
             if key == "Fn::Join":
-                return str(arg[0]).join(str(self.resolve(v)) for v in arg[1])
+                values = self.resolve(arg[1])
+                # A CommaDelimitedList parameter's Ref is its text here: its items are between the commas.
+                items = [v for v in values.split(",") if v] if isinstance(values, str) else values
+                return str(arg[0]).join(str(v) for v in items)
             if key == "Fn::Select":
                 return self.resolve(arg[1])[int(arg[0])]
             if key == "Condition":

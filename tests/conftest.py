@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,36 @@ def results_table(aws_credentials: None) -> Iterator[Any]:
             GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
         )
         yield table
+
+
+@dataclass
+class StoreScp:
+    """A PACS stand-in (pynetdicom's C-STORE SCP, in process): what it stored, and the status it answers."""
+
+    port: int
+    ae_title: str = "TESTPACS"
+    status: int = 0x0000
+    received: list[Any] = field(default_factory=list)
+
+
+@pytest.fixture
+def store_scp() -> Iterator[StoreScp]:
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+    from pynetdicom.sop_class import ComprehensiveSRStorage  # type: ignore[attr-defined]
+
+    ae = AE(ae_title="TESTPACS")
+    ae.add_supported_context(ComprehensiveSRStorage, ALL_TRANSFER_SYNTAXES)
+    ae.require_called_aet = True
+    scp = StoreScp(port=0)
+
+    def handle_store(event: Any) -> int:
+        if scp.status == 0x0000:
+            scp.received.append(event.dataset)
+        return scp.status
+
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
+    scp.port = int(server.server_address[1])
+    try:
+        yield scp
+    finally:
+        server.shutdown()

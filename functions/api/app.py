@@ -42,6 +42,7 @@ from functions.common.errors import (
     DecodeTimeoutError,
     ImageRejectedError,
     LimitExceededError,
+    ObjectMissingError,
     ResultNotFoundError,
     TransientError,
 )
@@ -250,10 +251,14 @@ def get_structured_report(result_id: str):  # type: ignore[no-untyped-def]
     item = results.get(result_id)
     if not caller.may_read(item.get("owner")) or not item.get("structured_report"):
         raise ResultNotFoundError("no structured report for this result")
+    try:
+        report = explanations.report(result_id)
+    except ObjectMissingError as exc:  # its retention ended before the result's
+        raise ResultNotFoundError("no structured report for this result") from exc
     return Response(
         status_code=200,
         content_type="application/dicom",
-        body=explanations.report(result_id),
+        body=report,
         headers={"Content-Disposition": f'attachment; filename="{result_id}-sr.dcm"'},
     )
 

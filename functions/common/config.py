@@ -75,3 +75,35 @@ class ApiSettings:
             requests_per_user_per_minute=int(required("REQUESTS_PER_USER_PER_MINUTE")),
             uploads_per_user_per_hour=int(required("UPLOADS_PER_USER_PER_HOUR")),
         )
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """What only the report push function needs: the PACS that takes the Structured Reports (the
+    template's PacsDestination* parameters) and the AE title this stack calls it as."""
+
+    destination_ae_title: str
+    host: str
+    port: int
+    calling_ae_title: str
+    explanation_prefix: str
+    timeout_s: int
+
+    @classmethod
+    def from_env(cls) -> PushSettings:
+        port = required("PACS_PORT")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigurationError(f"PACS_PORT={port!r} is not a TCP port")
+        titles = {name: required(name) for name in ("PACS_AE_TITLE", "PACS_CALLING_AE_TITLE")}
+        for name, title in titles.items():
+            if len(title) > 16 or not title.isascii() or "\\" in title:
+                raise ConfigurationError(f"{name} is not an AE title (at most 16 ASCII characters, no backslash)")
+        return cls(
+            destination_ae_title=titles["PACS_AE_TITLE"],
+            host=required("PACS_HOST"),
+            port=int(port),
+            calling_ae_title=titles["PACS_CALLING_AE_TITLE"],
+            explanation_prefix=required("EXPLANATION_PREFIX"),
+            # Association, DIMSE and network timeouts, each; the template's 30 s function timeout holds two.
+            timeout_s=int(os.environ.get("PACS_TIMEOUT_S", "10")),
+        )

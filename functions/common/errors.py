@@ -13,6 +13,8 @@
      │    ├── EndpointContractError       the endpoint's answer breaks the contract (alarmed)
      │    ├── DeadlineError               not enough of the invocation left to do it safely
      │    ├── DecodeTimeoutError          one object's decode ran past its wall-clock bound
+     │    ├── ReportPushError             the PACS did not take a Structured Report: retried, then
+     │    │                               the report dead-letter queue (alarmed)
      │    └── UnexpectedError             any error nobody foresaw, for one object
      ├── RequestRefusedError          the endpoint refused a whole request (4xx): split and retried per image
      ├── ResultNotFoundError          no such result, or one the caller may not read            404
@@ -86,6 +88,10 @@ class DeadlineError(TransientError):
 
 
 class DecodeTimeoutError(TransientError):
+    pass
+
+
+class ReportPushError(TransientError):
     pass
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from functions.common.aws_errors import aws_errors
+from functions.common.aws_errors import S3_GET, aws_errors
 
 NAMES: Final = ("preview", "heatmap")
 
@@ -45,8 +45,9 @@ class S3Explanations:
             )
 
     def report(self, result_id: str) -> bytes:
-        """A stored result's DICOM SR (the API hands it to a caller who may read the result)."""
-        with aws_errors("reading the structured report"):
+        """A stored result's DICOM SR (the API hands it to a caller who may read the result, the push
+        function to the PACS); ObjectMissingError once its retention has ended."""
+        with aws_errors("reading the structured report", S3_GET):
             obj = self._s3.get_object(Bucket=self._bucket, Key=self.report_key(result_id))
             return bytes(obj["Body"].read())
 

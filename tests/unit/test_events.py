@@ -16,6 +16,7 @@ SAM = Path(sys.executable).with_name("sam")
 GENERATE = {
     "s3-put.json": ["s3", "put"],
     "sqs-s3-put.json": ["sqs", "receive-message"],
+    "sqs-report-outbox.json": ["sqs", "receive-message"],
     "s3-test-event.json": ["sqs", "receive-message"],
     "api-classify.json": ["apigateway", "aws-proxy"],
     "api-get-result.json": ["apigateway", "aws-proxy"],

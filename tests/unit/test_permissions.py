@@ -49,6 +49,19 @@ def test_every_kms_action_a_function_needs_is_granted(deployed: dict[str, Any]) 
     assert missing_kms(deployed) == []
 
 
+def test_every_kms_action_the_report_push_needs_is_granted(
+    sam_doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    pushed = translate(sam_doc, {**PARAMETERS, "PacsDestinationHost": "pacs.hospital.example"})
+    assert missing_kms(pushed) == []
+    push = required_kms(pushed, "ReportPushFunction")
+    assert push[("DataKey", "kms:Decrypt")] == {
+        "s3:GetObject on UploadBucket",
+        "sqs:ReceiveMessage on ReportOutboxQueue",
+    }
+
+
 def test_the_needs_are_derived_from_the_encrypted_resources_each_function_touches(deployed: dict[str, Any]) -> None:
     batch = required_kms(deployed, "ClassifyBatchFunction")
     assert batch[("DataKey", "kms:Decrypt")] >= {"s3:GetObject on UploadBucket", "sqs:ReceiveMessage on IngestQueue"}
@@ -111,3 +124,14 @@ def test_the_key_policy_lets_s3_send_to_the_encrypted_queue(sam_doc: dict[str, A
     statements = sam_doc["Resources"]["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
     (s3,) = [s for s in statements if s["Principal"] == {"Service": "s3.amazonaws.com"}]
     assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= set(s3["Action"])
+
+
+def test_the_report_push_in_a_vpc_may_attach_its_network_interfaces(
+    sam_doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    vpc = {"PacsDestinationHost": "pacs.hospital.example", "PacsSubnetIds": "subnet-0a1b2c3d"}
+    deployed = translate(sam_doc, {**PARAMETERS, **vpc, "PacsSecurityGroupIds": "sg-0a1b2c3d"})
+    role = deployed["Resources"]["ReportPushFunctionRole"]["Properties"]
+    assert any(str(arn).endswith("service-role/AWSLambdaVPCAccessExecutionRole") for arn in role["ManagedPolicyArns"])
+    assert deployed["Resources"]["ReportPushFunction"]["Properties"]["VpcConfig"]["Fn::If"][0] == "PushReportsFromVpc"

@@ -90,6 +90,9 @@ def test_outputs_are_the_documented_ones(template: Template) -> None:
         "ClientUrl",
         "ClientBucketName",
         "ClientDistributionId",
+        "ReportOutboxQueueUrl",
+        "ReportOutboxQueueArn",
+        "ReportDeadLetterQueueArn",
     }
     assert all(output.get("Description") for output in template.doc["Outputs"].values())
 
@@ -221,7 +224,10 @@ def test_every_function_takes_its_packages_from_the_one_dependencies_layer(templ
     for name in template.of_type("AWS::Serverless::Function"):
         assert "Layers" not in _props(template, name), name  # none replaces the shared one
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
-    function_target = makefile.split("build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction:")[1]
+    (targets,) = [line for line in makefile.splitlines() if line.startswith("build-ClassifyBatchFunction ")]
+    functions = [k for k, v in template.resources.items() if v["Type"] == "AWS::Serverless::Function"]
+    assert set(targets.rstrip(":").split()) == {f"build-{name}" for name in functions}  # every one, conditional too
+    function_target = makefile.split(targets)[1]
     assert "pip install" not in function_target.split("build-DependenciesLayer:")[0]
 
 
@@ -270,8 +276,10 @@ def test_every_queue_and_topic_has_a_policy(template: Template) -> None:
     for resource in template.resources.values():
         if resource["Type"] in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
             for target in resource["Properties"].get("Queues", []) + resource["Properties"].get("Topics", []):
-                covered.add(target["Ref"])
-    assert covered == set(template.of_type("AWS::SQS::Queue")) | set(template.of_type("AWS::SNS::Topic"))
+                # A queue that exists only under a condition is named in an Fn::If's first branch.
+                covered.add(target["Fn::If"][1]["Ref"] if "Fn::If" in target else target["Ref"])
+    every = [k for k, v in template.resources.items() if v["Type"] in ("AWS::SQS::Queue", "AWS::SNS::Topic")]
+    assert covered == set(every)
 
 
 @pytest.mark.parametrize("sid", ["S3SendsEncryptedNotifications", "CloudWatchAlarmsPublishEncrypted"])
@@ -297,3 +305,60 @@ def test_the_csp_connects_to_this_stacks_bucket_only(template: Template) -> None
     csp = policy["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
     assert "*.s3" not in csp
     assert "${AWS::StackName}-uploads-${AWS::AccountId}-${AWS::Region}.s3." in csp
+
+
+# -- the PACS push (only with PacsDestinationHost) ------------------------------------------------------
+PACS = {"PacsDestinationHost": "pacs.hospital.example", "PacsDestinationAETitle": "PACS"}
+PUSH_RESOURCES = {
+    "ReportOutboxQueue",
+    "ReportDeadLetterQueue",
+    "ReportDeadLetterQueuePolicy",
+    "ReportPushFunction",
+    "ReportPushLogGroup",
+    "ReportDeadLettersAlarm",
+    "ReportOutboxAgeAlarm",
+}
+
+
+def test_without_a_pacs_destination_nothing_of_the_push_is_deployed(template: Template) -> None:
+    assert not PUSH_RESOURCES & {k for k in template.resources if template.included(k)}
+
+
+def test_with_a_pacs_destination_the_push_and_its_alarms_are_deployed() -> None:
+    pushed = Template(parameters=PACS)
+    assert {k for k in pushed.resources if pushed.included(k)} >= PUSH_RESOURCES
+
+
+def test_the_bucket_announces_only_structured_reports_to_the_outbox(template: Template) -> None:
+    configurations = _props(template, "UploadBucket")["NotificationConfiguration"]["QueueConfigurations"]
+    (outbox,) = [c["Fn::If"] for c in configurations if "Fn::If" in c]
+    condition, when_pushing, otherwise = outbox
+    assert (condition, otherwise) == ("PushReports", {"Ref": "AWS::NoValue"})
+    assert when_pushing["Queue"] == {"Fn::GetAtt": ["ReportOutboxQueue", "Arn"]}
+    assert when_pushing["Filter"]["S3Key"]["Rules"] == [
+        {"Name": "prefix", "Value": {"Ref": "ExplanationPrefix"}},
+        {"Name": "suffix", "Value": "report.dcm"},
+    ]
+
+
+def test_a_refused_push_is_retried_for_hours_then_kept_in_its_dead_letter_queue(template: Template) -> None:
+    outbox = _props(template, "ReportOutboxQueue")
+    assert outbox["VisibilityTimeout"] >= 6 * template.function_setting("ReportPushFunction", "Timeout")
+    assert outbox["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ReportDeadLetterQueue", "Arn"]}
+    hours = outbox["VisibilityTimeout"] * outbox["RedrivePolicy"]["maxReceiveCount"] / 3600
+    assert hours >= 2
+    assert _props(template, "ReportDeadLetterQueue")["MessageRetentionPeriod"] == 14 * 24 * 3600
+    event = template.sqs_event("ReportPushFunction")
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_outbox_takes_messages_from_the_upload_bucket_only_and_over_tls_only() -> None:
+    pushed = Template(parameters=PACS)
+    for name in ("IngestQueue", "ReportOutboxQueue", "ReportDeadLetterQueue", "UploadBucket"):
+        pushed.register(name, name, Arn=f"arn:{name}")
+    statements = {s["Sid"]: s for s in pushed.properties("IngestQueuePolicy")["PolicyDocument"]["Statement"]}
+    assert statements["UploadBucketOnly"]["Resource"] == ["arn:IngestQueue", "arn:ReportOutboxQueue"]
+    assert statements["DenyInsecureTransport"]["Resource"] == ["arn:IngestQueue", "arn:ReportOutboxQueue"]
+    assert pushed.properties("IngestQueuePolicy")["Queues"] == ["IngestQueue", "ReportOutboxQueue"]
+    (deny,) = pushed.properties("ReportDeadLetterQueuePolicy")["PolicyDocument"]["Statement"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

@@ -105,3 +105,18 @@ def variants(pixels8: npt.NDArray[np.uint8]) -> dict[str, Callable[[], bytes]]:
         "jpeg_lossless": lambda: transcode(dicom(pixels8), "JPEGLosslessProcess14_1"),
         "jpeg_ls": lambda: transcode(dicom(pixels8), "JPEGLSLossless"),
     }
+
+
+def sr_values(report: Dataset) -> dict[str, Any]:
+    """A Structured Report's top-level content items by their meaning: text, the number, or the
+    referenced instance's UID."""
+    out: dict[str, Any] = {}
+    for item in report.ContentSequence:
+        name = item.ConceptNameCodeSequence[0].CodeMeaning
+        if "TextValue" in item:
+            out[name] = item.TextValue
+        elif "MeasuredValueSequence" in item:
+            out[name] = float(item.MeasuredValueSequence[0].NumericValue)
+        elif "ReferencedSOPSequence" in item:
+            out[name] = item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    return out

@@ -196,20 +196,6 @@ def _reports_in_orthanc(pacs: Orthanc, study: str, count: int = 1, timeout_s: fl
     return [pydicom.dcmread(io.BytesIO(f)) for f in files]
 
 
-def _items(report: Any) -> dict[str, Any]:
-    """The report's content items by their meaning: text, or the numeric value."""
-    out: dict[str, Any] = {}
-    for item in report.ContentSequence:
-        name = item.ConceptNameCodeSequence[0].CodeMeaning
-        if "TextValue" in item:
-            out[name] = item.TextValue
-        elif "MeasuredValueSequence" in item:
-            out[name] = float(item.MeasuredValueSequence[0].NumericValue)
-        elif "ReferencedSOPSequence" in item:
-            out[name] = item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
-    return out
-
-
 def test_orthanc_sends_a_study_and_gets_its_result_back_as_an_sr_in_that_study(
     pacs_stack: LocalDeployment, pacs: Orthanc, tmp_path: Path
 ) -> None:
@@ -218,7 +204,7 @@ def test_orthanc_sends_a_study_and_gets_its_result_back_as_an_sr_in_that_study(
     assert result["status"] == "classified"
     (report,) = _reports_in_orthanc(pacs, study)
     assert (report.PatientID, report.StudyInstanceUID) == (dicoms.PHI["PatientID"], study)
-    items = _items(report)
+    items = dicoms.sr_values(report)
     assert items["Source image for image processing operation"] == sop
     assert (items["Result"], items["Most probable finding"]) == ("classified", result["label"])
     for label, p in result["probabilities"].items():
@@ -241,7 +227,7 @@ def test_a_refused_image_comes_back_as_an_sr_that_says_why(
     result = _send_from_orthanc(pacs, pacs_stack, path, study, sop)
     assert (result["status"], result["reason"]) == ("rejected", reason)
     (report,) = _reports_in_orthanc(pacs, study)
-    items = _items(report)
+    items = dicoms.sr_values(report)
     assert (items["Result"], items["Why the image was not classified"]) == ("rejected", reason)
     assert "Most probable finding" not in items
 
@@ -254,7 +240,7 @@ def test_a_push_cut_in_the_middle_is_retried_and_arrives_once(
     connections, cuts = to_orthanc.connections, to_orthanc.cuts
     assert _storescu(int(pacs_stack.outputs()["DicomPort"]), [frontal]).returncode == 0
     (report,) = _reports_in_orthanc(pacs, study)
-    assert _items(report)["Source image for image processing operation"] == sop
+    assert dicoms.sr_values(report)["Source image for image processing operation"] == sop
     assert to_orthanc.cuts - cuts == 2  # both cut pushes came back, and the third went through
     assert to_orthanc.connections - connections >= 3
     time.sleep(2)  # a late duplicate push would land now: the SR's UIDs make it the same instance

@@ -39,19 +39,6 @@ def _report(source: pydicom.Dataset, result: dict[str, Any]) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(structured_report(source, result)))
 
 
-def _values(report: pydicom.Dataset) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in report.ContentSequence:
-        name = item.ConceptNameCodeSequence[0].CodeMeaning
-        if "TextValue" in item:
-            out[name] = item.TextValue
-        elif "MeasuredValueSequence" in item:
-            out[name] = float(item.MeasuredValueSequence[0].NumericValue)
-        elif "ReferencedSOPSequence" in item:
-            out[name] = item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
-    return out
-
-
 def test_it_is_filed_in_the_study_of_its_image_with_the_patient_copied(source: pydicom.Dataset) -> None:
     report = _report(source, CLASSIFIED)
     assert report.SOPClassUID.name == "Comprehensive SR Storage"
@@ -64,7 +51,7 @@ def test_it_is_filed_in_the_study_of_its_image_with_the_patient_copied(source: p
 
 
 def test_it_holds_the_whole_answer(source: pydicom.Dataset) -> None:
-    values = _values(_report(source, CLASSIFIED))
+    values = dicoms.sr_values(_report(source, CLASSIFIED))
     assert values["Source image for image processing operation"] == source.SOPInstanceUID
     assert values["Most probable finding"] == "covid"
     assert values["Probability of covid"] == pytest.approx(84.1)
@@ -77,7 +64,7 @@ def test_it_holds_the_whole_answer(source: pydicom.Dataset) -> None:
 
 
 def test_a_refusal_says_why_and_claims_no_finding(source: pydicom.Dataset) -> None:
-    values = _values(_report(source, {"result_id": "r-2", "status": "rejected", "reason": "not_frontal"}))
+    values = dicoms.sr_values(_report(source, {"result_id": "r-2", "status": "rejected", "reason": "not_frontal"}))
     assert values["Why the image was not classified"] == "not_frontal"
     assert "Most probable finding" not in values
 

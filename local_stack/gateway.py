@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 import jwt
 
-from local_stack.runner import FunctionRunner
+from local_stack.runner import Invoker
 
 logger = logging.getLogger(__name__)
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -54,7 +54,7 @@ def _route_regex(path: str) -> re.Pattern[str]:
 class LocalGateway:
     def __init__(
         self,
-        runner: FunctionRunner,
+        runner: Invoker,
         routes: list[tuple[str, str]],
         verifier: CognitoVerifier,
         stage: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import queue
 import sys
 import threading
 import time
@@ -12,7 +13,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Metrics
 
@@ -22,6 +23,10 @@ from local_stack.template import Template
 # share one process, and two threads importing the same packages for the first time can meet a
 # partially initialised module (Powertools' data_classes did). One import at a time, as in Lambda.
 _IMPORT_LOCK = threading.Lock()
+
+
+class Invoker(Protocol):
+    def invoke(self, event: dict[str, Any]) -> Any: ...
 
 
 @dataclass
@@ -60,6 +65,10 @@ class FunctionRunner:
         self._handler_path = template.function_handler(logical_id)
         self._handler: Callable[[dict[str, Any], Any], Any] | None = None
         self._on_load = on_load
+        # A Lambda execution environment runs one invocation at a time, and handlers rely on it:
+        # Powertools' resolver keeps the current event on its module-level app, so two requests
+        # through one module at once read each other's event (a POST's handler saw a GET's empty body).
+        self._busy = threading.Lock()
 
     def handler(self) -> Callable[[dict[str, Any], Any], Any]:
         with _IMPORT_LOCK:
@@ -89,6 +98,10 @@ class FunctionRunner:
             self._handler = None
 
     def invoke(self, event: dict[str, Any]) -> Any:
+        with self._busy:
+            return self._invoke(event)
+
+    def _invoke(self, event: dict[str, Any]) -> Any:
         context = LocalContext(self.logical_id, self.timeout_s, self.memory_mb)
         try:
             with warnings.catch_warnings():
@@ -99,3 +112,19 @@ class FunctionRunner:
             # Metrics are disabled locally, so nothing flushes Powertools' shared metric buffer; left
             # alone it prints itself once it holds 100 values. Drop it, as CloudWatch would consume it.
             Metrics().clear_metrics()
+
+
+class RunnerPool:
+    """Warm containers of one function: concurrent requests each take one, as Lambda scales out."""
+
+    def __init__(self, make: Callable[[], FunctionRunner], size: int) -> None:
+        self._free: queue.Queue[FunctionRunner] = queue.Queue()
+        for _ in range(size):
+            self._free.put(make())
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        runner = self._free.get()
+        try:
+            return runner.invoke(event)
+        finally:
+            self._free.put(runner)

@@ -32,7 +32,7 @@ from local_stack.faults import FAULTY_ENDPOINT_READ_TIMEOUT_S, FaultPlan, FaultS
 from local_stack.gateway import CognitoVerifier, LocalGateway
 from local_stack.harness import Harness
 from local_stack.poller import SqsPoller
-from local_stack.runner import FunctionRunner
+from local_stack.runner import FunctionRunner, RunnerPool
 from local_stack.template import StackContext, Template
 from local_stack.wsgi import BackgroundServer
 from model.serve import EndpointApp, load_predictor
@@ -50,6 +50,8 @@ DICOM_SENDERS: Final = ("ORTHANC", "STORESCU")
 # The web client's development server: the local stack's AllowedOrigin parameter.
 LOCAL_ORIGIN = "http://localhost:5173"
 OUTPUTS = Path(".local/outputs.json")
+# As many warm API containers as the gateway has worker threads (local_stack.wsgi.BackgroundServer).
+API_CONTAINERS = 4
 CREDENTIALS: Final = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
@@ -383,7 +385,7 @@ class LocalDeployment:
             Attributes={"RawMessageDelivery": "true"},
         )
         self.batch = self.runner("ClassifyBatchFunction")
-        self.api = self.runner("ApiFunction")
+        self.api = RunnerPool(lambda: self.runner("ApiFunction"), API_CONTAINERS)
         if self.with_poller:
             for function in t.of_type("AWS::Serverless::Function"):
                 if t.has_sqs_event(function):

@@ -27,6 +27,7 @@ id, birth date, accession number and every other tag stay inside.
 from __future__ import annotations
 
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,6 +103,20 @@ class DicomSummary:
             columns=number(ds, "Columns", 0),
             bits_stored=number(ds, "BitsStored", None),
         )
+
+
+def study_facts(ds: Any) -> dict[str, str]:
+    """What a viewer shows of a DICOM's study beside its result: the date, modality, view and body part.
+    Never a name, an id or a description, which can identify a patient. Empty or malformed tags are left out."""
+    facts: dict[str, str] = {}
+    date = str(ds.get("StudyDate") or "").strip()
+    if re.fullmatch(r"\d{8}", date):
+        facts["study_date"] = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    for name, keyword in (("modality", "Modality"), ("view", "ViewPosition"), ("body_part", "BodyPartExamined")):
+        value = str(ds.get(keyword) or "").strip().upper()
+        if re.fullmatch(r"[A-Z0-9 _]{1,16}", value):
+            facts[name] = value
+    return facts
 
 
 def number(ds: Any, keyword: str, default: int | None) -> Any:

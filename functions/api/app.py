@@ -49,8 +49,9 @@ from functions.common.errors import (
 from functions.common.limits import REQUESTS, UPLOADS, TableLimiter, Window
 from functions.common.ownership import AccessGroups, Caller, upload_key, visible_result
 from functions.common.page_token import PageTokens
-from functions.common.result import STATUSES
+from functions.common.result import STATUSES, file_name
 from functions.common.s3_events import ObjectRef
+from model import dicom
 from model.errors import InvalidImageError
 from model.labels import ALL_LABELS
 
@@ -191,11 +192,22 @@ def _listing_filter(
     return attribute, value
 
 
+# Annotated Query limits do not resolve through the tracer's wrapper: the name's length is checked here.
+MAX_FILE_NAME = 255
+
+
+def _study(image: bytes) -> dict[str, str] | None:
+    header = dicom.read_header(image) if dicom.is_dicom(image) else None
+    return dicom.study_facts(header) if header is not None else None
+
+
 # -- routes -----------------------------------------------------------------------------------------
 @app.post("/classify")
 @tracer.capture_method(capture_response=False)
-def classify(store: bool = False, explain: bool = False) -> dict[str, Any]:
+def classify(store: bool = False, explain: bool = False, name: str | None = None) -> dict[str, Any]:
     caller = current_caller()
+    if name is not None and len(name) > MAX_FILE_NAME:
+        raise BadRequestError(f"name is at most {MAX_FILE_NAME} characters")
     image = _body_bytes()
     if len(image) > api_settings.sync_max_image_bytes:
         raise BodyTooLargeError(
@@ -224,8 +236,12 @@ def classify(store: bool = False, explain: bool = False) -> dict[str, Any]:
         ref = ObjectRef(
             "api", f"{caller.sub}/{digest}", None, digest, len(image), "", dt.datetime.now(dt.UTC).isoformat()
         )
-        pipeline.finalize(ref, verdict, source="api", owner=caller.scope)
+        outcome = pipeline.finalize(
+            ref, verdict, source="api", owner=caller.scope, file_name=file_name(name), study=_study(image)
+        )
         answer["result_id"] = ref.result_id
+        # Results are keyed by caller and image: the same image again keeps its first result.
+        answer["earlier"] = outcome.status == "duplicate"
     return answer
 
 

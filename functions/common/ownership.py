@@ -135,9 +135,12 @@ class Caller:
 
 
 def visible_result(item: Result, caller: Caller) -> dict[str, Any]:
-    """What ``caller`` sees of a result: ``SHOWN_FIELDS``; the object key only where ``may_see_key``."""
+    """What ``caller`` sees of a result: ``SHOWN_FIELDS``; the object key only where ``may_see_key``; the
+    file name the web client sent only to the result's owner."""
     view = public(item, SHOWN_FIELDS)
     view["scope"] = "own" if item.get("owner") == caller.scope else "shared"
+    if item.get("file_name") and view["scope"] == "own":
+        view["file_name"] = item["file_name"]
     if item.get("source", "s3") == "s3" and caller.may_see_key(item.get("owner")):
         view["key"] = str(item["object_ref"]).split("/", 1)[1]
         if item.get("version_id"):

@@ -126,6 +126,7 @@ class ClassificationPipeline:
         self.reports = reports
         # The header of each DICOM read in this batch, until its result is settled (its SR needs it).
         self._headers: dict[str, Any] = {}
+        self._studies: dict[str, dict[str, str]] = {}
         self._decode_timeout_s = decode_timeout_s
         self._downsize = downsize
         # Long-lived, so that a decode given up on keeps its thread (and its budget) until it ends,
@@ -158,10 +159,12 @@ class ClassificationPipeline:
         if ref.size is not None and ref.size > self.max_object_bytes:
             raise ObjectTooLargeError(f"{ref.size} bytes; the limit is {self.max_object_bytes}")
         data = self.objects.fetch(ref, self.max_object_bytes)
-        if self.reports is not None and dicom.is_dicom(data):
+        if dicom.is_dicom(data):
             header = dicom.read_header(data)
             if header is not None:
-                self._headers[ref.result_id] = header
+                self._studies[ref.result_id] = dicom.study_facts(header)
+                if self.reports is not None:
+                    self._headers[ref.result_id] = header
         return self.prepare(data)
 
     def _read_or_error(self, ref: ObjectRef) -> bytes | RejectedObjectError | TransientError:
@@ -200,6 +203,7 @@ class ClassificationPipeline:
         """
         unique = list({ref.result_id: ref for ref in refs}.values())
         self._headers.clear()  # a header left by an object whose result was not settled (it retries)
+        self._studies.clear()
         reused = self._reused_forms(unique)
         unique = [ref for ref in unique if ref.result_id not in reused]
         with ThreadPoolExecutor(max_workers=min(READ_THREADS, max(1, len(unique)))) as pool:
@@ -256,13 +260,22 @@ class ClassificationPipeline:
         item["structured_report"] = True
 
     def finalize(
-        self, ref: ObjectRef, decision: Verdict | RejectedObjectError, source: Source = "s3", owner: str | None = None
+        self,
+        ref: ObjectRef,
+        decision: Verdict | RejectedObjectError,
+        source: Source = "s3",
+        owner: str | None = None,
+        file_name: str | None = None,
+        study: dict[str, str] | None = None,
     ) -> Outcome:
         """Store the final result, unless an equal or newer one is, and make sure it was notified.
 
-        ``owner`` defaults to the scope the object key gives (``owner_of``).
+        ``owner`` defaults to the scope the object key gives (``owner_of``). ``file_name`` (for its owner's
+        eyes only) and ``study`` (``dicom.study_facts``; read here for an object of the batch path) are
+        kept with the result.
         """
         owner = owner or self.owner_of(ref)
+        study = study or self._studies.pop(ref.result_id, None)
         if isinstance(decision, Verdict) and decision.rejection is None:
             explained = self._store_explanation(ref.result_id, decision)
             item = new_result(
@@ -292,6 +305,10 @@ class ClassificationPipeline:
                 gate=verdict.gate if verdict else None,
                 model_version=verdict.model.get("version") if verdict else None,
             )
+        if file_name:
+            item["file_name"] = file_name
+        if study:
+            item["study"] = study
         self._store_report(ref.result_id, item)
         if self.store.put_final(item):
             self._notify_once(item)

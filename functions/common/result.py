@@ -8,6 +8,7 @@ Written by the pipeline (``new_result``), stored and read by ``functions.common.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Final, Literal, Required, TypedDict, Unpack, cast, get_args
 
 from functions.common.s3_events import ObjectRef, sequencer_key
@@ -35,6 +36,8 @@ class ResultFields(TypedDict, total=False):
     model_version: str | None
     covid_threshold: float | None  # the operating point that decided
     site_validation: str | None  # the site whose cross-validation stood behind the model, or "none"
+    study: dict[str, str] | None  # a DICOM's study date, modality, view, body part (model.dicom.study_facts)
+    file_name: str | None  # as the web client sent it: shown to the owner only, never notified or logged
 
 
 class Result(ResultFields, total=False):
@@ -67,6 +70,7 @@ SHOWN_FIELDS: Final = (
     "covid_threshold",
     "site_validation",
     "structured_report",
+    "study",
     "created_at",
     "source",
 )
@@ -112,3 +116,12 @@ def new_result(
 def public(result: Result | dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     """The ``fields`` of ``result`` that have a value."""
     return {k: result[k] for k in fields if result.get(k) is not None}  # type: ignore[literal-required]
+
+
+def file_name(sent: str | None) -> str | None:
+    """The name the web client sent with an image, as its owner's history shows it: the last path part,
+    without control characters; None when nothing is left."""
+    if not sent:
+        return None
+    shown = "".join(c for c in re.split(r"[\\/]", sent)[-1] if c.isprintable()).strip()
+    return shown or None

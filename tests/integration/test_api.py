@@ -216,3 +216,41 @@ def test_a_stored_result_links_its_preview_and_heatmap_for_its_owner_only(stack:
     name = f"mallory-{uuid.uuid4().hex[:6]}@example.com"
     other = stack.harness.id_token(name, stack.create_user(name))
     assert call(stack, "GET", f"/results/{answer['result_id']}", token=other)[0] == 404
+
+
+def test_a_stored_result_keeps_the_file_name_for_its_owner(stack: LocalDeployment) -> None:
+    _, answer = call(
+        stack,
+        "POST",
+        "/classify?store=true&name=ward3%2Fchest-7.png",
+        images.xray_png(200, seed=71),
+        content_type="image/png",
+    )
+    _, stored = call(stack, "GET", f"/results/{answer['result_id']}")
+    assert stored["file_name"] == "chest-7.png"
+
+
+def test_the_same_image_stored_again_says_it_matched_an_earlier_result(stack: LocalDeployment) -> None:
+    image = images.xray_png(200, seed=72)
+    _, first = call(stack, "POST", "/classify?store=true", image, content_type="image/png")
+    _, again = call(stack, "POST", "/classify?store=true", image, content_type="image/png")
+    assert (first["earlier"], again["earlier"], again["result_id"]) == (False, True, first["result_id"])
+
+
+def test_a_stored_dicom_shows_its_studys_date_modality_view_and_body_part(stack: LocalDeployment) -> None:
+    study = dicoms.dicom(images.chest(256, seed=73), StudyDate="20261201")
+    status, answer = call(stack, "POST", "/classify?store=true", study, content_type="application/dicom")
+    assert status == 200
+    _, stored = call(stack, "GET", f"/results/{answer['result_id']}")
+    assert stored["study"] == {"study_date": "2026-12-01", "modality": "DX", "view": "PA", "body_part": "CHEST"}
+
+
+def test_a_file_name_longer_than_255_characters_is_a_400(stack: LocalDeployment) -> None:
+    status, body = call(
+        stack,
+        "POST",
+        f"/classify?store=true&name={'a' * 256}.png",
+        images.xray_png(200, seed=74),
+        content_type="image/png",
+    )
+    assert (status, body["error"]["message"]) == (400, "name is at most 255 characters")

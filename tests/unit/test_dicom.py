@@ -11,7 +11,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG2MPML
 
 from model import errors
-from model.dicom import dicom_to_gray
+from model.dicom import dicom_to_gray, read_header, study_facts
 from model.preprocessing import decode_gray, downsize_png, sniff_format
 from model.runtime import Predictor
 from tests import dicoms, images
@@ -120,3 +120,15 @@ def test_no_patient_identifier_leaves_the_decoder() -> None:
 
 def test_a_png_still_decodes_as_before() -> None:
     assert decode_gray(images.png(96), 64).shape == (64, 64)
+
+
+def test_a_studys_date_modality_view_and_body_part_are_let_out_and_nothing_that_names_the_patient() -> None:
+    header = read_header(dicoms.dicom(images.chest(64, seed=1), StudyDate="20260314"))
+    facts = study_facts(header)
+    assert facts == {"study_date": "2026-03-14", "modality": "DX", "view": "PA", "body_part": "CHEST"}
+    assert not any(str(value) in str(facts) for value in dicoms.PHI.values())
+
+
+def test_a_malformed_study_date_is_left_out() -> None:
+    header = read_header(dicoms.dicom(images.chest(64, seed=1), StudyDate="14/03/26"))
+    assert "study_date" not in study_facts(header)

@@ -159,3 +159,13 @@ def test_a_reader_sees_a_shared_result_without_its_key() -> None:
 
 def test_an_admin_sees_a_shared_results_key() -> None:
     assert visible_result(_item(SHARED), _caller("admins"))["key"].endswith("MRN-00123456.png")
+
+
+def test_the_owner_sees_the_file_name_it_sent() -> None:
+    item = {**_item(user_scope(SUB)), "file_name": "ward3-chest.png"}
+    assert visible_result(item, _caller())["file_name"] == "ward3-chest.png"  # type: ignore[arg-type]
+
+
+def test_a_reader_of_a_shared_result_does_not_see_a_file_name() -> None:
+    item = {**_item(SHARED), "file_name": "MRN-00123456.png"}
+    assert "file_name" not in visible_result(item, _caller("admins"))  # type: ignore[arg-type]

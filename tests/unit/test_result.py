@@ -6,6 +6,7 @@ from functions.common.result import (
     NOTIFIED_FIELDS,
     SHOWN_FIELDS,
     Result,
+    file_name,
     new_result,
     public,
 )
@@ -34,3 +35,10 @@ def test_no_shown_or_notified_field_names_the_object_or_its_owner() -> None:
 def test_public_leaves_out_empty_fields() -> None:
     result = new_result(REF, "failed", "site-a", reason="EndpointUnavailableError", label=None)
     assert public(result, NOTIFIED_FIELDS).keys() == {"result_id", "status", "reason", "created_at", "source"}
+
+
+def test_a_sent_file_name_keeps_its_last_path_part_without_control_characters() -> None:
+    assert file_name("C:\\scans\\ward 3\\chest.png") == "chest.png"
+    assert file_name("../up/ch\x00est\n.dcm") == "chest.dcm"
+    assert file_name(" \t ") is None
+    assert file_name(None) is None

@@ -28,7 +28,7 @@ build-DependenciesLayer:
 	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -prune -exec rm -rf {} +
 	$(COMPILE) "$(ARTIFACTS_DIR)/python"
 
-.PHONY: venv test unit integration e2e client lint format typecheck model model-cpu demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-ReportPushFunction build-DependenciesLayer
+.PHONY: venv test unit integration e2e screenshots client lint format typecheck model model-cpu demo local invoke serve bench validate sam-build clean redrive build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-ReportPushFunction build-DependenciesLayer
 
 venv: $(STAMP)
 
@@ -59,6 +59,10 @@ test: $(STAMP) client/dist/index.html
 # The web client in headless Chromium (Debian's package) against the local stack; screenshots in build/e2e/.
 e2e: $(STAMP) client/dist/index.html
 	$(PY) -m pytest -q tests/e2e
+
+# The docs' screenshots at 320, 768 and 1280 px, from a fresh browser test run.
+screenshots: e2e
+	$(PY) -m tools.screenshots
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

@@ -2,7 +2,7 @@ import { QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-qu
 import { useCallback, useEffect, useMemo, useState } from "react";
 
 import { History } from "./components/History";
-import { ResultView, type ShownResult } from "./components/ResultView";
+import { ResultView, announcement, type ShownResult } from "./components/ResultView";
 import { SignIn } from "./components/SignIn";
 import { Upload } from "./components/Upload";
 import { Api, SessionExpiredError } from "./lib/api";
@@ -17,6 +17,8 @@ const sessionOf = (user: string | null): Session => (user ? { kind: "in", user }
 export function App({ config }: { config: ClientConfig }) {
   const [session, setSession] = useState<Session>({ kind: "checking" });
   const [result, setResult] = useState<ShownResult | null>(null);
+  // Bumped each time a result is shown: it is announced and its heading takes the focus.
+  const [shownCount, setShownCount] = useState(0);
   const [error, setError] = useState<string | null>(null);
   const api = useMemo(() => new Api(config), [config]);
 
@@ -42,8 +44,13 @@ export function App({ config }: { config: ClientConfig }) {
     currentUser().then((user) => setSession(sessionOf(user)));
   }, [config]);
 
-  function show(shown: ShownResult): void {
+  function present(shown: ShownResult): void {
     setResult(shown);
+    setShownCount((count) => count + 1);
+  }
+
+  function show(shown: ShownResult): void {
+    present(shown);
     // A new stored result: the history shows it now, not at its next poll.
     void queryClient.invalidateQueries({ queryKey: ["results"] });
   }
@@ -51,7 +58,7 @@ export function App({ config }: { config: ClientConfig }) {
   async function open(resultId: string): Promise<void> {
     setError(null);
     try {
-      setResult(fromStored(await api.result(resultId)));
+      present(fromStored(await api.result(resultId)));
     } catch (caught) {
       if (caught instanceof SessionExpiredError) expired();
       else setError(caught instanceof Error ? caught.message : "Could not open the result.");
@@ -93,6 +100,9 @@ export function App({ config }: { config: ClientConfig }) {
           </div>
         )}
       </header>
+      <div role="status" aria-live="polite" className="visually-hidden" data-testid="announcer">
+        {result && shownCount > 0 ? announcement(result) : ""}
+      </div>
       <main>
         {session.kind === "checking" && <p role="status">Loading…</p>}
         {session.kind === "out" && <SignIn onSignedIn={() => void refresh()} notice={session.notice} />}
@@ -101,7 +111,13 @@ export function App({ config }: { config: ClientConfig }) {
             <div className="left">
               <Upload api={api} onResult={show} onExpired={expired} />
               {error && <p role="alert">{error}</p>}
-              {result && <ResultView result={result} onDownloadReport={(id) => void downloadReport(id)} />}
+              {result && (
+                <ResultView
+                  result={result}
+                  focusKey={shownCount}
+                  onDownloadReport={(id) => void downloadReport(id)}
+                />
+              )}
             </div>
             <History api={api} onOpen={(id) => void open(id)} />
           </div>

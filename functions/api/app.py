@@ -218,6 +218,7 @@ def classify(store: bool = False, explain: bool = False, name: str | None = None
     # A stored result always gets its preview and heatmap, for the web client's history.
     verdict = pipeline.classify_one(image, ContextDeadline(app.lambda_context), explain=explain or store)
     metrics.add_metric(name="SyncClassified", unit=MetricUnit.Count, value=1)
+    study = _study(image)
     answer: dict[str, Any] = {
         "label": verdict.label,
         "probabilities": verdict.probabilities,
@@ -225,6 +226,8 @@ def classify(store: bool = False, explain: bool = False, name: str | None = None
         "confidence": verdict.confidence,
         "model": verdict.model,
     }
+    if study:
+        answer["study"] = study
     if explain and verdict.preview is not None and verdict.heatmap is not None:
         answer["explanation"] = {
             "preview": {"format": "png", "b64": base64.b64encode(verdict.preview).decode()},
@@ -237,7 +240,7 @@ def classify(store: bool = False, explain: bool = False, name: str | None = None
             "api", f"{caller.sub}/{digest}", None, digest, len(image), "", dt.datetime.now(dt.UTC).isoformat()
         )
         outcome = pipeline.finalize(
-            ref, verdict, source="api", owner=caller.scope, file_name=file_name(name), study=_study(image)
+            ref, verdict, source="api", owner=caller.scope, file_name=file_name(name), study=study
         )
         answer["result_id"] = ref.result_id
         # Results are keyed by caller and image: the same image again keeps its first result.

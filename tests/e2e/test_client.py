@@ -17,6 +17,8 @@ from tests.e2e.conftest import sign_in
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 PICKER = "Choose a PNG, JPEG or DICOM file, or drop it here"
+# The viewer marks its canvases once it has drawn the image and heatmap it was given.
+DRAWN = '[data-testid="heatmap-canvas"][data-drawn="true"]'
 
 
 def _api_classify(stack: LocalDeployment, data: bytes) -> dict[str, Any]:
@@ -81,9 +83,7 @@ def test_a_sample_xray_gets_the_apis_answer_and_a_drawn_heatmap(
     for label, p in expected["probabilities"].items():
         assert page.get_by_test_id(f"p-{label}").inner_text() == f"{100 * p:.1f}%"
     assert page.get_by_test_id("low-confidence").count() == (expected["confidence"]["level"] == "low")
-    page.wait_for_function(
-        "() => { const c = document.querySelector('[data-testid=\"heatmap-canvas\"]'); return c && c.width > 0; }"
-    )
+    page.wait_for_selector(DRAWN, timeout=15_000)
     assert _heatmap_pixels(page) > 0
     page.screenshot(path=str(artifacts / "result.png"), full_page=True)
 
@@ -108,9 +108,7 @@ def test_a_result_opens_from_the_history(client_stack: LocalDeployment, page: An
     page.reload()
     page.get_by_test_id("history-row").first.get_by_role("button").click()
     assert page.get_by_test_id("label").inner_text(timeout=15_000) == label
-    page.wait_for_function(
-        "() => { const c = document.querySelector('[data-testid=\"heatmap-canvas\"]'); return c && c.width > 0; }"
-    )
+    page.wait_for_selector(DRAWN, timeout=15_000)
     assert _heatmap_pixels(page) > 0  # the stored heatmap, read by its presigned URL
 
 

@@ -1,10 +1,16 @@
 import { useQuery } from "@tanstack/react-query";
 import { useId, useState } from "react";
 
-import { Api, type ResultFilter } from "../lib/api";
+import { Api, type ResultFilter, type StoredResult } from "../lib/api";
+import { fileOf } from "../lib/shown";
 import { labelName } from "./ResultView";
 
 const REFRESH_MS = 5000;
+
+function answerOf(item: StoredResult): string {
+  if (item.status === "classified" && item.label) return labelName(item.label);
+  return item.status === "failed" ? "Failed" : "Not classified";
+}
 
 export function History({ api, onOpen }: { api: Api; onOpen: (resultId: string) => void }) {
   const [filter, setFilter] = useState<ResultFilter>({});
@@ -27,37 +33,43 @@ export function History({ api, onOpen }: { api: Api; onOpen: (resultId: string) 
     <section aria-labelledby="history-heading" className="history">
       <h2 id="history-heading">Your results</h2>
       <div className="filters">
-        <label htmlFor={ids.label}>Label</label>
-        <select
-          id={ids.label}
-          value={filter.label ?? ""}
-          onChange={(e) => choose({ label: e.target.value || undefined })}
-        >
-          <option value="">any</option>
-          {["covid", "no_findings", "pneumonia"].map((label) => (
-            <option key={label} value={label}>
-              {labelName(label)}
-            </option>
-          ))}
-        </select>
-        <label htmlFor={ids.status}>Status</label>
-        <select
-          id={ids.status}
-          value={filter.status ?? ""}
-          onChange={(e) => choose({ status: e.target.value || undefined })}
-        >
-          <option value="">any</option>
-          <option value="classified">classified</option>
-          <option value="rejected">rejected</option>
-          <option value="failed">failed</option>
-        </select>
-        <label htmlFor={ids.date}>Date</label>
-        <input
-          id={ids.date}
-          type="date"
-          value={filter.date ?? ""}
-          onChange={(e) => choose({ date: e.target.value || undefined })}
-        />
+        <span className="filter">
+          <label htmlFor={ids.label}>Answer</label>
+          <select
+            id={ids.label}
+            value={filter.label ?? ""}
+            onChange={(e) => choose({ label: e.target.value || undefined })}
+          >
+            <option value="">any</option>
+            {["covid", "no_findings", "pneumonia"].map((label) => (
+              <option key={label} value={label}>
+                {labelName(label)}
+              </option>
+            ))}
+          </select>
+        </span>
+        <span className="filter">
+          <label htmlFor={ids.status}>Status</label>
+          <select
+            id={ids.status}
+            value={filter.status ?? ""}
+            onChange={(e) => choose({ status: e.target.value || undefined })}
+          >
+            <option value="">any</option>
+            <option value="classified">classified</option>
+            <option value="rejected">rejected</option>
+            <option value="failed">failed</option>
+          </select>
+        </span>
+        <span className="filter">
+          <label htmlFor={ids.date}>Date</label>
+          <input
+            id={ids.date}
+            type="date"
+            value={filter.date ?? ""}
+            onChange={(e) => choose({ date: e.target.value || undefined })}
+          />
+        </span>
       </div>
       {query.isError && (
         <p role="alert">{query.error instanceof Error ? query.error.message : "Could not load."}</p>
@@ -71,28 +83,31 @@ export function History({ api, onOpen }: { api: Api; onOpen: (resultId: string) 
             <thead>
               <tr>
                 <th scope="col">When</th>
-                <th scope="col">Status</th>
-                <th scope="col">Label</th>
-                <th scope="col">Source</th>
+                <th scope="col">File</th>
+                <th scope="col">Answer</th>
                 <th scope="col">
                   <span className="visually-hidden">Open</span>
                 </th>
               </tr>
             </thead>
             <tbody>
-              {query.data.items.map((item) => (
-                <tr key={item.result_id} data-testid="history-row">
-                  <td>{new Date(item.created_at).toLocaleString()}</td>
-                  <td>{item.status}</td>
-                  <td>{item.label ? labelName(item.label) : (item.reason ?? "-")}</td>
-                  <td>{item.key ?? item.source ?? ""}</td>
-                  <td>
-                    <button type="button" onClick={() => onOpen(item.result_id)}>
-                      Open<span className="visually-hidden"> result from {item.created_at}</span>
-                    </button>
-                  </td>
-                </tr>
-              ))}
+              {query.data.items.map((item) => {
+                const when = new Date(item.created_at).toLocaleString();
+                return (
+                  <tr key={item.result_id} data-testid="history-row">
+                    <td>{when}</td>
+                    <td className="file-name" data-testid="history-file">
+                      {fileOf(item)}
+                    </td>
+                    <td className="label-name">{answerOf(item)}</td>
+                    <td>
+                      <button type="button" onClick={() => onOpen(item.result_id)}>
+                        Open<span className="visually-hidden"> the result of {when}</span>
+                      </button>
+                    </td>
+                  </tr>
+                );
+              })}
             </tbody>
           </table>
         </div>

@@ -1,8 +1,9 @@
-import { useEffect, useId, useRef, useState } from "react";
+import { useEffect, useRef } from "react";
 
-import type { Confidence, Gate } from "../lib/api";
-import { LEGEND_GRADIENT, colourise, loadBitmap, lungMask, outline } from "../lib/heatmap";
+import type { Confidence, Gate, Study } from "../lib/api";
+import { percent } from "../lib/format";
 import { reasonText } from "../lib/reasons";
+import { Viewer } from "./Viewer";
 
 export interface ShownResult {
   status: "classified" | "rejected" | "failed";
@@ -19,6 +20,14 @@ export interface ShownResult {
   heatmapSrc?: string;
   /** The stored result whose DICOM Structured Report can be downloaded (the image came as DICOM). */
   reportId?: string;
+  /** The site whose validation stands behind the model (after site adaptation), or "none". */
+  siteValidation?: string;
+  /** The name of the file sent, as its owner sees it. */
+  fileName?: string;
+  study?: Study;
+  /** The same image had been stored before: this is the first time's result. */
+  earlier?: boolean;
+  createdAt?: string;
 }
 
 const LABEL_NAMES: Record<string, string> = {
@@ -51,171 +60,163 @@ function Probabilities({ probabilities, label }: { probabilities: Record<string,
   );
 }
 
-function Heatmap({ previewSrc, heatmapSrc }: { previewSrc: string; heatmapSrc: string }) {
-  const base = useRef<HTMLCanvasElement>(null);
-  const overlay = useRef<HTMLCanvasElement>(null);
-  const [opacity, setOpacity] = useState(0.5);
-  const [shown, setShown] = useState(true);
-  const [error, setError] = useState<string | null>(null);
-  const [hasLungs, setHasLungs] = useState(false);
-  const sliderId = useId();
-  const toggleId = useId();
+const CONFIDENCE_REASONS: Record<string, string> = {
+  not_validated_on_unseen_sources:
+    "This model has not shown that it works on X-rays from hospitals it was not trained on, so its probabilities may not hold for yours.",
+  borderline: "The answer is close to the other one.",
+};
 
-  useEffect(() => {
-    let cancelled = false;
-    Promise.all([loadBitmap(previewSrc), loadBitmap(heatmapSrc)])
-      .then(([preview, heat]) => {
-        if (cancelled || !base.current || !overlay.current) return;
-        for (const canvas of [base.current, overlay.current]) {
-          canvas.width = preview.width;
-          canvas.height = preview.height;
-        }
-        base.current.getContext("2d")?.drawImage(preview, 0, 0);
-        const small = document.createElement("canvas");
-        small.width = heat.width;
-        small.height = heat.height;
-        const smallContext = small.getContext("2d");
-        if (!smallContext) return;
-        smallContext.drawImage(heat, 0, 0);
-        const pixels = smallContext.getImageData(0, 0, heat.width, heat.height);
-        const lungs = lungMask(pixels.data);
-        pixels.data.set(colourise(pixels.data));
-        smallContext.putImageData(pixels, 0, 0);
-        const context = overlay.current.getContext("2d");
-        if (!context) return;
-        context.imageSmoothingEnabled = true;
-        context.drawImage(small, 0, 0, preview.width, preview.height);
-        if (lungs) {
-          smallContext.putImageData(
-            new ImageData(outline(lungs, heat.width, heat.height), heat.width, heat.height),
-            0,
-            0,
-          );
-          context.imageSmoothingEnabled = false;
-          context.drawImage(small, 0, 0, preview.width, preview.height);
-        }
-        setHasLungs(lungs !== null);
-      })
-      .catch(() => !cancelled && setError("The image and its heatmap could not be loaded."));
-    return () => {
-      cancelled = true;
-    };
-  }, [previewSrc, heatmapSrc]);
+/** What a screen reader is told when a result arrives: its answer in one sentence. */
+export function announcement(result: ShownResult): string {
+  if (result.status === "classified" && result.label) {
+    const sure = result.confidence?.level === "low" ? ", with low confidence" : "";
+    return `Result: ${labelName(result.label)}${sure}.`;
+  }
+  return `Result: not classified. ${reasonText(result.reason)}`;
+}
 
-  if (error) return <p role="alert">{error}</p>;
+function HowSure({ result }: { result: ShownResult }) {
+  const label = result.label as string;
+  const p = result.probabilities?.[label];
+  if (p === undefined) return null;
+  const low = result.confidence?.level === "low";
   return (
-    <figure className="heatmap">
-      <div className="layers">
-        <canvas ref={base} data-testid="preview-canvas" aria-label="The image the model saw" role="img" />
-        <canvas
-          ref={overlay}
-          data-testid="heatmap-canvas"
-          role="img"
-          aria-label="Heatmap: where the model looked for its answer"
-          style={{ opacity: shown ? opacity : 0 }}
-        />
-      </div>
-      <figcaption>
-        <div className="controls">
-          <input
-            id={toggleId}
-            type="checkbox"
-            checked={shown}
-            onChange={(event) => setShown(event.target.checked)}
-          />
-          <label htmlFor={toggleId}>Show heatmap</label>
-          <label htmlFor={sliderId}>Opacity</label>
-          <input
-            id={sliderId}
-            type="range"
-            min={0}
-            max={1}
-            step={0.05}
-            value={opacity}
-            disabled={!shown}
-            onChange={(event) => setOpacity(Number(event.target.value))}
-          />
-        </div>
-        <div className="legend">
-          <span>low</span>
-          <span className="legend-bar" style={{ backgroundImage: LEGEND_GRADIENT }} aria-hidden="true" />
-          <span>high</span>
-          <span className="legend-text"> attention of the predicted class</span>
-          {hasLungs && <span className="legend-text">White line: the outline of the lung fields.</span>}
-        </div>
-      </figcaption>
-    </figure>
+    <div
+      className={low ? "how-sure low-confidence" : "how-sure"}
+      data-testid={low ? "low-confidence" : undefined}
+    >
+      <p>
+        <strong>{low ? "Low confidence." : "Normal confidence."}</strong> The model gives {labelName(label)} a
+        probability of {percent(p)}
+        {label === "covid" && result.covidThreshold !== undefined
+          ? `; it answers COVID-19 from ${percent(result.covidThreshold)} on, the point chosen when it was validated.`
+          : "."}
+      </p>
+      {low && (
+        <ul>
+          {(result.confidence?.reasons ?? []).map((reason) => (
+            <li key={reason}>{CONFIDENCE_REASONS[reason] ?? reason}</li>
+          ))}
+        </ul>
+      )}
+    </div>
   );
 }
 
-const CONFIDENCE_REASONS: Record<string, string> = {
-  not_validated_on_unseen_sources:
-    "this model has not shown that it works on X-rays from hospitals it was not trained on, so its probabilities may not hold for yours",
-  borderline: "the answer is close to the other one",
-};
-
-function LowConfidence({ reasons }: { reasons: string[] }) {
+function StudyFacts({ result }: { result: ShownResult }) {
+  const study = result.study ?? {};
+  const facts = [
+    ["File", result.fileName],
+    ["Study date", study.study_date],
+    ["Modality", study.modality],
+    ["View", study.view],
+    ["Body part", study.body_part],
+  ].filter((fact): fact is [string, string] => Boolean(fact[1]));
+  if (facts.length === 0) return null;
   return (
-    <div className="low-confidence" role="note" data-testid="low-confidence">
-      <strong>Low confidence</strong>
-      <ul>
-        {reasons.map((reason) => (
-          <li key={reason}>{CONFIDENCE_REASONS[reason] ?? reason}</li>
+    <dl className="facts" data-testid="facts">
+      {facts.map(([name, value]) => (
+        <div key={name}>
+          <dt>{name}</dt>
+          <dd>{value}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+function Details({ result }: { result: ShownResult }) {
+  const rows: [string, string][] = [];
+  if (result.gate) {
+    const refused =
+      result.gate.threshold !== null ? `, refused above ${result.gate.threshold.toFixed(2)}` : "";
+    rows.push([
+      "Input check",
+      `How unlike the chest X-rays the model was trained on: score ${result.gate.score.toFixed(2)}${refused}.`,
+    ]);
+  }
+  if (result.reason) rows.push(["Reason code", result.reason]);
+  if (result.modelName || result.modelVersion)
+    rows.push(["Model", [result.modelName, result.modelVersion].filter(Boolean).join(" ")]);
+  if (result.covidThreshold !== undefined)
+    rows.push([
+      "Operating point",
+      `COVID-19 at a probability of ${(result.covidThreshold * 100).toFixed(1)} % or more`,
+    ]);
+  if (result.siteValidation)
+    rows.push([
+      "Validation",
+      result.siteValidation === "none"
+        ? "Not validated at your site (no site adaptation)."
+        : `Validated at site ${result.siteValidation} after site adaptation.`,
+    ]);
+  if (rows.length === 0) return null;
+  return (
+    <details className="details">
+      <summary>Technical details</summary>
+      <dl>
+        {rows.map(([name, value]) => (
+          <div key={name}>
+            <dt>{name}</dt>
+            <dd>{value}</dd>
+          </div>
         ))}
-      </ul>
-    </div>
+      </dl>
+    </details>
   );
 }
 
 export function ResultView({
   result,
+  focusKey,
   onDownloadReport,
 }: {
   result: ShownResult;
+  /** Changes each time a result is shown: the heading takes the focus then. */
+  focusKey?: number;
   onDownloadReport?: (resultId: string) => void;
 }) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    if (focusKey) heading.current?.focus();
+  }, [focusKey]);
   return (
     <section className="result" aria-labelledby="result-heading">
-      <h2 id="result-heading">Result</h2>
+      <h2 id="result-heading" ref={heading} tabIndex={-1}>
+        Result
+      </h2>
+      {result.earlier && (
+        <p className="note" data-testid="earlier">
+          You had sent this image before: this is the result of the first time. The same image always gets the
+          same result, so no new row was added to your history.
+        </p>
+      )}
+      <StudyFacts result={result} />
       {result.status === "classified" && result.label ? (
         <>
           <p className="verdict">
-            Model output: <strong data-testid="label">{labelName(result.label)}</strong>
+            The model&apos;s answer:{" "}
+            <strong data-testid="label" className="label-name">
+              {labelName(result.label)}
+            </strong>
           </p>
-          {result.confidence?.level === "low" && <LowConfidence reasons={result.confidence.reasons} />}
+          <HowSure result={result} />
           {result.probabilities && (
             <Probabilities probabilities={result.probabilities} label={result.label} />
           )}
         </>
       ) : (
-        <div className="refusal" role="status">
+        <div className="refusal">
           <p>
-            <strong>{result.status === "failed" ? "Not classified (failed)" : "Not classified"}</strong>:{" "}
+            <strong>{result.status === "failed" ? "Not classified (it failed)" : "Not classified"}.</strong>{" "}
             <span data-testid="reason">{reasonText(result.reason)}</span>
           </p>
-          {result.reason && <p className="reason-code">Reason code: {result.reason}</p>}
         </div>
       )}
-      {result.gate && (
-        <p className="gate">
-          Input check score {result.gate.score.toFixed(2)}
-          {result.gate.threshold !== null && ` (refused above ${result.gate.threshold.toFixed(2)})`}
-        </p>
-      )}
-      {(result.modelName || result.modelVersion) && (
-        <p className="model">
-          Model: {result.modelName} {result.modelVersion}
-        </p>
-      )}
-      {result.covidThreshold !== undefined && (
-        <p className="model">
-          COVID-19 is called at a probability of {(result.covidThreshold * 100).toFixed(1)}% or more (the
-          model&apos;s operating point).
-        </p>
-      )}
       {result.previewSrc && result.heatmapSrc && (
-        <Heatmap previewSrc={result.previewSrc} heatmapSrc={result.heatmapSrc} />
+        <Viewer key={result.previewSrc} previewSrc={result.previewSrc} heatmapSrc={result.heatmapSrc} />
       )}
+      <Details result={result} />
       {result.reportId && onDownloadReport && (
         <p>
           <button type="button" onClick={() => onDownloadReport(result.reportId as string)}>
@@ -225,7 +226,7 @@ export function ResultView({
         </p>
       )}
       <p className="disclaimer">
-        This is not a diagnosis and not a medical device: a research model's output, which can be wrong.
+        This is not a diagnosis and not a medical device: a research model&apos;s output, which can be wrong.
       </p>
     </section>
   );

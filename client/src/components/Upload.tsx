@@ -1,4 +1,4 @@
-import { useId, useState, type DragEvent } from "react";
+import { useId, useRef, useState, type DragEvent } from "react";
 
 import { Api, ApiError, SessionExpiredError, postForm } from "../lib/api";
 import { checkFile, readHead } from "../lib/files";
@@ -22,9 +22,13 @@ export function Upload({
 }) {
   const [phase, setPhase] = useState<Phase>({ kind: "idle" });
   const [dragging, setDragging] = useState(false);
+  const [sent, setSent] = useState<string | null>(null);
+  // The picker stays enabled while a file is classified (disabling it would drop the focus to the page):
+  // a second file chosen meanwhile is turned away, in words.
+  const busy = useRef(false);
   const inputId = useId();
 
-  async function waitForStored(key: string): Promise<void> {
+  async function waitForStored(key: string, fileName: string): Promise<void> {
     const deadline = Date.now() + WAIT_MS;
     while (Date.now() < deadline) {
       setPhase({
@@ -35,7 +39,7 @@ export function Upload({
       // Every stored result of the key is final (classified, rejected or failed); the newest comes first.
       const done = page.items[0];
       if (done) {
-        onResult(fromStored(await api.result(done.result_id)));
+        onResult({ ...fromStored(await api.result(done.result_id)), fileName });
         setPhase({ kind: "idle" });
         return;
       }
@@ -45,6 +49,27 @@ export function Upload({
   }
 
   async function handle(file: File): Promise<void> {
+    if (busy.current) {
+      setPhase((current) =>
+        current.kind === "busy"
+          ? {
+              ...current,
+              text: `${current.text} One file at a time: choose ${file.name} again when this one is done.`,
+            }
+          : current,
+      );
+      return;
+    }
+    busy.current = true;
+    try {
+      await send(file);
+    } finally {
+      busy.current = false;
+    }
+  }
+
+  async function send(file: File): Promise<void> {
+    setSent(file.name);
     const check = checkFile(await readHead(file), file.size);
     if (!check.ok) {
       setPhase({ kind: "error", text: check.message });
@@ -53,7 +78,7 @@ export function Upload({
     try {
       if (check.route === "classify") {
         setPhase({ kind: "busy", text: `Classifying ${file.name}…` });
-        onResult(fromPrediction(await api.classify(file, check.kind)));
+        onResult(fromPrediction(await api.classify(file, check.kind, file.name), file.name));
         setPhase({ kind: "idle" });
         return;
       }
@@ -62,7 +87,7 @@ export function Upload({
       await postForm(form, file, (share) =>
         setPhase({ kind: "busy", text: `Uploading ${file.name}…`, progress: share }),
       );
-      await waitForStored(form.key);
+      await waitForStored(form.key, file.name);
     } catch (error) {
       if (error instanceof SessionExpiredError) {
         onExpired();
@@ -99,13 +124,18 @@ export function Upload({
           id={inputId}
           type="file"
           accept=".png,.jpg,.jpeg,.dcm,image/png,image/jpeg,application/dicom"
-          disabled={phase.kind === "busy"}
+          aria-describedby={sent ? `${inputId}-sent` : undefined}
           onChange={(event) => {
             const file = event.target.files?.[0];
             if (file) void handle(file);
             event.target.value = "";
           }}
         />
+        {sent && (
+          <p id={`${inputId}-sent`} className="sent">
+            Last file sent: <span className="file-name">{sent}</span>
+          </p>
+        )}
       </div>
       <div aria-live="polite" role="status" className="status">
         {phase.kind === "busy" && <p>{phase.text}</p>}

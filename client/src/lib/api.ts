@@ -14,13 +14,30 @@ export interface Confidence {
   reasons: string[];
 }
 
+/** What a result shows of a DICOM's study (model.dicom.study_facts). */
+export interface Study {
+  study_date?: string;
+  modality?: string;
+  view?: string;
+  body_part?: string;
+}
+
 export interface Prediction {
   label: string;
   probabilities: Record<string, number>;
   gate?: Gate | null;
   confidence?: Confidence | null;
-  model: { name?: string; version?: string; labels?: string[]; covid_threshold?: number };
+  model: {
+    name?: string;
+    version?: string;
+    labels?: string[];
+    covid_threshold?: number;
+    site_validation?: string;
+  };
   result_id?: string;
+  /** The same image had been stored before (POST /classify?store=true): its first result stands. */
+  earlier?: boolean;
+  study?: Study;
   explanation?: { preview: { b64: string }; heatmap: { b64: string } };
 }
 
@@ -42,6 +59,10 @@ export interface StoredResult {
   explanation?: { preview_url: string; heatmap_url: string };
   /** The result also exists as a DICOM Structured Report (the image came as DICOM). */
   structured_report?: boolean;
+  site_validation?: string;
+  study?: Study;
+  /** The name of the file sent with it: only its owner sees it. */
+  file_name?: string;
 }
 
 export interface ResultPage {
@@ -108,8 +129,10 @@ export class Api {
     return body as T;
   }
 
-  classify(file: Blob, kind: ImageKind): Promise<Prediction> {
-    return this.request("/classify?explain=true&store=true", {
+  classify(file: Blob, kind: ImageKind, name?: string): Promise<Prediction> {
+    const query = new URLSearchParams({ explain: "true", store: "true" });
+    if (name) query.set("name", name.slice(0, 255));
+    return this.request(`/classify?${query.toString()}`, {
       method: "POST",
       headers: { "Content-Type": kind },
       body: file,

@@ -2,8 +2,12 @@
 import type { ShownResult } from "../components/ResultView";
 import type { ApiError, Prediction, StoredResult } from "./api";
 
-export function fromPrediction(prediction: Prediction): ShownResult {
+export function fromPrediction(prediction: Prediction, fileName?: string): ShownResult {
   return {
+    fileName,
+    earlier: prediction.earlier,
+    study: prediction.study,
+    siteValidation: prediction.model.site_validation ?? "none",
     status: "classified",
     label: prediction.label,
     probabilities: prediction.probabilities,
@@ -35,5 +39,16 @@ export function fromStored(result: StoredResult): ShownResult {
     previewSrc: result.explanation?.preview_url,
     heatmapSrc: result.explanation?.heatmap_url,
     reportId: result.structured_report ? result.result_id : undefined,
+    siteValidation: result.site_validation,
+    fileName: result.file_name,
+    study: result.study,
+    createdAt: result.created_at,
   };
+}
+
+/** What the history's File column says of a result: its file name, else where it came from. */
+export function fileOf(result: StoredResult): string {
+  if (result.file_name) return result.file_name;
+  if (result.key) return result.key.split("/").pop() ?? result.key;
+  return result.source === "api" ? "(sent without a name)" : "(from the bucket)";
 }

@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
@@ -30,7 +31,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from functions.common import clients, telemetry
 from functions.common.config import ApiSettings, Settings
@@ -49,7 +50,7 @@ from functions.common.errors import (
 from functions.common.limits import REQUESTS, UPLOADS, TableLimiter, Window
 from functions.common.ownership import AccessGroups, Caller, upload_key, visible_result
 from functions.common.page_token import PageTokens
-from functions.common.result import STATUSES, file_name
+from functions.common.result import FILE_NAME_METADATA, STATUSES, clean_file_name
 from functions.common.s3_events import ObjectRef
 from model import dicom
 from model.errors import InvalidImageError
@@ -81,8 +82,14 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RETRY_AFTER_S = "5"
 
 
+# The longest file name kept with a result. POST /classify checks it itself: Annotated Query limits do
+# not resolve through the tracer's wrapper.
+MAX_FILE_NAME = 255
+
+
 class UploadRequest(BaseModel):
     content_type: Literal["image/png", "image/jpeg", "application/dicom"] = "image/png"
+    file_name: str | None = Field(default=None, max_length=MAX_FILE_NAME)
 
 
 # -- errors -> HTTP: the one place ------------------------------------------------------------------
@@ -192,10 +199,6 @@ def _listing_filter(
     return attribute, value
 
 
-# Annotated Query limits do not resolve through the tracer's wrapper: the name's length is checked here.
-MAX_FILE_NAME = 255
-
-
 def _study(image: bytes) -> dict[str, str] | None:
     header = dicom.read_header(image) if dicom.is_dicom(image) else None
     return dicom.study_facts(header) if header is not None else None
@@ -240,7 +243,7 @@ def classify(store: bool = False, explain: bool = False, name: str | None = None
             "api", f"{caller.sub}/{digest}", None, digest, len(image), "", dt.datetime.now(dt.UTC).isoformat()
         )
         outcome = pipeline.finalize(
-            ref, verdict, source="api", owner=caller.scope, file_name=file_name(name), study=study
+            ref, verdict, source="api", owner=caller.scope, file_name=clean_file_name(name), study=study
         )
         answer["result_id"] = ref.result_id
         # Results are keyed by caller and image: the same image again keeps its first result.
@@ -312,12 +315,17 @@ def create_upload(request: UploadRequest) -> dict[str, Any]:
     caller = current_caller()
     limiter.take(caller.sub, UPLOAD_WINDOW)
     key = upload_key(settings.upload_prefix, caller.sub, request.content_type)
+    fields: dict[str, str] = {"Content-Type": request.content_type}
+    name = clean_file_name(request.file_name)
+    if name:
+        # Signed into the form like the content type: the object carries its name to the batch path.
+        fields[f"x-amz-meta-{FILE_NAME_METADATA}"] = quote(name, safe="")
     form = s3.generate_presigned_post(
         Bucket=settings.upload_bucket,
         Key=key,
-        Fields={"Content-Type": request.content_type},
+        Fields=fields,
         Conditions=[
-            {"Content-Type": request.content_type},
+            *({field: value} for field, value in fields.items()),
             ["content-length-range", 1, settings.max_object_bytes],
         ],
         ExpiresIn=api_settings.presign_expiry_seconds,

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from functions.common.aws_errors import S3_GET, aws_errors
 from functions.common.budget import ByteBudget
@@ -40,7 +41,16 @@ from functions.common.errors import (
 )
 from functions.common.ownership import SHARED, scope_of_key
 from functions.common.ports import Classifier, ExplanationSink, ObjectSource, Publisher, ReportSink, ResultStore
-from functions.common.result import CLASSIFIED, FAILED, REJECTED, Result, Source, new_result
+from functions.common.result import (
+    CLASSIFIED,
+    FAILED,
+    FILE_NAME_METADATA,
+    REJECTED,
+    Result,
+    Source,
+    clean_file_name,
+    new_result,
+)
 from functions.common.results import BUSY, CLAIMED
 from functions.common.s3_events import ObjectRef
 from functions.common.structured_report import fileable, structured_report
@@ -84,6 +94,7 @@ class S3Objects:
 
     def __init__(self, s3: Any) -> None:
         self._s3 = s3
+        self._names: dict[str, str] = {}
 
     def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
         kwargs = {"Bucket": ref.bucket, "Key": ref.key, **({"VersionId": ref.version_id} if ref.version_id else {})}
@@ -91,7 +102,13 @@ class S3Objects:
             obj = self._s3.get_object(**kwargs)
             if obj["ContentLength"] > max_bytes:
                 raise ObjectTooLargeError(f"{obj['ContentLength']} bytes; the limit is {max_bytes}")
+            name = (obj.get("Metadata") or {}).get(FILE_NAME_METADATA)
+            if name:
+                self._names[ref.result_id] = unquote(name)
             return bytes(obj["Body"].read())
+
+    def file_name(self, ref: ObjectRef) -> str | None:
+        return self._names.pop(ref.result_id, None)
 
 
 class ClassificationPipeline:
@@ -127,6 +144,7 @@ class ClassificationPipeline:
         # The header of each DICOM read in this batch, until its result is settled (its SR needs it).
         self._headers: dict[str, Any] = {}
         self._studies: dict[str, dict[str, str]] = {}
+        self._names: dict[str, str] = {}
         self._decode_timeout_s = decode_timeout_s
         self._downsize = downsize
         # Long-lived, so that a decode given up on keeps its thread (and its budget) until it ends,
@@ -159,6 +177,9 @@ class ClassificationPipeline:
         if ref.size is not None and ref.size > self.max_object_bytes:
             raise ObjectTooLargeError(f"{ref.size} bytes; the limit is {self.max_object_bytes}")
         data = self.objects.fetch(ref, self.max_object_bytes)
+        name = clean_file_name(self.objects.file_name(ref))
+        if name:
+            self._names[ref.result_id] = name
         if dicom.is_dicom(data):
             header = dicom.read_header(data)
             if header is not None:
@@ -204,6 +225,7 @@ class ClassificationPipeline:
         unique = list({ref.result_id: ref for ref in refs}.values())
         self._headers.clear()  # a header left by an object whose result was not settled (it retries)
         self._studies.clear()
+        self._names.clear()
         reused = self._reused_forms(unique)
         unique = [ref for ref in unique if ref.result_id not in reused]
         with ThreadPoolExecutor(max_workers=min(READ_THREADS, max(1, len(unique)))) as pool:
@@ -276,6 +298,7 @@ class ClassificationPipeline:
         """
         owner = owner or self.owner_of(ref)
         study = study or self._studies.pop(ref.result_id, None)
+        file_name = file_name or self._names.pop(ref.result_id, None)
         if isinstance(decision, Verdict) and decision.rejection is None:
             explained = self._store_explanation(ref.result_id, decision)
             item = new_result(

@@ -20,6 +20,9 @@ class ObjectSource(Protocol):
     def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
         """The object's bytes; ObjectMissingError, ObjectTooLargeError or TransientError otherwise."""
 
+    def file_name(self, ref: ObjectRef) -> str | None:
+        """The file name the web client uploaded it under (the form's metadata), once fetched; or None."""
+
 
 class Classifier(Protocol):
     def classify(

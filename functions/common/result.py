@@ -56,6 +56,10 @@ class Result(ResultFields, total=False):
     notify_lease: int
 
 
+# The S3 user metadata (x-amz-meta-file-name) under which an upload form carries the file's name,
+# percent-encoded: S3 metadata is ASCII.
+FILE_NAME_METADATA: Final = "file-name"
+
 # What a result shows a caller; the object key (and its version) only to who may see the key.
 SHOWN_FIELDS: Final = (
     "result_id",
@@ -118,7 +122,7 @@ def public(result: Result | dict[str, Any], fields: tuple[str, ...]) -> dict[str
     return {k: result[k] for k in fields if result.get(k) is not None}  # type: ignore[literal-required]
 
 
-def file_name(sent: str | None) -> str | None:
+def clean_file_name(sent: str | None) -> str | None:
     """The name the web client sent with an image, as its owner's history shows it: the last path part,
     without control characters; None when nothing is left."""
     if not sent:

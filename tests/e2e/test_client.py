@@ -143,6 +143,8 @@ def test_a_large_image_goes_through_the_presigned_upload(
     sign_in(page, client_stack, name, password)
     page.get_by_label(PICKER).set_input_files(str(big))
     assert page.get_by_test_id("label").inner_text(timeout=60_000) in ("COVID-19", "No findings", "Pneumonia (other)")
+    page.get_by_test_id("history-file").first.wait_for(timeout=15_000)
+    assert page.get_by_test_id("history-file").first.inner_text() == "big.png"  # carried by the form's metadata
 
 
 def test_a_second_user_does_not_see_the_first_users_history(client_stack: LocalDeployment, page: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -254,3 +255,25 @@ def test_a_file_name_longer_than_255_characters_is_a_400(stack: LocalDeployment)
         content_type="image/png",
     )
     assert (status, body["error"]["message"]) == (400, "name is at most 255 characters")
+
+
+def test_a_presigned_upload_keeps_the_file_name_its_form_was_asked_for(stack: LocalDeployment, aws: Harness) -> None:
+    request = {"content_type": "image/png", "file_name": "Thorax 2026-12-04 (2).png"}
+    _, upload = call(stack, "POST", "/uploads", json.dumps(request).encode())
+    assert post_form(upload, images.xray_png(600, seed=75)) in (200, 201, 204)
+    result_id = aws.wait_for_results([upload["key"]])[upload["key"]]["result_id"]
+    _, stored = call(stack, "GET", f"/results/{result_id}")
+    assert stored["file_name"] == "Thorax 2026-12-04 (2).png"
+
+
+def test_a_forms_signed_policy_binds_the_file_name(stack: LocalDeployment) -> None:
+    # S3 refuses a form whose fields break its policy; moto does not check policies, so the policy is read.
+    _, upload = call(stack, "POST", "/uploads", json.dumps({"file_name": "chest ü.png"}).encode())
+    policy = json.loads(base64.b64decode(upload["fields"]["policy"]))
+    assert {"x-amz-meta-file-name": "chest%20%C3%BC.png"} in policy["conditions"]
+    assert upload["fields"]["x-amz-meta-file-name"] == "chest%20%C3%BC.png"
+
+
+def test_a_file_name_over_255_characters_is_refused_for_a_form(stack: LocalDeployment) -> None:
+    status, _ = call(stack, "POST", "/uploads", json.dumps({"file_name": "a" * 256}).encode())
+    assert status == 422

@@ -44,6 +44,9 @@ class Files:
     def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
         return Path(ref.key).read_bytes()
 
+    def file_name(self, ref: ObjectRef) -> str | None:
+        return None
+
 
 class Unreachable:
     """The endpoint, store and notifier: refusing every call (only reading is measured)."""

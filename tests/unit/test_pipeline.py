@@ -34,6 +34,7 @@ class FakeObjects:
     def __init__(self) -> None:
         self.data: dict[str, bytes | Exception] = {}
         self.fetched: list[str] = []
+        self.names: dict[str, str] = {}
 
     def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
         self.fetched.append(ref.key)
@@ -41,6 +42,9 @@ class FakeObjects:
         if isinstance(value, Exception):
             raise value
         return value
+
+    def file_name(self, ref: ObjectRef) -> str | None:
+        return self.names.get(ref.key)
 
 
 class FakeEndpoint:
@@ -491,3 +495,16 @@ def test_an_outcome_carries_the_numbers_drift_is_watched_by(world: dict[str, Any
     ref = _ref(world, "uploads/ward3/drift.png", images.png(128))
     (outcome,) = world["pipeline"].process([(ref, 1)]).values()
     assert outcome.p_covid == 0.8
+
+
+def test_an_uploads_file_name_is_kept_with_its_result(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/a1b2.png", images.png(128, seed=5))
+    world["objects"].names[ref.key] = "ward3/chest-9.png"
+    world["pipeline"].process([(ref, 1)])
+    assert _stored(world, ref)["file_name"] == "chest-9.png"
+
+
+def test_a_dicoms_study_is_kept_with_its_result(world: dict[str, Any]) -> None:
+    ref = _ref(world, "uploads/a1b3.dcm", dicoms.dicom(images.chest(128, seed=6), StudyDate="20261130"))
+    world["pipeline"].process([(ref, 1)])
+    assert _stored(world, ref)["study"]["study_date"] == "2026-11-30"

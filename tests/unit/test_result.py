@@ -6,7 +6,7 @@ from functions.common.result import (
     NOTIFIED_FIELDS,
     SHOWN_FIELDS,
     Result,
-    file_name,
+    clean_file_name,
     new_result,
     public,
 )
@@ -38,7 +38,7 @@ def test_public_leaves_out_empty_fields() -> None:
 
 
 def test_a_sent_file_name_keeps_its_last_path_part_without_control_characters() -> None:
-    assert file_name("C:\\scans\\ward 3\\chest.png") == "chest.png"
-    assert file_name("../up/ch\x00est\n.dcm") == "chest.dcm"
-    assert file_name(" \t ") is None
-    assert file_name(None) is None
+    assert clean_file_name("C:\\scans\\ward 3\\chest.png") == "chest.png"
+    assert clean_file_name("../up/ch\x00est\n.dcm") == "chest.dcm"
+    assert clean_file_name(" \t ") is None
+    assert clean_file_name(None) is None

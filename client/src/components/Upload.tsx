@@ -83,7 +83,7 @@ export function Upload({
         return;
       }
       setPhase({ kind: "busy", text: `Uploading ${file.name}…`, progress: 0 });
-      const form = await api.createUpload(check.kind);
+      const form = await api.createUpload(check.kind, file.name);
       await postForm(form, file, (share) =>
         setPhase({ kind: "busy", text: `Uploading ${file.name}…`, progress: share }),
       );

@@ -139,11 +139,11 @@ export class Api {
     });
   }
 
-  createUpload(kind: ImageKind): Promise<UploadForm> {
+  createUpload(kind: ImageKind, name?: string): Promise<UploadForm> {
     return this.request("/uploads", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ content_type: kind }),
+      body: JSON.stringify({ content_type: kind, ...(name ? { file_name: name.slice(0, 255) } : {}) }),
     });
   }
 

@@ -352,3 +352,29 @@ def test_a_dicom_shows_its_study(client_stack: LocalDeployment, browser: Any) ->
         assert "Modality" in facts.inner_text()
     finally:
         context.close()
+
+
+def test_a_pinch_zooms_the_image(client_stack: LocalDeployment, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, has_touch=True)
+    page = context.new_page()
+    try:
+        name, password = _new_user(client_stack)
+        sign_in(page, client_stack, name, password)
+        _classify(page)
+        page.get_by_test_id("heatmap-canvas").scroll_into_view_if_needed()
+        box = page.get_by_test_id("heatmap-canvas").bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        touch = context.new_cdp_session(page)
+
+        def fingers(kind: str, spread: float) -> None:
+            points = [{"x": cx - spread, "y": cy, "id": 0}, {"x": cx + spread, "y": cy, "id": 1}]
+            touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points if kind != "touchEnd" else []})
+
+        fingers("touchStart", 20)
+        for spread in (30, 40, 50, 60):
+            fingers("touchMove", spread)
+        fingers("touchEnd", 60)
+        zoom = int(re.match(r"Zoom (\d+) %", page.get_by_test_id("view-state").inner_text()).group(1))  # type: ignore[union-attr]
+        assert zoom > 150  # fingers three times as far apart: about 300 %
+    finally:
+        context.close()

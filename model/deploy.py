@@ -109,7 +109,7 @@ def check_framework(framework_version: str) -> None:
         raise NeoUnsupportedError(
             f"Neo compiles PyTorch {', '.join(NEO_PYTORCH_VERSIONS)} for cloud targets, not {framework_version}; "
             "deploy model.tar.gz itself on the SageMaker PyTorch inference container instead (no compilation; "
-            "README, 'Deploying to AWS')"
+            "docs/deploy.md)"
         )
 
 

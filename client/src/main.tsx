@@ -20,8 +20,8 @@ loadConfig()
   .catch((error: unknown) =>
     root.render(
       <p role="alert">
-        The app is not configured: {error instanceof Error ? error.message : String(error)}. See the README,
-        "The web client".
+        The app is not configured: {error instanceof Error ? error.message : String(error)}. See
+        docs/web-client.md.
       </p>,
     ),
   );

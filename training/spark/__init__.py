@@ -4,5 +4,5 @@
     python -m training.spark.classify --features runs/features --task multiclass --out runs/spark
     python -m training.spark.score --model runs/spark/best_pipeline --images DIR --out runs/scores
 
-Each also runs under ``spark-submit`` (EMR, EMR Serverless, Databricks): see README.
+Each also runs under ``spark-submit`` (EMR, EMR Serverless, Databricks): see docs/spark.md.
 """

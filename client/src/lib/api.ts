@@ -1,4 +1,4 @@
-/** The REST API (README "Querying results"), with the caller's ID token. */
+/** The REST API (docs/api.md), with the caller's ID token. */
 import { idToken } from "./auth";
 import type { ClientConfig } from "./config";
 import type { ImageKind } from "./files";

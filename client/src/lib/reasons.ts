@@ -1,4 +1,4 @@
-/** Rejection reasons (README "Rejection reasons") in plain words. */
+/** Rejection reasons (docs/api.md "Rejection reasons") in plain words. */
 const REASONS: Record<string, string> = {
   not_a_chest_xray: "This does not look like a frontal chest X-ray, so the model did not answer.",
   not_upright: "This looks like a chest X-ray turned on its side or upside down. Upload it upright.",

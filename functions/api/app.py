@@ -50,7 +50,8 @@ from functions.common.errors import (
 from functions.common.limits import REQUESTS, UPLOADS, TableLimiter, Window
 from functions.common.ownership import AccessGroups, Caller, upload_key, visible_result
 from functions.common.page_token import PageTokens
-from functions.common.result import FILE_NAME_METADATA, STATUSES, clean_file_name
+from functions.common.reasons import DECODE_TIMEOUT, ENDPOINT_UNAVAILABLE, RATE_LIMITED
+from functions.common.result import FILE_NAME_METADATA, MAX_FILE_NAME, STATUSES, clean_file_name
 from functions.common.s3_events import ObjectRef
 from model import dicom
 from model.errors import InvalidImageError
@@ -82,11 +83,6 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RETRY_AFTER_S = "5"
 
 
-# The longest file name kept with a result. POST /classify checks it itself: Annotated Query limits do
-# not resolve through the tracer's wrapper.
-MAX_FILE_NAME = 255
-
-
 class UploadRequest(BaseModel):
     content_type: Literal["image/png", "image/jpeg", "application/dicom"] = "image/png"
     file_name: str | None = Field(default=None, max_length=MAX_FILE_NAME)
@@ -115,21 +111,21 @@ def rejected_image(exc: ImageRejectedError) -> Response[Any]:
 
 @app.exception_handler(TransientError)
 def endpoint_unavailable(exc: TransientError) -> Response[Any]:
-    response = _error(exc.http_status, "endpoint_unavailable", "the model endpoint is busy or unavailable; retry later")
+    response = _error(exc.http_status, ENDPOINT_UNAVAILABLE, "the model endpoint is busy or unavailable; retry later")
     response.headers["Retry-After"] = RETRY_AFTER_S
     return response
 
 
 @app.exception_handler(LimitExceededError)
 def limit_exceeded(exc: LimitExceededError) -> Response[Any]:
-    response = _error(exc.http_status, "rate_limited", str(exc))
+    response = _error(exc.http_status, RATE_LIMITED, str(exc))
     response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
 
 @app.exception_handler(DecodeTimeoutError)
 def decode_timeout(exc: DecodeTimeoutError) -> Response[Any]:
-    response = _error(exc.http_status, "decode_timeout", f"{exc}; retry later, or upload it through POST /uploads")
+    response = _error(exc.http_status, DECODE_TIMEOUT, f"{exc}; retry later, or upload it through POST /uploads")
     response.headers["Retry-After"] = RETRY_AFTER_S
     return response
 
@@ -209,6 +205,7 @@ def _study(image: bytes) -> dict[str, str] | None:
 @tracer.capture_method(capture_response=False)
 def classify(store: bool = False, explain: bool = False, name: str | None = None) -> dict[str, Any]:
     caller = current_caller()
+    # Checked here: Annotated Query limits do not resolve through the tracer's wrapper.
     if name is not None and len(name) > MAX_FILE_NAME:
         raise BadRequestError(f"name is at most {MAX_FILE_NAME} characters")
     image = _body_bytes()

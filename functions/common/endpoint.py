@@ -18,6 +18,7 @@ from functions.common.errors import (
     RequestRefusedError,
     TransientError,
 )
+from functions.common.reasons import MODEL_REJECTED
 from model import contract
 
 MAX_BODY_BYTES: Final = contract.MAX_BODY_BYTES
@@ -106,7 +107,7 @@ class EndpointClient:
                 return [EndpointContractError("every image was refused, alone too: the contract is broken")] * len(
                     images
                 )
-            rejection = ImageRejectedError("model_rejected", "the model refused this image")
+            rejection = ImageRejectedError(MODEL_REJECTED, "the model refused this image")
             return [Verdict(None, {}, {}, rejection) if isinstance(v, EndpointContractError) else v for v in alone]
         except TransientError as exc:
             return [exc] * len(images)

@@ -56,6 +56,9 @@ class Result(ResultFields, total=False):
     notify_lease: int
 
 
+# The longest file name kept with a result (POST /classify?name=, POST /uploads' file_name).
+MAX_FILE_NAME: Final = 255
+
 # The S3 user metadata (x-amz-meta-file-name) under which an upload form carries the file's name,
 # percent-encoded: S3 metadata is ASCII.
 FILE_NAME_METADATA: Final = "file-name"

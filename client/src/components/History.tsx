@@ -1,6 +1,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { useId, useState } from "react";
 
+import { LABELS } from "../generated/wire";
 import { Api, type ResultFilter, type StoredResult } from "../lib/api";
 import { fileOf } from "../lib/shown";
 import { labelName } from "./ResultView";
@@ -41,7 +42,7 @@ export function History({ api, onOpen }: { api: Api; onOpen: (resultId: string) 
             onChange={(e) => choose({ label: e.target.value || undefined })}
           >
             <option value="">any</option>
-            {["covid", "no_findings", "pneumonia"].map((label) => (
+            {LABELS.map((label) => (
               <option key={label} value={label}>
                 {labelName(label)}
               </option>

@@ -1,4 +1,5 @@
 /** The REST API (docs/api.md), with the caller's ID token. */
+import { MAX_FILE_NAME } from "../generated/wire";
 import { idToken } from "./auth";
 import type { ClientConfig } from "./config";
 import type { ImageKind } from "./files";
@@ -131,7 +132,7 @@ export class Api {
 
   classify(file: Blob, kind: ImageKind, name?: string): Promise<Prediction> {
     const query = new URLSearchParams({ explain: "true", store: "true" });
-    if (name) query.set("name", name.slice(0, 255));
+    if (name) query.set("name", name.slice(0, MAX_FILE_NAME));
     return this.request(`/classify?${query.toString()}`, {
       method: "POST",
       headers: { "Content-Type": kind },
@@ -143,7 +144,10 @@ export class Api {
     return this.request("/uploads", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ content_type: kind, ...(name ? { file_name: name.slice(0, 255) } : {}) }),
+      body: JSON.stringify({
+        content_type: kind,
+        ...(name ? { file_name: name.slice(0, MAX_FILE_NAME) } : {}),
+      }),
     });
   }
 

@@ -1,10 +1,10 @@
 /** What the browser checks before anything is sent: the type by its first bytes, and the size. */
 export type ImageKind = "image/png" | "image/jpeg" | "application/dicom";
 
-/** POST /classify takes at most this much; larger images go through a presigned upload. */
-export const SYNC_MAX_BYTES = 4 * 1024 * 1024;
-/** The bucket's limit for one upload. */
-export const UPLOAD_MAX_BYTES = 25 * 1024 * 1024;
+import { SYNC_MAX_BYTES, UPLOAD_MAX_BYTES } from "../generated/wire";
+
+// POST /classify takes up to SYNC_MAX_BYTES; larger images go through a presigned upload.
+export { SYNC_MAX_BYTES, UPLOAD_MAX_BYTES };
 
 export function kindOf(head: Uint8Array): ImageKind | null {
   if (head.length >= 8 && [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a].every((b, i) => head[i] === b)) {
@@ -29,7 +29,10 @@ export function checkFile(head: Uint8Array, size: number): FileCheck {
     };
   }
   if (size > UPLOAD_MAX_BYTES) {
-    return { ok: false, message: `The file is ${(size / 1048576).toFixed(1)} MB; the limit is 25 MB.` };
+    return {
+      ok: false,
+      message: `The file is ${(size / 1048576).toFixed(1)} MB; the limit is ${UPLOAD_MAX_BYTES / 1048576} MB.`,
+    };
   }
   return { ok: true, kind, route: size <= SYNC_MAX_BYTES ? "classify" : "upload" };
 }

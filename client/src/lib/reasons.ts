@@ -23,8 +23,12 @@ const REASONS: Record<string, string> = {
   no_pixel_data: "The DICOM holds no image (a directory, report or other non-image object).",
   invalid_dicom: "The DICOM header is malformed and cannot be read.",
   decode_timeout: "Decoding the image took too long. Try again later, or upload it instead.",
+  endpoint_unavailable: "The model is busy or unavailable. Try again in a moment.",
   model_rejected: "The model refused this image.",
 };
+
+/** Whether a reason has plain words of its own (else the general sentence is shown). */
+export const hasWords = (reason: string): boolean => reason in REASONS;
 
 export function reasonText(reason: string | undefined): string {
   return (reason && REASONS[reason]) || "The image could not be classified.";

@@ -7,18 +7,32 @@ from __future__ import annotations
 import json
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from functions.common.ownership import scope_of_key
+from local_stack.template import Template
 
-if TYPE_CHECKING:
-    from local_stack.stack import LocalDeployment
+
+class Deployment(Protocol):
+    """What the harness uses of a local deployment (``local_stack.stack.LocalDeployment``)."""
+
+    template: Template
+    notifications_queue_url: str
+    demo_username: str
+    demo_password: str
+
+    def client(self, service: str) -> Any: ...
+
+    def resource(self, service: str) -> Any: ...
+
+    def pollers_busy(self) -> bool: ...
+
 
 FINAL: tuple[str, ...] = ("classified", "rejected")
 
 
 class Harness:
-    def __init__(self, stack: LocalDeployment) -> None:
+    def __init__(self, stack: Deployment) -> None:
         self.stack = stack
         self.bucket = stack.template.ref("UploadBucket")
         self.prefix = stack.template.parameter("UploadPrefix")

@@ -16,10 +16,11 @@ from pathlib import Path
 from model.checkpoint import load_checkpoint
 from model.contract import INT8_ONNX_FILE
 from model.export import FORMATS, export_model
-from model.int8_recipe import Int8Recipe, apply
+from model.int8_recipe import Int8Recipe
 from model.lung_network import load_lung_checkpoint
 from model.metadata import ModelMetadata
 from model.package import build_tarball
+from model.quantize import apply_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def build(
     artifacts = out / "artifacts"
     export_model(net, meta, artifacts, formats, load_lung_checkpoint(lungs) if lungs is not None else None)
     (artifacts / INT8_ONNX_FILE).unlink(missing_ok=True)
-    if int8 is not None and "onnx" in formats and apply(artifacts, Int8Recipe.read(int8)):
+    if int8 is not None and "onnx" in formats and apply_recipe(artifacts, Int8Recipe.read(int8)):
         logger.info("int8 graph from the recipe %s (served: %s)", int8.name, ModelMetadata.read(artifacts).int8_served)
     return build_tarball(artifacts, out / "model.tar.gz", sorted(wheels.glob("*.whl")) if wheels else ())
 

@@ -6,9 +6,10 @@
 ``model.quantize`` calibrates activation ranges on training images and guards each plan on the test
 fold; both need the data, which a new user, CI and a container build do not have. The recipe records
 the outcome once: the ranges (ONNX Runtime's calibration cache), the convolutions the served plan keeps
-fp32, the guard's verdict with its figures, and where and when it was measured. ``apply`` quantizes a
-freshly exported graph with those ranges and that plan (no calibration runs) and records the verdict
-in ``metadata.json``, so the runtime serves int8 exactly where the guard passed it.
+fp32, the guard's verdict with its figures, and where and when it was measured.
+``model.quantize.apply_recipe`` quantizes a freshly exported graph with those ranges and that plan (no
+calibration runs) and records the verdict in ``metadata.json``, so the runtime serves int8 exactly
+where the guard passed it.
 
 A recipe belongs to one set of weights and one exported graph: ``fingerprint`` hashes the fp32 graph's
 node names and initializers, and a recipe whose fingerprint differs (other weights, another export of
@@ -20,13 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from model.contract import INT8_ONNX_FILE, ONNX_FILE
-from model.metadata import ModelMetadata
+from model.contract import ONNX_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -84,29 +83,3 @@ def from_run(artifacts: Path, ranges: Path, verdict: dict[str, Any], provenance:
         figures,
         provenance,
     )
-
-
-def apply(artifacts: Path, recipe: Int8Recipe) -> bool:
-    """Quantize ``artifacts``' fp32 graph with the recipe's ranges and plan, and record its verdict in
-    ``metadata.json``. False, with nothing written, where the recipe is for another graph."""
-    from model.quantize import quantize
-
-    if recipe.version != RECIPE_VERSION:
-        logger.warning("int8 recipe version %s is not %s: serving fp32", recipe.version, RECIPE_VERSION)
-        return False
-    if fingerprint(artifacts / ONNX_FILE) != recipe.fingerprint:
-        logger.warning("the int8 recipe was made for other weights or another export of the graph: serving fp32")
-        return False
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = Path(tmp) / "ranges.json"
-        cache.write_text(json.dumps(recipe.ranges))
-        quantize(artifacts, None, keep_fp32=recipe.keep_fp32, cache=cache)
-    meta = ModelMetadata.read(artifacts)
-    meta.int8 = {
-        **recipe.verdict,
-        "fp32": recipe.keep_fp32,
-        "file": INT8_ONNX_FILE,
-        "from_recipe": recipe.provenance,
-    }
-    meta.write(artifacts)
-    return True

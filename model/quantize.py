@@ -50,6 +50,7 @@ import numpy as np
 
 from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, publish, read_folds, run_batched
 from model.contract import INPUT_NAME, INT8_ONNX_FILE, ONNX_FILE
+from model.int8_recipe import RECIPE_VERSION, Int8Recipe, fingerprint, from_run
 from model.metadata import ModelMetadata
 from model.preprocessing import to_batch
 from model.runtime import OnnxBackend, Outputs, load_lungs, softmax
@@ -259,6 +260,30 @@ def record(artifacts: Path, verdict: dict[str, Any]) -> None:
     meta.write(artifacts)
 
 
+def apply_recipe(artifacts: Path, recipe: Int8Recipe) -> bool:
+    """Quantize ``artifacts``' fp32 graph with the recipe's ranges and plan, and record its verdict in
+    ``metadata.json``. False, with nothing written, where the recipe is for another graph."""
+    if recipe.version != RECIPE_VERSION:
+        logger.warning("int8 recipe version %s is not %s: serving fp32", recipe.version, RECIPE_VERSION)
+        return False
+    if fingerprint(artifacts / ONNX_FILE) != recipe.fingerprint:
+        logger.warning("the int8 recipe was made for other weights or another export of the graph: serving fp32")
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "ranges.json"
+        cache.write_text(json.dumps(recipe.ranges))
+        quantize(artifacts, None, keep_fp32=recipe.keep_fp32, cache=cache)
+    meta = ModelMetadata.read(artifacts)
+    meta.int8 = {
+        **recipe.verdict,
+        "fp32": recipe.keep_fp32,
+        "file": INT8_ONNX_FILE,
+        "from_recipe": recipe.provenance,
+    }
+    meta.write(artifacts)
+    return True
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     meta = ModelMetadata.read(args.artifacts)
     lungs = load_lungs(args.artifacts, meta) if meta.preset_needs_lungs else None
@@ -271,8 +296,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         verdict["calibrated_on"] = {"split": "train", "images": len(calibration.images)}
         publish(args, verdict, record)
         if args.recipe is not None:
-            from model.int8_recipe import from_run
-
             from_run(args.artifacts, ranges, verdict, provenance(args, meta)).write(args.recipe)
     print(json.dumps(verdict, indent=2))  # noqa: T201 - command-line output
     return verdict

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from model.contract import INT8_ONNX_FILE, ONNX_FILE
-from model.int8_recipe import Int8Recipe, apply, fingerprint, from_run
+from model.int8_recipe import Int8Recipe, fingerprint, from_run
 from model.metadata import ModelMetadata
-from model.quantize import convolutions, guard, plan_name, quantize
+from model.quantize import apply_recipe, convolutions, guard, plan_name, quantize
 from model.runtime import Predictor
 from tests import images
 
@@ -46,7 +46,7 @@ def test_the_recipe_rebuilds_the_guarded_int8_graph_byte_for_byte(
 ) -> None:
     guarded, recipe = measured
     artifacts = _fresh(tiny_model_dirs, tmp_path)
-    assert apply(artifacts, Int8Recipe.read(recipe))
+    assert apply_recipe(artifacts, Int8Recipe.read(recipe))
     assert (artifacts / INT8_ONNX_FILE).read_bytes() == (guarded / INT8_ONNX_FILE).read_bytes()
 
 
@@ -55,7 +55,7 @@ def test_the_recipe_records_its_verdict_and_provenance(
 ) -> None:
     _, recipe = measured
     artifacts = _fresh(tiny_model_dirs, tmp_path)
-    apply(artifacts, Int8Recipe.read(recipe))
+    apply_recipe(artifacts, Int8Recipe.read(recipe))
     int8 = ModelMetadata.read(artifacts).int8
     assert int8["served"] == json.loads(recipe.read_text())["verdict"]["served"]
     assert int8["from_recipe"] == PROVENANCE
@@ -69,7 +69,7 @@ def test_the_runtime_serves_the_recipes_int8_only_where_its_guard_passed(
     recipe = Int8Recipe.read(measured[1])
     recipe.verdict["served"] = served
     artifacts = _fresh(tiny_model_dirs, tmp_path)
-    apply(artifacts, recipe)
+    apply_recipe(artifacts, recipe)
     assert Predictor.load(artifacts, "onnx").backend.name == ("onnx-int8" if served else "onnx")
 
 
@@ -90,7 +90,7 @@ def test_a_recipe_for_other_weights_is_not_applied(
 ) -> None:
     artifacts = _fresh(tiny_model_dirs, tmp_path)
     _rewrite(artifacts / ONNX_FILE, weights_scale=1.01)
-    assert not apply(artifacts, Int8Recipe.read(measured[1]))
+    assert not apply_recipe(artifacts, Int8Recipe.read(measured[1]))
     assert not (artifacts / INT8_ONNX_FILE).exists()
     assert ModelMetadata.read(artifacts).int8 == {}
 

@@ -86,3 +86,15 @@ def test_wheels_ride_in_the_package_and_install_without_an_index(tmp_path: Path)
 def test_without_wheels_the_requirements_are_what_the_image_holds() -> None:
     assert code_files()["code/requirements.txt"].decode().split() == ["numpy", "pillow"]
     assert not any(name.startswith("code/wheels/") for name in code_files())
+
+
+def _cycles(folder: str) -> list[tuple[str, str]]:
+    """Pairs of top-level modules of ``folder`` that import each other (type-checking imports too)."""
+    package = ROOT / folder
+    imports = {p.name: imported_modules(p.read_text(), folder) for p in package.glob("*.py")}
+    return sorted((a, b) for a, targets in imports.items() for b in targets if a < b and a in imports.get(b, set()))
+
+
+@pytest.mark.parametrize("folder", ["model", "local_stack", "training", "pacs"])
+def test_no_two_modules_import_each_other(folder: str) -> None:
+    assert _cycles(folder) == []

@@ -26,7 +26,7 @@ MAX_BODY_BYTES: Final = contract.MAX_BODY_BYTES
 _ENVELOPE: Final = 256
 _PER_INSTANCE: Final = 16
 # One request is one of the server's batches (one forward pass), well within what it accepts.
-MAX_INSTANCES: Final = contract.BATCH
+INSTANCES_PER_REQUEST: Final = contract.BATCH
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def chunk_by_size(images: Sequence[bytes], limit: int = MAX_BODY_BYTES) -> list[
         encoded = 4 * ((len(image) + 2) // 3) + _PER_INSTANCE
         if _ENVELOPE + encoded > limit:
             raise ValueError(f"image {index} alone exceeds the {limit}-byte request limit")
-        if chunks[-1] and (size + encoded > limit or len(chunks[-1]) >= MAX_INSTANCES):
+        if chunks[-1] and (size + encoded > limit or len(chunks[-1]) >= INSTANCES_PER_REQUEST):
             chunks.append([])
             size = _ENVELOPE
         chunks[-1].append(index)

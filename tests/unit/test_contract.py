@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from functions.common.endpoint import MAX_INSTANCES, EndpointClient, check_answer
+from functions.common.endpoint import INSTANCES_PER_REQUEST, EndpointClient, check_answer
 from model import contract
 from model.inference import handle_invocation
 from model.runtime import Predictor
@@ -59,10 +59,10 @@ def test_the_servers_answer_passes_the_clients_check(predictor: Predictor) -> No
 
 def test_the_client_sends_what_the_server_accepts_and_reads_its_answers(predictor: Predictor) -> None:
     runtime = ServerAsRuntime(predictor)
-    uploads = [images.xray_png(seed=i) for i in range(MAX_INSTANCES + 1)]
+    uploads = [images.xray_png(seed=i) for i in range(INSTANCES_PER_REQUEST + 1)]
     verdicts = EndpointClient(runtime, "xray").classify(uploads, explain=True)
-    assert [len(r["instances"]) for r in runtime.requests] == [MAX_INSTANCES, 1]
-    assert MAX_INSTANCES <= contract.MAX_INSTANCES
+    assert [len(r["instances"]) for r in runtime.requests] == [INSTANCES_PER_REQUEST, 1]
+    assert INSTANCES_PER_REQUEST <= contract.MAX_INSTANCES
     for verdict in verdicts:
         assert not isinstance(verdict, Exception)
         assert verdict.label in predictor.meta.labels

@@ -59,6 +59,9 @@ def test_one_container_runs_one_invocation_at_a_time(world: World) -> None:
 
 def test_a_pool_serves_concurrent_requests_from_containers_of_their_own(world: World) -> None:
     overlap = Overlap(threading.Barrier(3))
-    pool = RunnerPool(lambda: FunctionRunner(world.template, "ApiFunction", {}, on_load=overlap.install), 3)
+    runners = [FunctionRunner(world.template, "ApiFunction", {}, on_load=overlap.install) for _ in range(3)]
+    for runner in runners:
+        runner.handler()  # imported first, one at a time: a cold import must not eat the barrier's wait
+    pool = RunnerPool(iter(runners).__next__, 3)
     assert _at_once(pool.invoke, 3) == [{"statusCode": 200}] * 3
     assert (overlap.most, len(overlap.containers)) == (3, 3)

@@ -135,12 +135,15 @@ class Template:
         return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
 
     # -- functions --------------------------------------------------------------------------------
-    def function_environment(self, logical_id: str) -> dict[str, str]:
-        """Globals' variables overlaid with the function's own, resolved: what Lambda would set."""
+    def function_variables(self, logical_id: str) -> dict[str, Any]:
+        """Globals' variables overlaid with the function's own, as the template writes them (unresolved)."""
         variables = dict(self.doc.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
-        own = self.resources[logical_id].get("Properties", {}).get("Environment", {}).get("Variables", {})
-        variables.update(own)
-        return {k: str(self.resolve(v)) for k, v in variables.items()}
+        variables.update(self.resources[logical_id].get("Properties", {}).get("Environment", {}).get("Variables", {}))
+        return variables
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """``function_variables`` resolved: what Lambda would set."""
+        return {k: str(self.resolve(v)) for k, v in self.function_variables(logical_id).items()}
 
     def function_handler(self, logical_id: str) -> str:
         return str(self.resources[logical_id]["Properties"]["Handler"])

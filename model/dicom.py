@@ -119,6 +119,12 @@ def study_facts(ds: Any) -> dict[str, str]:
     return facts
 
 
+def study_of(data: bytes) -> dict[str, str] | None:
+    """``study_facts`` of a file, or None for a file that is not a readable DICOM."""
+    header = read_header(data) if is_dicom(data) else None
+    return study_facts(header) if header is not None else None
+
+
 def number(ds: Any, keyword: str, default: int | None) -> Any:
     """An integer tag, or ``default`` when absent; ``invalid_dicom`` when its value is not a number."""
     try:

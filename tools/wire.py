@@ -20,16 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "client" / "src" / "generated" / "wire.ts"
 
 
-def _variable(template: Template, function: str, name: str) -> int:
-    """A literal environment variable of a function (its own, else the Globals'), unresolved."""
-    own = template.resources[function].get("Properties", {}).get("Environment", {}).get("Variables", {})
-    shared = template.doc.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    return int({**shared, **own}[name])
-
-
 def render(template: Template) -> str:
-    sync_max = _variable(template, "ApiFunction", "SYNC_MAX_IMAGE_BYTES")
-    upload_max = _variable(template, "ClassifyBatchFunction", "MAX_OBJECT_BYTES")
+    # Literal values: the unresolved template needs no deployed resources.
+    sync_max = int(template.function_variables("ApiFunction")["SYNC_MAX_IMAGE_BYTES"])
+    upload_max = int(template.function_variables("ClassifyBatchFunction")["MAX_OBJECT_BYTES"])
     constants = {
         "LABELS": (list(ALL_LABELS), "The labels a result can carry (model/labels.py), in the model's output order."),
         "REJECTION_REASONS": (

@@ -195,11 +195,6 @@ def _listing_filter(
     return attribute, value
 
 
-def _study(image: bytes) -> dict[str, str] | None:
-    header = dicom.read_header(image) if dicom.is_dicom(image) else None
-    return dicom.study_facts(header) if header is not None else None
-
-
 # -- routes -----------------------------------------------------------------------------------------
 @app.post("/classify")
 @tracer.capture_method(capture_response=False)
@@ -218,7 +213,7 @@ def classify(store: bool = False, explain: bool = False, name: str | None = None
     # A stored result always gets its preview and heatmap, for the web client's history.
     verdict = pipeline.classify_one(image, ContextDeadline(app.lambda_context), explain=explain or store)
     metrics.add_metric(name="SyncClassified", unit=MetricUnit.Count, value=1)
-    study = _study(image)
+    study = dicom.study_of(image)
     answer: dict[str, Any] = {
         "label": verdict.label,
         "probabilities": verdict.probabilities,

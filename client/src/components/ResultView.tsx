@@ -103,6 +103,28 @@ function HowSure({ result }: { result: ShownResult }) {
   );
 }
 
+/** Named values as a definition list: what the result shows beside its answer, and its details. */
+function FactList({
+  facts,
+  className,
+  testId,
+}: {
+  facts: [string, string][];
+  className?: string;
+  testId?: string;
+}) {
+  return (
+    <dl className={className} data-testid={testId}>
+      {facts.map(([name, value]) => (
+        <div key={name}>
+          <dt>{name}</dt>
+          <dd>{value}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
 function StudyFacts({ result }: { result: ShownResult }) {
   const study = result.study ?? {};
   const facts = [
@@ -113,16 +135,7 @@ function StudyFacts({ result }: { result: ShownResult }) {
     ["Body part", study.body_part],
   ].filter((fact): fact is [string, string] => Boolean(fact[1]));
   if (facts.length === 0) return null;
-  return (
-    <dl className="facts" data-testid="facts">
-      {facts.map(([name, value]) => (
-        <div key={name}>
-          <dt>{name}</dt>
-          <dd>{value}</dd>
-        </div>
-      ))}
-    </dl>
-  );
+  return <FactList facts={facts} className="facts" testId="facts" />;
 }
 
 function Details({ result }: { result: ShownResult }) {
@@ -154,14 +167,7 @@ function Details({ result }: { result: ShownResult }) {
   return (
     <details className="details">
       <summary>Technical details</summary>
-      <dl>
-        {rows.map(([name, value]) => (
-          <div key={name}>
-            <dt>{name}</dt>
-            <dd>{value}</dd>
-          </div>
-        ))}
-      </dl>
+      <FactList facts={rows} />
     </details>
   );
 }

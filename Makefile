@@ -9,15 +9,13 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # `sam build` runs these (BuildMethod: makefile). Each function is only the Lambda code and the
 # torch-free model modules it shares with serving; its third-party packages are one layer.
-LAMBDA_MODEL_FILES := model/__init__.py model/contract.py model/errors.py model/labels.py model/preprocessing.py model/dicom.py model/codestreams.py model/lung_fields.py
 # Bytecode ships with the code: Lambda's /var/task and /opt are read-only, so a module without it is
 # compiled again at every cold start (numpy 288 -> 88 ms, pydicom 754 -> 194 ms). Unchecked hashes,
 # because the zip's two-second timestamps would make timestamp-checked bytecode look stale.
 COMPILE := python3.11 -m compileall -q -j 0 --invalidation-mode unchecked-hash
 build-ClassifyBatchFunction build-ApiFunction build-DeadLetterFunction build-ReportPushFunction:
-	mkdir -p "$(ARTIFACTS_DIR)/model"
 	cp -r functions "$(ARTIFACTS_DIR)/"
-	cp $(LAMBDA_MODEL_FILES) "$(ARTIFACTS_DIR)/model/"
+	python3.11 -m model.builder.package "$(ARTIFACTS_DIR)"  # model/core, the floor the Lambdas run
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
 	$(COMPILE) "$(ARTIFACTS_DIR)"
 
@@ -85,7 +83,7 @@ typecheck: $(STAMP)
 
 # Served artifacts (TorchScript, ONNX, model.tar.gz) of the bundled default model, with its lung-field network.
 build/model/model.tar.gz: model/default/model.safetensors model/default/lungs.safetensors model/default/int8.json $(STAMP)
-	$(PY) -m model.build --checkpoint $< --lungs model/default/lungs.safetensors --int8 model/default/int8.json \
+	$(PY) -m model.builder --checkpoint $< --lungs model/default/lungs.safetensors --int8 model/default/int8.json \
 		--out build/model
 
 model: build/model/model.tar.gz
@@ -98,7 +96,7 @@ model-cpu: $(STAMP) build/model/model.tar.gz
 	rm -rf build/wheels && $(VENV)/bin/pip download --quiet --only-binary=:all: --implementation cp \
 		--python-version $(CONTAINER_PYTHON) --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
 		--dest build/wheels "onnxruntime>=1.18"
-	$(PY) -m model.build --checkpoint model/default/model.safetensors --lungs model/default/lungs.safetensors \
+	$(PY) -m model.builder --checkpoint model/default/model.safetensors --lungs model/default/lungs.safetensors \
 		--int8 model/default/int8.json --wheels build/wheels --out build/model-cpu
 
 # The package the local stack serves: the bundled model's, or any other, e.g. the one training.adapt
@@ -124,7 +122,7 @@ invoke: build/model/model.tar.gz
 	$(PY) -m local_stack.invoke $(FUNCTION) -e $(EVENT) $(if $(SEED),--seed $(SEED))
 
 serve: $(STAMP) $(MODEL)
-	$(PY) -m model.serve --model $(MODEL) --port 8080
+	$(PY) -m model.serving.serve --model $(MODEL) --port 8080
 
 bench: $(STAMP)
 	$(PY) bench/inference.py

@@ -3,11 +3,11 @@
     python -m bench.gate_cost [--seconds 3] [--archs resnet18,resnet50] [--batch 8]
 
 Side by side in one run, ONNX Runtime on this machine (sessions made as served,
-``model.runtime.onnx_session``): (a) logits and CAM only, as before the gate;
+``model.serving.backends.onnx_session``): (a) logits and CAM only, as before the gate;
 (b) plus the gate score of the image as it is; (c) the graph served without a lung-field network,
 which also scores the image turned by 90, 180 and 270 degrees in the same batch (for
 ``not_upright``); (d) what a package with the lung-field network serves: that network at 128 px,
-its NumPy reading (``model.lung_fields.analyse``: mask, orientation, shape measures), then the
+its NumPy reading (``model.core.lung_fields.analyse``: mask, orientation, shape measures), then the
 classifier graph once (``ExportWrapper(turned=False)``). Prints ms per image and the ratios to (a).
 Random weights: speed does not depend on them.
 """
@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from bench.inference import timeit
-from model.architectures import ARCHS, ExportWrapper, XrayNet, build_model
-from model.lung_fields import LUNG_SIZE, LungRule, analyse
-from model.lung_network import LungNet
-from model.preprocessing import get_preset
-from model.runtime import onnx_session
+from model.builder.architectures import ARCHS, ExportWrapper, XrayNet, build_model
+from model.builder.lung_network import LungNet
+from model.core.lung_fields import LUNG_SIZE, LungRule, analyse
+from model.core.presets import get_preset
+from model.serving.backends import onnx_session
 
 
 class NoGate(nn.Module):

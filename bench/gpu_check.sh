@@ -10,7 +10,7 @@
 #    graph at batch 1, ResNet-50 and InceptionV3, batch 1 and 8;
 # 3. a ResNet-50 trained on gpu/ms320 (the 320 px copy of cxr-multisource with its ingest.csv, made as
 #    training/loso_gpu.sh says; the device call carries it: carry ["gpu"]),
-#    whose training run ends with fp16's guard on its test fold (model.half, in metadata.json);
+#    whose training run ends with fp16's guard on its test fold (model.builder.half, in metadata.json);
 # 4. bench/inference.py on that model: the path its guard chose against eager fp32.
 # Every result lands under $OUT; each step has its own time limit so that one stuck step leaves
 # the others' results.

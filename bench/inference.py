@@ -12,16 +12,16 @@ default. Eager runs what the served path runs: with a lung-field network in the 
 then one backbone pass; without, the backbone on the image and its three turned copies. Then
 preprocessing ms/image for a 1024 px PNG and a 2000 px JPEG (the served decoder vs a
 naive full-resolution RGB decode). Random weights (seeded): speed does not depend on them, and the
-agreement measures the arithmetic of each path, not the model. The int8 row (``model.quantize``,
+agreement measures the arithmetic of each path, not the model. The int8 row (``model.builder.quantize``,
 calibrated on the sample X-rays) times the quantized graph; its agreement means little here, because
-an untrained network's logits are nearly tied: the guard of ``model.quantize`` on a trained model's
+an untrained network's logits are nearly tied: the guard of ``model.builder.quantize`` on a trained model's
 test images is what decides whether int8 is served.
 
 With ``--device cuda`` the TorchScript rows run on the GPU (a CUDA graph at batch 1), with an fp16
-row (``model.gpu``) beside fp32; int8 stays a CPU path and is left out.
+row (``model.serving.gpu``) beside fp32; int8 stays a CPU path and is left out.
 
 With ``--model DIR`` (a trained model's directory: ``model.safetensors`` and its exported artifacts,
-after ``model.quantize`` where it ran) the same rows are timed on that model instead: eager is its
+after ``model.builder.quantize`` where it ran) the same rows are timed on that model instead: eager is its
 checkpoint, the ONNX rows its own graphs, and ``served`` is what the runtime serves from that
 directory, int8 only where the guard recorded in its ``metadata.json`` passed.
 """
@@ -43,18 +43,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.architectures import ARCHS, ExportWrapper, build_model
-from model.build import DEFAULT_LUNGS
-from model.checkpoint import load_checkpoint
-from model.contract import INT8_ONNX_FILE, LUNGS_ONNX_FILE, ONNX_FILE, TORCHSCRIPT_FILE
-from model.export import export_model
-from model.labels import labels_for
-from model.lung_fields import LUNG_SIZE
-from model.lung_network import load_lung_checkpoint
-from model.metadata import ModelMetadata
-from model.preprocessing import decode_gray, get_preset, prepare, to_batch
-from model.quantize import quantize
-from model.runtime import Backend, OnnxBackend, Predictor, TorchScriptBackend, load_lungs
+from model.builder.architectures import ARCHS, ExportWrapper, build_model
+from model.builder.artifacts import DEFAULT_LUNGS
+from model.builder.checkpoint import load_checkpoint
+from model.builder.export import export_model
+from model.builder.lung_network import load_lung_checkpoint
+from model.builder.quantize import quantize
+from model.core.contract import INT8_ONNX_FILE, LUNGS_ONNX_FILE, ONNX_FILE, TORCHSCRIPT_FILE
+from model.core.labels import labels_for
+from model.core.lung_fields import LUNG_SIZE
+from model.core.preprocessing import decode_gray, prepare, to_batch
+from model.core.presets import get_preset
+from model.serving.backends import Backend, OnnxBackend, TorchScriptBackend, load_lungs
+from model.serving.metadata import ModelMetadata
+from model.serving.runtime import Predictor
 
 GFLOP_PER_IMAGE = {"resnet50": 8.17, "inception_v3": 11.46, "resnet18": 3.64}  # 2 x MACs at the preset's size
 # Without a lung-field network the served graph runs the backbone on the image and on three turned
@@ -110,7 +112,7 @@ def served_paths(
     }
     if int8 and not (model_dir / INT8_ONNX_FILE).is_file():
         # Calibrated on the sample X-rays and their mirror images: enough for speed; a real package
-        # calibrates on training images and serves int8 only if model.quantize's guard passes.
+        # calibrates on training images and serves int8 only if model.builder.quantize's guard passes.
         quantize(model_dir, np.concatenate([images, images[:, :, ::-1]]))
     if int8:
         predictors["onnx-int8"] = with_lungs(OnnxBackend(model_dir / INT8_ONNX_FILE), meta, model_dir)
@@ -279,7 +281,7 @@ if __name__ == "__main__":
         "--int8",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also time the int8 graph of model.quantize, on the CPU (default: %(default)s)",
+        help="also time the int8 graph of model.builder.quantize, on the CPU (default: %(default)s)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write every row as JSON (default: none)")
     parser.add_argument(

@@ -33,7 +33,7 @@ from PIL import Image
 
 from local_stack.stack import LocalDeployment
 from local_stack.template import StackContext
-from model.preprocessing import downsize_png
+from model.core.downsize import downsize_png
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from model.checkpoint import load_checkpoint
-from model.preprocessing import get_preset, prepare, to_batch
+from model.builder.checkpoint import load_checkpoint
+from model.core.preprocessing import prepare, to_batch
+from model.core.presets import get_preset
 
 
 def plain_loop(paths: list[Path], checkpoint: Path, batch_size: int) -> float:

@@ -35,7 +35,7 @@ from local_stack.poller import SqsPoller
 from local_stack.runner import FunctionRunner, RunnerPool
 from local_stack.template import StackContext, Template
 from local_stack.wsgi import BackgroundServer
-from model.serve import EndpointApp, load_predictor
+from model.serving.serve import EndpointApp, load_predictor
 from pacs.config import ReceiverConfig
 from pacs.receiver import Receiver
 from pacs.spool import Spool

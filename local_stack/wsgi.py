@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
-from model.serve import create_wsgi_server
+from model.serving.serve import create_wsgi_server
 
 
 class BackgroundServer:

@@ -1,7 +1,12 @@
-"""Chest X-ray classifier: labels, preprocessing, model contract and serving.
+"""Chest X-ray classifier: the model's code in three floors, each importing only the ones below it.
 
-Importing this package has no side effects and does not import torch: the serving path
-(ONNX Runtime) and the Lambdas use the torch-free modules only.
+- ``model.core``: torch-free; labels, the model contract, errors, image decoding, the model's input.
+  The Lambdas ship this floor.
+- ``model.serving``: the endpoint's runtime on top of the core (backends, decision policy, handlers).
+  ``model.tar.gz`` ships the core and this floor.
+- ``model.builder``: networks, checkpoints, export, quantization, packaging, deployment (torch, boto3).
+
+Importing this package has no side effects and does not import torch.
 """
 
 __all__ = ["__version__"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from model.errors import InvalidSettingError
+from model.core.errors import InvalidSettingError
 
 AE_TITLE: Final = re.compile(r"^[A-Za-z0-9_ .-]{1,16}$")
 

@@ -19,8 +19,8 @@ def invoke_local_endpoint(model_dir: Path, body: bytes, content_type: str = "ima
     import boto3
 
     from local_stack.wsgi import BackgroundServer
-    from model.runtime import Predictor
-    from model.serve import EndpointApp
+    from model.serving.runtime import Predictor
+    from model.serving.serve import EndpointApp
 
     with BackgroundServer(EndpointApp(Predictor.load(model_dir))) as endpoint:
         runtime = boto3.client(
@@ -44,10 +44,10 @@ def load_event(name: str) -> dict[str, Any]:
 def _tiny_model_dir(root: Path, task: str) -> Path:
     import torch
 
-    from model.architectures import build_model
-    from model.export import export_model
-    from model.labels import labels_for
-    from model.metadata import ModelMetadata
+    from model.builder.architectures import build_model
+    from model.builder.export import export_model
+    from model.core.labels import labels_for
+    from model.serving.metadata import ModelMetadata
 
     torch.manual_seed(0)
     net = build_model("mobilenet_v3_small", task).eval()
@@ -80,8 +80,8 @@ def tiny_model_dir(tiny_model_dirs: dict[str, Path]) -> Path:
 def local_endpoint(tiny_model_dir: Path) -> Iterator[str]:
     """The local SageMaker endpoint serving the tiny multiclass model; yields its URL."""
     from local_stack.wsgi import BackgroundServer
-    from model.runtime import Predictor
-    from model.serve import EndpointApp
+    from model.serving.runtime import Predictor
+    from model.serving.serve import EndpointApp
 
     with BackgroundServer(EndpointApp(Predictor.load(tiny_model_dir))) as endpoint:
         yield endpoint.url

@@ -14,7 +14,7 @@ from pathlib import Path
 from functions.common.reasons import rejection_reasons
 from functions.common.result import MAX_FILE_NAME
 from local_stack.template import Template
-from model.labels import ALL_LABELS
+from model.core.labels import ALL_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "client" / "src" / "generated" / "wire.ts"
@@ -25,7 +25,10 @@ def render(template: Template) -> str:
     sync_max = int(template.function_variables("ApiFunction")["SYNC_MAX_IMAGE_BYTES"])
     upload_max = int(template.function_variables("ClassifyBatchFunction")["MAX_OBJECT_BYTES"])
     constants = {
-        "LABELS": (list(ALL_LABELS), "The labels a result can carry (model/labels.py), in the model's output order."),
+        "LABELS": (
+            list(ALL_LABELS),
+            "The labels a result can carry (model/core/labels.py), in the model's output order.",
+        ),
         "REJECTION_REASONS": (
             list(rejection_reasons()),
             "Every reason a rejected result or a refused call carries (functions/common/reasons.py).",

@@ -42,11 +42,12 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from model.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
-from model.errors import InvalidImageError
-from model.labels import COVID, NO_FINDINGS, labels_for
-from model.preprocessing import get_preset, prepare
-from model.runtime import ACCEPTED, decide
+from model.builder.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from model.core.errors import InvalidImageError
+from model.core.labels import COVID, NO_FINDINGS, labels_for
+from model.core.preprocessing import prepare
+from model.core.presets import get_preset
+from model.serving.policy import ACCEPTED, decide
 from training import train
 from training.adapt_report import render
 from training.data import NIH_NAME, Record, add_hashes, assign_folds, read_dataset, remove_duplicates, write_manifest
@@ -293,7 +294,7 @@ def stamp(checkpoint: Path, out: Path, validation: dict[str, Any]) -> Path:
 
 
 def package(checkpoint: Path, out: Path) -> Path:
-    from model.build import build
+    from model.builder.artifacts import build
 
     built = build(checkpoint, out / "build")
     target = out / "model.tar.gz"
@@ -304,8 +305,8 @@ def package(checkpoint: Path, out: Path) -> Path:
 def sample_heatmaps(artifacts: Path, site: Site, per_label: int = 2) -> list[dict[str, str]]:
     """Class-activation overlays of the adapted model's served graph on a few site images of each label
     (the first images of each label; the final model saw them, so these show where it looks, not how well)."""
-    from model.preprocessing import to_batch
-    from model.runtime import Predictor, cam_png
+    from model.core.preprocessing import to_batch
+    from model.serving.runtime import Predictor, cam_png
     from training.evaluate import cam_overlay
 
     predictor = Predictor.load(artifacts)

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from PIL import Image
 
-from model.labels import ALL_LABELS, COVID, NO_FINDINGS, PNEUMONIA
+from model.core.labels import ALL_LABELS, COVID, NO_FINDINGS, PNEUMONIA
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,10 @@ from typing import Final
 import numpy as np
 import torch
 
-from model.errors import GateRefusedError
-from model.lung_fields import LungFinder
-from model.preprocessing import Preset, prepare
+from model.core.errors import GateRefusedError
+from model.core.lung_fields import LungFinder
+from model.core.preprocessing import prepare
+from model.core.presets import Preset
 from training.data import Record
 
 BALANCES: Final = ("class", "source")

@@ -30,10 +30,11 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from model.errors import GateRefusedError, InvalidImageError
-from model.labels import TASKS, labels_for
-from model.preprocessing import to_batch
-from model.runtime import ACCEPTED, NOT_A_CHEST_XRAY, NOT_UPRIGHT, Predictor, cam_png
+from model.core.errors import GateRefusedError, InvalidImageError
+from model.core.labels import TASKS, labels_for
+from model.core.preprocessing import to_batch
+from model.serving.policy import ACCEPTED, NOT_A_CHEST_XRAY, NOT_UPRIGHT
+from model.serving.runtime import Predictor, cam_png
 from training.data import read_dataset, read_manifest
 from training.metrics import ECE_BINS, compute_metrics, reliability_bins
 
@@ -43,12 +44,12 @@ logger = logging.getLogger(__name__)
 def load_any_model(path: Path) -> Predictor:
     """A model directory, a model.tar.gz, or a .safetensors checkpoint (exported on the fly)."""
     if path.suffix == ".safetensors":
-        from model.build import build
+        from model.builder.artifacts import build
 
         out = Path(tempfile.mkdtemp(prefix="xray-eval-"))
         build(path, out, ("onnx",))
         return Predictor.load(out / "artifacts")
-    from model.serve import load_predictor
+    from model.serving.serve import load_predictor
 
     return load_predictor(path)
 

@@ -3,11 +3,11 @@
     python -m training.gate --checkpoint model/default/model.safetensors --data ../shared/data/ozturk-3class \\
         --manifest runs/ozturk/manifest.csv --ood ../shared/data/cxr-ood --out runs/gate --write
 
-The gate (``model.architectures.FeatureGate``) is a Mahalanobis distance on the pooled features:
+The gate (``model.builder.architectures.FeatureGate``) is a Mahalanobis distance on the pooled features:
 class means and one shared covariance from the **training split** (Ledoit-Wolf shrinkage, since 512 to
 2,048 features meet a few hundred images), and a threshold chosen on the **validation split** so that
 at most ``--max-refusal`` of its X-rays are refused, counting both refusals of the served rule
-(``model.runtime.gate_decisions``: ``not_a_chest_xray`` and ``not_upright``). No negative example is
+(``model.serving.policy.gate_decisions``: ``not_a_chest_xray`` and ``not_upright``). No negative example is
 used to fit it, so every category of negatives (``training.negatives``) is held out: they only measure
 it, against the test split's X-rays. ``training.train`` fits the gate of every model it trains the
 same way.
@@ -29,12 +29,13 @@ import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 
-from model.architectures import ExportWrapper, XrayNet
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.errors import GateRefusedError
-from model.lung_network import load_finder
-from model.preprocessing import gated_prepare, get_preset, to_batch
-from model.runtime import ACCEPTED, NOT_UPRIGHT, gate_decisions
+from model.builder.architectures import ExportWrapper, XrayNet
+from model.builder.checkpoint import load_checkpoint, save_checkpoint
+from model.builder.lung_network import load_finder
+from model.core.errors import GateRefusedError
+from model.core.preprocessing import gated_prepare, to_batch
+from model.core.presets import get_preset
+from model.serving.policy import ACCEPTED, NOT_UPRIGHT, gate_decisions
 from training.cli import add_checkpoint_refit_args
 from training.data import read_manifest, split_of
 

@@ -12,7 +12,7 @@ where the package has one, the classifier's feature gate. Categories:
   counter-clockwise, each re-encoded as PNG like an upload;
 - ``photographs`` ... ``flat``: ``training.negatives``'s generated and scikit-image categories.
 
-Nothing here is fitted: run it on two packages of the same classifier (``python -m model.build
+Nothing here is fitted: run it on two packages of the same classifier (``python -m model.builder
 --no-lungs`` and with lungs) to compare the gates side by side.
 """
 
@@ -30,8 +30,8 @@ from typing import Any, Final
 import numpy as np
 from PIL import Image, ImageOps
 
-from model.preprocessing import load_gray
-from model.runtime import Predictor
+from model.core.decoding import load_gray
+from model.serving.runtime import Predictor
 from training.data import read_manifest
 from training.negatives import GENERATORS
 

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import boto3
 
-from model.package import pack
+from model.builder.package import pack
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 ENTRIES: Final = {

@@ -8,7 +8,7 @@
    and at the stored image's own size, and the orientation head's accuracy on the four turns.
 2. **Final network** on every mask, saved as ``--out/lungs.safetensors`` (``--install`` copies it to
    ``model/default/``). ``--network PATH`` skips 1 and 2 and refits the rule of a trained network.
-3. **Rule** (``model.lung_fields.LungRule``): bounds on the mask's shape measures, from chest X-rays
+3. **Rule** (``model.core.lung_fields.LungRule``): bounds on the mask's shape measures, from chest X-rays
    only (the manifest's training and validation folds, every source): their extremes widened by
    ``--margin`` interquartile ranges; refusals then counted on the test fold, per source.
 4. **Contact sheet** per source of ``--sheet`` test images with the lung outline and box drawn, to
@@ -38,9 +38,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from model.lung_fields import FEATURES, LUNG_SIZE, SIDES, LungFinder, LungRule, lung_input, policy
-from model.lung_network import LungNet, load_lung_checkpoint, save_lung_checkpoint, torch_graph
-from model.preprocessing import get_preset, load_gray
+from model.builder.lung_network import LungNet, load_lung_checkpoint, save_lung_checkpoint, torch_graph
+from model.core.decoding import load_gray
+from model.core.lung_fields import FEATURES, LUNG_SIZE, SIDES, LungFinder, LungRule, lung_input, policy
+from model.core.presets import get_preset
 from training.augment import _blur, _exposure, _gamma, _noise, _resolution, random_affine
 from training.data import read_manifest
 

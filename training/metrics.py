@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_auc_score
 
-from model.labels import COVID
+from model.core.labels import COVID
 
 
 def confusion_matrix(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, k: int) -> npt.NDArray[np.int64]:

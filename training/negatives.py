@@ -20,7 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
-from model.preprocessing import Preset, prepare
+from model.core.preprocessing import prepare
+from model.core.presets import Preset
 
 Uint8Images = npt.NDArray[np.uint8]
 

@@ -21,11 +21,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from model.architectures import XrayNet
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.metadata import ModelMetadata
-from model.preprocessing import get_preset, prepare
-from model.runtime import softmax
+from model.builder.architectures import XrayNet
+from model.builder.checkpoint import load_checkpoint, save_checkpoint
+from model.core.preprocessing import prepare
+from model.core.presets import get_preset
+from model.serving.metadata import ModelMetadata
+from model.serving.policy import softmax
 from training.cli import add_checkpoint_refit_args
 from training.data import read_manifest
 from training.gate import logits_of, pooled_features

@@ -1,6 +1,6 @@
 """What the network is fed, in training and in evaluation, side by side (torchvision's presets).
 
-Both start from the images ``model.preprocessing.prepare`` decoded once (uint8, the model's preset:
+Both start from the images ``model.core.preprocessing.prepare`` decoded once (uint8, the model's preset:
 crop, equalisation, size), so training and serving share every step up to here. Training then
 augments on the device; evaluation feeds the images as the served runtime does (``to_batch``).
 """

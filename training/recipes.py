@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from model.architectures import get_arch
-from model.preprocessing import get_preset
+from model.builder.architectures import get_arch
+from model.core.presets import get_preset
 
 RECIPES: Final[dict[str, str]] = {
     "baseline": "the first bundled model's recipe: preset v1, basic augmentation, class-weighted loss",

@@ -28,13 +28,15 @@ import numpy.typing as npt
 import torch
 from sklearn.metrics import roc_auc_score
 
-from model.architectures import ExportWrapper
-from model.checkpoint import load_checkpoint, read_checkpoint_metadata
-from model.errors import GateRefusedError
-from model.lung_fields import LungField, LungFinder, activation_inside, mask_in_box
-from model.lung_network import load_finder
-from model.preprocessing import Preset, check_lungs, get_preset, load_gray, prepare_gray, seen_box, to_batch
-from model.runtime import ACCEPTED, gate_decisions, softmax
+from model.builder.architectures import ExportWrapper
+from model.builder.checkpoint import load_checkpoint, read_checkpoint_metadata
+from model.builder.lung_network import load_finder
+from model.core.decoding import load_gray
+from model.core.errors import GateRefusedError
+from model.core.lung_fields import LungField, LungFinder, activation_inside, mask_in_box
+from model.core.preprocessing import check_lungs, prepare_gray, seen_box, to_batch
+from model.core.presets import Preset, get_preset
+from model.serving.policy import ACCEPTED, gate_decisions, softmax
 from training.data import Record, read_dataset
 from training.gate import logits_of, pooled_features, served_scores
 

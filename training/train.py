@@ -33,16 +33,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.architectures import ARCHS, XrayNet, build_model, get_arch
-from model.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
-from model.export import export_model
-from model.half import guard as guard_fp16
-from model.half import record as record_fp16
-from model.labels import TASKS, labels_for
-from model.lung_network import load_finder, load_lung_checkpoint, read_lung_info
-from model.metadata import ModelMetadata
-from model.package import build_tarball, code_files
-from model.preprocessing import Preset, get_preset
+from model.builder.architectures import ARCHS, XrayNet, build_model, get_arch
+from model.builder.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from model.builder.export import export_model
+from model.builder.half import guard as guard_fp16
+from model.builder.half import record as record_fp16
+from model.builder.lung_network import load_finder, load_lung_checkpoint, read_lung_info
+from model.builder.package import build_tarball, code_files
+from model.core.labels import TASKS, labels_for
+from model.core.presets import Preset, get_preset
+from model.serving.metadata import ModelMetadata
 from training.adversary import SourceAdversary
 from training.augment import LEVELS
 from training.calibration import fit_temperature
@@ -492,8 +492,8 @@ def finalize_model(
     if args.export:
         export_model(net, meta, args.output_dir, lungs=load_lung_checkpoint(args.lungs) if preset.lungs else None)
         if device.type == "cuda" and len(data.test):
-            # Trained on a GPU, so a GPU can tell whether fp16 answers as fp32 does (model.half); a CPU
-            # run leaves the verdict out (fp32 served), and `python -m model.half` can add it later.
+            # Trained on a GPU, so a GPU can tell whether fp16 answers as fp32 does (model.builder.half); a CPU
+            # run leaves the verdict out (fp32 served), and `python -m model.builder.half` can add it later.
             truth = [r.label for r in data.test.records]
             record_fp16(args.output_dir, guard_fp16(args.output_dir, data.test.images.numpy(), truth, "cuda"))
         for name, data_bytes in code_files().items():

@@ -5,7 +5,7 @@
 
 The figures are those of ``training.loso``'s leave-sources-out runs of the same arch and recipe (the
 shipped model itself saw every source). The served model reads ``meets_goal``: unless it is true,
-every answer says its confidence is low (``model.runtime.confidence``).
+every answer says its confidence is low (``model.serving.policy.confidence``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
-from model.checkpoint import load_checkpoint, save_checkpoint
+from model.builder.checkpoint import load_checkpoint, save_checkpoint
 
 # On sources never seen, scored covid vs no_findings: ahead of published external validations.
 GOAL: Final = {"auc": 0.80, "sensitivity": 0.85, "specificity": 0.80}

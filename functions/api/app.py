@@ -53,9 +53,9 @@ from functions.common.page_token import PageTokens
 from functions.common.reasons import DECODE_TIMEOUT, ENDPOINT_UNAVAILABLE, RATE_LIMITED
 from functions.common.result import FILE_NAME_METADATA, MAX_FILE_NAME, STATUSES, clean_file_name
 from functions.common.s3_events import ObjectRef
-from model import dicom
-from model.errors import InvalidImageError
-from model.labels import ALL_LABELS
+from model.core import dicom
+from model.core.errors import InvalidImageError
+from model.core.labels import ALL_LABELS
 
 logger = telemetry.logger()
 tracer = telemetry.tracer()

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from model.errors import DecompressionBombError
+from model.core.errors import DecompressionBombError
 
 
 class ByteBudget:

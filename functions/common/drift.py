@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Final, Protocol
 
-from model.errors import NoLungFieldsError, NotAChestXrayError, NotUprightError
+from model.core.errors import NoLungFieldsError, NotAChestXrayError, NotUprightError
 
 GATE_REASONS: Final = frozenset({NotAChestXrayError.reason, NotUprightError.reason, NoLungFieldsError.reason})
 # The alarm's metric math, with the metric ids of template.yaml's DriftRefusalShareAlarm.

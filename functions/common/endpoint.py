@@ -19,7 +19,7 @@ from functions.common.errors import (
     TransientError,
 )
 from functions.common.reasons import MODEL_REJECTED
-from model import contract
+from model.core import contract
 
 MAX_BODY_BYTES: Final = contract.MAX_BODY_BYTES
 # JSON framing per instance ({"b64": ""},) plus the envelope, kept well clear of the limit.
@@ -35,7 +35,7 @@ class Verdict:
 
     label: str | None
     probabilities: dict[str, float]
-    model: Mapping[str, Any]  # model.contract.ModelInfo; empty when no answer named the model
+    model: Mapping[str, Any]  # model.core.contract.ModelInfo; empty when no answer named the model
     rejection: ImageRejectedError | None = None
     gate: contract.Gate | None = None  # the model gate's score and threshold
     confidence: contract.Confidence | None = None
@@ -145,7 +145,7 @@ def _verdict(prediction: contract.Prediction | contract.Refusal, model: Mapping[
 
 
 def check_answer(answer: Any, count: int) -> contract.Response:
-    """The endpoint's answer if it has the contract's shape (``model.contract.Response``), else
+    """The endpoint's answer if it has the contract's shape (``model.core.contract.Response``), else
     EndpointContractError. What the Lambdas read of it is checked; the rest passes through."""
     if not isinstance(answer, dict) or not isinstance(answer.get("model"), dict):
         raise EndpointContractError("the answer has no model description")

@@ -1,4 +1,4 @@
-"""The pipeline's exceptions, in one tree (image validation errors come from ``model.errors``).
+"""The pipeline's exceptions, in one tree (image validation errors come from ``model.core.errors``).
 
     PipelineError                                                          HTTP (``http_status``)
      ├── ConfigurationError           a required environment variable is missing (fails at start)
@@ -6,7 +6,7 @@
      │    ├── ObjectMissingError          deleted before it was read
      │    ├── ObjectTooLargeError         larger than MAX_OBJECT_BYTES
      │    ├── UploadReusedError           a later version of a user's upload key: a form posted again
-     │    └── ImageRejectedError          wraps model.errors.InvalidImageError (reason kept)
+     │    └── ImageRejectedError          wraps model.core.errors.InvalidImageError (reason kept)
      ├── TransientError               worth retrying (throttling, 5xx, timeouts) -> retry, then   503
      │    │                           DLQ + `failed`
      │    ├── EndpointUnavailableError
@@ -25,7 +25,7 @@
           ├── BodyTooLargeError                                                                 413
           └── LimitExceededError          the caller's per-user limit; carries ``retry_after_s``    429
 
-``http_status`` (the same attribute as in ``model.errors``) is the one mapping from an error to the
+``http_status`` (the same attribute as in ``model.core.errors``) is the one mapping from an error to the
 API's answer; ``functions.api.app`` reads it and nothing else. botocore's errors become these in
 ``functions.common.aws_errors``. ``reason`` on a RejectedObjectError is what the `rejected` result records.
 """
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from model.contract import Gate
+from model.core.contract import Gate
 
 
 class PipelineError(Exception):

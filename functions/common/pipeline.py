@@ -54,9 +54,10 @@ from functions.common.result import (
 from functions.common.results import BUSY, CLAIMED
 from functions.common.s3_events import ObjectRef
 from functions.common.structured_report import fileable, structured_report
-from model import dicom
-from model.errors import InvalidImageError
-from model.preprocessing import MAX_DECODED_BYTES, decode_cost, downsize_png
+from model.core import dicom
+from model.core.decoding import MAX_DECODED_BYTES, decode_cost
+from model.core.downsize import downsize_png
+from model.core.errors import InvalidImageError
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final, TypeVar
 
 from functions.common import errors
-from model import errors as image_errors
+from model.core import errors as image_errors
 
 # Reasons the API's error mapping (functions/api/app.py) and the endpoint client give.
 MODEL_REJECTED: Final = "model_rejected"

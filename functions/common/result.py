@@ -12,7 +12,7 @@ import re
 from typing import Any, Final, Literal, Required, TypedDict, Unpack, cast, get_args
 
 from functions.common.s3_events import ObjectRef, sequencer_key
-from model.contract import Confidence, Gate
+from model.core.contract import Confidence, Gate
 
 Status = Literal["classified", "rejected", "failed"]
 CLASSIFIED: Final[Status] = "classified"
@@ -36,7 +36,7 @@ class ResultFields(TypedDict, total=False):
     model_version: str | None
     covid_threshold: float | None  # the operating point that decided
     site_validation: str | None  # the site whose cross-validation stood behind the model, or "none"
-    study: dict[str, str] | None  # a DICOM's study date, modality, view, body part (model.dicom.study_facts)
+    study: dict[str, str] | None  # a DICOM's study date, modality, view, body part (model.core.dicom.study_facts)
     file_name: str | None  # as the web client sent it: shown to the owner only, never notified or logged
 
 

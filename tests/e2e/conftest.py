@@ -11,7 +11,7 @@ import pytest
 
 from local_stack.stack import DEMO_USER, LocalDeployment
 from local_stack.template import StackContext
-from model.build import DEFAULT_CHECKPOINT, build
+from model.builder.artifacts import DEFAULT_CHECKPOINT, build
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_DIST = ROOT / "client" / "dist"

@@ -8,9 +8,9 @@ import pytest
 from local_stack.faults import FaultSwitch
 from local_stack.harness import Harness
 from local_stack.stack import LocalDeployment
-from model.build import DEFAULT_CHECKPOINT, DEFAULT_INT8, build
-from model.runtime import Predictor
-from model.serve import EndpointApp
+from model.builder.artifacts import DEFAULT_CHECKPOINT, DEFAULT_INT8, build
+from model.serving.runtime import Predictor
+from model.serving.serve import EndpointApp
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.build import DEFAULT_INT8
-from model.contract import ONNX_FILE
-from model.int8_recipe import Int8Recipe
-from model.metadata import ModelMetadata
-from model.preprocessing import get_preset, prepare, to_batch
-from model.runtime import OnnxBackend, Predictor
+from model.builder.artifacts import DEFAULT_INT8
+from model.builder.int8_recipe import Int8Recipe
+from model.core.contract import ONNX_FILE
+from model.core.preprocessing import prepare, to_batch
+from model.core.presets import get_preset
+from model.serving.backends import OnnxBackend
+from model.serving.metadata import ModelMetadata
+from model.serving.runtime import Predictor
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from local_stack.wsgi import BackgroundServer
-from model.runtime import Predictor
-from model.serve import EndpointApp
+from model.serving.runtime import Predictor
+from model.serving.serve import EndpointApp
 from tests import dicoms, images
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.preprocessing import downsize_png
+from model.core.downsize import downsize_png
 from tests import dicoms
 from tools.prune_layer import runtime_site
 
@@ -35,7 +35,7 @@ THIRD_PARTY = (
 DECODE = """
 import sys
 from pathlib import Path
-from model.preprocessing import downsize_png
+from model.core.downsize import downsize_png
 for path in Path(sys.argv[1]).glob("*.in"):
     path.with_suffix(".png").write_bytes(downsize_png(path.read_bytes()))
 """

@@ -1,4 +1,4 @@
-"""``model.deploy --dry-run`` on the bundled package: the requests it would make, against Neo's
+"""``model.builder.deploy --dry-run`` on the bundled package: the requests it would make, against Neo's
 documented constraints (docs.aws.amazon.com/sagemaker/latest/dg/neo-supported-cloud.html)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from model.deploy import NEO_PYTORCH_VERSIONS, get_args_parser, main
-from model.metadata import ModelMetadata
-from model.package import build_tarball
+from model.builder.deploy import NEO_PYTORCH_VERSIONS, get_args_parser, main
+from model.builder.package import build_tarball
+from model.serving.metadata import ModelMetadata
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ def test_the_bundled_package_is_exported_again_by_the_torch_neo_compiles(dry_run
     job = _one(dry_run, "CreateTrainingJob")
     assert job["AlgorithmSpecification"]["TrainingImage"].endswith("/pytorch-training:2.0.1-cpu-py310")
     [source] = [r["params"] for r in dry_run["requests"] if r["params"].get("Key", "").endswith("sourcedir.tar.gz")]
-    assert "model/neo_export.py" in source["Members"]
+    assert "model/builder/neo_export.py" in source["Members"]
 
 
 def test_the_compilation_request_is_one_neo_takes(dry_run: dict[str, Any], bundled_model: Path) -> None:

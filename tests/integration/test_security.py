@@ -24,7 +24,7 @@ import pytest
 import urllib3
 
 from local_stack.stack import LocalDeployment
-from model.labels import ALL_LABELS
+from model.core.labels import ALL_LABELS
 from tests import images
 from tests.integration.test_api import call as api_call
 from tests.integration.test_api import post_form

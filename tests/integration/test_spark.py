@@ -18,7 +18,7 @@ from pyspark.ml import PipelineModel  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-from model.labels import labels_for  # noqa: E402
+from model.core.labels import labels_for  # noqa: E402
 from tests import images  # noqa: E402
 from training.data import ingest, write_manifest  # noqa: E402
 from training.spark.classify import comparison_table, held_out_metrics, prepare, train_and_compare  # noqa: E402

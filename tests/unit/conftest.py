@@ -19,9 +19,9 @@ import requests
 
 from local_stack.runner import FunctionRunner
 from local_stack.template import Template
-from model import contract
-from model.inference import handle_invocation
-from model.runtime import Predictor
+from model.core import contract
+from model.serving.inference import handle_invocation
+from model.serving.runtime import Predictor
 from tests.conftest import ROOT, load_event
 
 ENDPOINT = "xray-endpoint"

@@ -26,9 +26,10 @@ from typing import Any
 from functions.common.errors import ImageRejectedError, TransientError
 from functions.common.pipeline import ClassificationPipeline
 from functions.common.s3_events import ObjectRef
-from model import dicom
-from model.errors import InvalidImageError
-from model.preprocessing import decode_cost, downsize_png
+from model.core import dicom
+from model.core.decoding import decode_cost
+from model.core.downsize import downsize_png
+from model.core.errors import InvalidImageError
 
 MAX_OBJECT_BYTES = 25 * 1024 * 1024
 

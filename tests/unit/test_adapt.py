@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from model.architectures import build_model
-from model.checkpoint import read_checkpoint_metadata, save_checkpoint
-from model.metadata import ModelMetadata
+from model.builder.architectures import build_model
+from model.builder.checkpoint import read_checkpoint_metadata, save_checkpoint
+from model.serving.metadata import ModelMetadata
 from tests import images
 from tests.conftest import invoke_local_endpoint
 from training.adapt import get_args_parser, main
@@ -189,7 +189,7 @@ def test_the_serving_artifacts_and_the_report_are_published_where_sagemaker_pack
 def test_the_local_endpoint_serves_the_package_and_names_its_site(
     adapted: tuple[Path, dict[str, Any]], site: Path, tmp_path: Path
 ) -> None:
-    from model.package import unpack
+    from model.serving.serve import unpack
 
     out, report = adapted
     model_dir = unpack(out / "model.tar.gz", tmp_path / "model")

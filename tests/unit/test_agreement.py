@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.agreement import compare, read_folds
-from model.metadata import ModelMetadata
-from model.runtime import Outputs
+from model.builder.agreement import compare, read_folds
+from model.serving.backends import Outputs
+from model.serving.metadata import ModelMetadata
 from tests import images
 
 LABELS = ["covid", "no_findings", "pneumonia"]

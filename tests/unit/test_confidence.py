@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.metadata import ModelMetadata
-from model.runtime import confidence
+from model.serving.metadata import ModelMetadata
+from model.serving.policy import confidence
 
 LABELS = ["covid", "no_findings", "pneumonia"]
 
@@ -75,7 +75,7 @@ def test_a_site_validated_answer_near_the_operating_point_is_still_borderline() 
 
 
 def test_the_model_info_of_every_answer_names_the_site_validation() -> None:
-    from model.runtime import Predictor
+    from model.serving.runtime import Predictor
 
     predictor = Predictor(None, site_validated(True))  # type: ignore[arg-type]  (no backend is run)
     assert predictor.model_info()["site_validation"] == "St Example"

@@ -1,4 +1,4 @@
-"""The server (model.inference) and its client (functions.common.endpoint) speak the one contract."""
+"""The server (model.serving.inference) and its client (functions.common.endpoint) speak the one contract."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from functions.common.endpoint import INSTANCES_PER_REQUEST, EndpointClient, check_answer
-from model import contract
-from model.inference import handle_invocation
-from model.runtime import Predictor
+from model.core import contract
+from model.serving.inference import handle_invocation
+from model.serving.runtime import Predictor
 from tests import images
 
 

@@ -12,9 +12,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from model.deploy import Checkpoints, compile_and_repack
-from model.errors import CompilationFailedError, ExportJobFailedError, NeoUnsupportedError
-from model.package import build_tarball, pack, read_members
+from model.builder.deploy import Checkpoints, compile_and_repack
+from model.builder.package import build_tarball, pack, read_members
+from model.core.errors import CompilationFailedError, ExportJobFailedError, NeoUnsupportedError
 
 ROLE = "arn:aws:iam::123456789012:role/neo"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-inference-pytorch:2.0-gpu-py3"
@@ -148,8 +148,8 @@ def test_the_package_records_the_torch_that_wrote_it(tiny_model_dir: Path) -> No
 
 
 def test_neo_compiles_the_classifier_alone_and_the_package_keeps_the_lung_network() -> None:
-    from model.deploy import neo_input, repack
-    from model.package import pack
+    from model.builder.deploy import neo_input, repack
+    from model.builder.package import pack
 
     original = {"model.pt": b"c", "model.onnx": b"o", "lungs.pt": b"l", "lungs.onnx": b"lo", "metadata.json": b"{}"}
     assert set(read_members(neo_input(original))) == {"model.pt", "metadata.json"}
@@ -250,12 +250,17 @@ def test_a_newer_torch_is_exported_again_in_aws_then_compiled_and_repacked(  # t
         stubber.assert_no_pending_responses()
     assert result.export_job == "job1-export"
     source = read_members(aws.get_object(Bucket="models", Key=f"{EXPORT_BASE}/source/sourcedir.tar.gz")["Body"].read())
-    assert {"sagemaker_entry.py", "requirements.txt", "model/neo_export.py", "model/export.py"} <= set(source)
+    assert {"sagemaker_entry.py", "requirements.txt", "model/builder/neo_export.py", "model/builder/export.py"} <= set(
+        source
+    )
     uploaded = aws.list_objects_v2(Bucket="models", Prefix=f"{EXPORT_BASE}/checkpoint/")["Contents"]
     assert {o["Key"].rsplit("/", 1)[1] for o in uploaded} == {"model.safetensors", "lungs.safetensors"}
     repacked = read_members(aws.get_object(Bucket="models", Key="m/job1/model-neo-ml_g4dn.tar.gz")["Body"].read())
     assert repacked["lungs.pt"] == b"lungs by torch 2.0"  # loads in the Neo image's torch
-    assert json.loads(repacked["metadata.json"])["exported_with"] == {"torch": "2.0.1", "by": "model.neo_export"}
+    assert json.loads(repacked["metadata.json"])["exported_with"] == {
+        "torch": "2.0.1",
+        "by": "model.builder.neo_export",
+    }
     assert "code/inference.py" in repacked
 
 

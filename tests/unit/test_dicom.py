@@ -10,10 +10,12 @@ from PIL import Image
 from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG2MPML
 
-from model import errors
-from model.dicom import dicom_to_gray, read_header, study_facts
-from model.preprocessing import decode_gray, downsize_png, sniff_format
-from model.runtime import Predictor
+from model.core import errors
+from model.core.decoding import sniff_format
+from model.core.dicom import dicom_to_gray, read_header, study_facts
+from model.core.downsize import downsize_png
+from model.core.preprocessing import decode_gray
+from model.serving.runtime import Predictor
 from tests import dicoms, images
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "covid-2.png"

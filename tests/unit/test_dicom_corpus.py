@@ -13,7 +13,7 @@ from typing import Any
 import pydicom.data
 import pytest
 
-from model import errors
+from model.core import errors
 from tests.unit.conftest import run_probe
 
 CORPUS = Path(pydicom.data.__file__).parent / "test_files"

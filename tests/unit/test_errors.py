@@ -6,7 +6,7 @@ import inspect
 from types import ModuleType
 
 from functions.common import errors as pipeline_errors
-from model import errors as model_errors
+from model.core import errors as model_errors
 
 
 def _classes(module: ModuleType) -> list[type[Exception]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model.runtime import Predictor
+from model.serving.runtime import Predictor
 from tests import images
 from training.evaluate import evaluate_dataset
 

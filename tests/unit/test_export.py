@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from model import errors
-from model.architectures import ARCHS, ExportWrapper, build_model
-from model.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
-from model.labels import LABELS
-from model.metadata import ModelMetadata
-from model.package import build_tarball, unpack
-from model.runtime import Predictor
+from model.builder.architectures import ARCHS, ExportWrapper, build_model
+from model.builder.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from model.builder.package import build_tarball
+from model.core import errors
+from model.core.labels import LABELS
+from model.serving.metadata import ModelMetadata
+from model.serving.runtime import Predictor
+from model.serving.serve import unpack
 
 
 def _meta(task: str = "multiclass", arch: str = "mobilenet_v3_small", size: int = 224) -> ModelMetadata:
@@ -106,8 +107,8 @@ def test_tarball_has_the_sagemaker_layout(tiny_model_dir: Path, tmp_path: Path) 
     with tarfile.open(tarball) as tar:
         names = set(tar.getnames())
     assert {"model.pt", "model.onnx", "metadata.json", "code/inference.py", "code/requirements.txt"} <= names
-    assert "code/model/runtime.py" in names
-    assert not any(name.startswith("code/model/architectures") for name in names)  # no torch code at runtime
+    assert "code/model/serving/runtime.py" in names
+    assert not any(name.startswith("code/model/builder/") for name in names)  # no torch code at runtime
 
 
 def _serve_unpacked(tiny_model_dir: Path, tmp_path: Path, prelude: str, report: str) -> dict[str, Any]:

@@ -9,11 +9,11 @@ import pytest
 import torch
 from sklearn.covariance import LedoitWolf
 
-from model.architectures import ExportWrapper, FeatureGate, build_model
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.labels import labels_for
-from model.metadata import ModelMetadata
-from model.runtime import ACCEPTED, NOT_A_CHEST_XRAY, NOT_UPRIGHT, gate_decisions
+from model.builder.architectures import ExportWrapper, FeatureGate, build_model
+from model.builder.checkpoint import load_checkpoint, save_checkpoint
+from model.core.labels import labels_for
+from model.serving.metadata import ModelMetadata
+from model.serving.policy import ACCEPTED, NOT_A_CHEST_XRAY, NOT_UPRIGHT, gate_decisions
 from training.gate import choose_threshold, choose_threshold_per_source, fit_statistics, install, refused_count
 
 

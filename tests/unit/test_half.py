@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from model import half as half_module
-from model import runtime
-from model.contract import TORCHSCRIPT_FILE
-from model.metadata import ModelMetadata
-from model.preprocessing import to_batch
-from model.runtime import Predictor, TorchScriptBackend
+from model.builder import half as half_module
+from model.core.contract import TORCHSCRIPT_FILE
+from model.core.preprocessing import to_batch
+from model.serving import backends
+from model.serving.backends import TorchScriptBackend
+from model.serving.metadata import ModelMetadata
+from model.serving.runtime import Predictor
 from tests import images
 
 
@@ -59,7 +60,7 @@ def test_the_guard_compares_fp32_and_fp16_and_records_its_verdict(artifacts: Pat
 def test_a_gpu_serves_fp16_only_when_its_guard_passed(
     artifacts: Path, monkeypatch: pytest.MonkeyPatch, served: bool, backend: str
 ) -> None:
-    monkeypatch.setattr(runtime, "_cuda_available", lambda: True)  # the machine's choice, not the arithmetic
+    monkeypatch.setattr(backends, "_cuda_available", lambda: True)  # the machine's choice, not the arithmetic
     half_module.record(artifacts, {"served": served})
     assert Predictor.load(artifacts).backend.name == backend
 
@@ -72,7 +73,7 @@ def test_a_cpu_never_serves_fp16(artifacts: Path) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU captures the graph")
 def test_where_a_cuda_graph_cannot_be_captured_the_module_itself_answers(artifacts: Path) -> None:
-    from model.gpu import BatchOfOne
+    from model.serving.gpu import BatchOfOne
 
     module = torch.jit.load(str(artifacts / TORCHSCRIPT_FILE)).eval()
     x = torch.from_numpy(to_batch(list(_chests(artifacts, 1))))

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from local_stack import hostile
-from model import codestreams, errors
-from model.preprocessing import decode_cost, downsize_png
+from model.core import codestreams, errors
+from model.core.decoding import decode_cost
+from model.core.downsize import downsize_png
 from tests.unit.conftest import run_probe
 
 

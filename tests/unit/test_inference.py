@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from model import errors
-from model.inference import explain_from_custom_attributes, handle_invocation, parse_request
-from model.runtime import Predictor
+from model.core import errors
+from model.serving.inference import explain_from_custom_attributes, handle_invocation, parse_request
+from model.serving.runtime import Predictor
 from tests import images
 
 
@@ -78,7 +78,7 @@ def test_prediction_shape_and_calibrated_probabilities(predictor: Predictor) -> 
 def test_temperature_softens_probabilities(predictor: Predictor) -> None:
     import numpy as np
 
-    from model.runtime import softmax
+    from model.serving.policy import softmax
 
     logits = np.array([[2.0, 0.0, -1.0]], np.float32)
     assert softmax(logits, 1.5)[0, 0] < softmax(logits, 1.0)[0, 0]

@@ -1,4 +1,4 @@
-"""The int8 recipe: what ``model.quantize`` measured once, applied by ``model.build`` without data."""
+"""The int8 recipe: what ``model.builder.quantize`` measured once, applied by ``model.builder`` without data."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.contract import INT8_ONNX_FILE, ONNX_FILE
-from model.int8_recipe import Int8Recipe, fingerprint, from_run
-from model.metadata import ModelMetadata
-from model.quantize import apply_recipe, convolutions, guard, plan_name, quantize
-from model.runtime import Predictor
+from model.builder.int8_recipe import Int8Recipe, fingerprint, from_run
+from model.builder.quantize import apply_recipe, convolutions, guard, plan_name, quantize
+from model.core.contract import INT8_ONNX_FILE, ONNX_FILE
+from model.serving.metadata import ModelMetadata
+from model.serving.runtime import Predictor
 from tests import images
 
 PROVENANCE = {"data": "synthetic", "measured": "2026-12-03"}
@@ -34,7 +34,7 @@ def measured(tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPath
 
 
 def _fresh(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> Path:
-    """The fp32 export the recipe was measured on, as ``model.build`` writes it: no int8 yet."""
+    """The fp32 export the recipe was measured on, as ``model.builder`` writes it: no int8 yet."""
     artifacts = tmp_path / "artifacts"
     shutil.copytree(tiny_model_dirs["multiclass"], artifacts)
     (artifacts / INT8_ONNX_FILE).unlink(missing_ok=True)

@@ -27,7 +27,7 @@ def test_flags_become_hyperparameters() -> None:
 def test_source_tarball_holds_the_packages_and_entry_point() -> None:
     with tarfile.open(fileobj=io.BytesIO(source_tarball())) as tar:
         names = set(tar.getnames())
-    assert {"sagemaker_entry.py", "requirements.txt", "training/train.py", "model/architectures.py"} <= names
+    assert {"sagemaker_entry.py", "requirements.txt", "training/train.py", "model/builder/architectures.py"} <= names
     assert not any(n.endswith(".safetensors") for n in names)
 
 

@@ -1,4 +1,4 @@
-"""The lung fields' reading (model.lung_fields): shape measures, the rule, turns, the crop, the gate."""
+"""The lung fields' reading (model.core.lung_fields): shape measures, the rule, turns, the crop, the gate."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model import errors
-from model.lung_fields import LUNG_SIZE, LungFinder, LungRule, activation_inside, analyse, crop_box, features
-from model.preprocessing import get_preset, prepare
+from model.core import errors
+from model.core.lung_fields import LUNG_SIZE, LungFinder, LungRule, activation_inside, analyse, crop_box, features
+from model.core.preprocessing import prepare
+from model.core.presets import get_preset
 
 S = LUNG_SIZE
 

@@ -11,15 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from model import errors
-from model.architectures import build_model
-from model.contract import LUNGS_ONNX_FILE, LUNGS_TORCHSCRIPT_FILE
-from model.export import export_model
-from model.labels import labels_for
-from model.lung_fields import LUNG_SIZE, LungFinder, LungRule, policy
-from model.lung_network import LungNet, load_lung_checkpoint, save_lung_checkpoint
-from model.metadata import ModelMetadata
-from model.runtime import OnnxBackend, OnnxLungs, Predictor, TorchScriptLungs
+from model.builder.architectures import build_model
+from model.builder.export import export_model
+from model.builder.lung_network import LungNet, load_lung_checkpoint, save_lung_checkpoint
+from model.core import errors
+from model.core.contract import LUNGS_ONNX_FILE, LUNGS_TORCHSCRIPT_FILE
+from model.core.labels import labels_for
+from model.core.lung_fields import LUNG_SIZE, LungFinder, LungRule, policy
+from model.serving.backends import OnnxBackend, OnnxLungs, TorchScriptLungs
+from model.serving.metadata import ModelMetadata
+from model.serving.runtime import Predictor
 from tests import images
 from tests.unit.test_lung_fields import PAIR_RULE, FakeLungs, two_lungs
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.lung_fields import FEATURES, LUNG_SIZE
+from model.core.lung_fields import FEATURES, LUNG_SIZE
 from tests import images
 from tests.unit.test_lung_fields import two_lungs
 from training.gate_table import format_table, variants

@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from model.architectures import build_model
-from model.checkpoint import save_checkpoint
-from model.contract import LUNGS_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
-from model.deploy import export_modules
-from model.labels import labels_for
-from model.lung_fields import policy
-from model.lung_network import LungNet, save_lung_checkpoint
-from model.metadata import ModelMetadata
-from model.neo_export import EXPORTED_WITH_FILE, export
-from model.package import PACKAGE_DIR, runtime_modules
-from model.runtime import OnnxBackend, TorchScriptBackend
+from model.builder.architectures import build_model
+from model.builder.checkpoint import save_checkpoint
+from model.builder.deploy import export_modules
+from model.builder.lung_network import LungNet, save_lung_checkpoint
+from model.builder.neo_export import EXPORTED_WITH_FILE, export
+from model.builder.package import MODEL_DIR, SERVED_FLOORS, floor_files
+from model.core.contract import LUNGS_TORCHSCRIPT_FILE, ONNX_FILE, TORCHSCRIPT_FILE
+from model.core.labels import labels_for
+from model.core.lung_fields import policy
+from model.serving.backends import OnnxBackend, TorchScriptBackend
+from model.serving.metadata import ModelMetadata
 from tests.unit.test_lung_fields import PAIR_RULE
 
 NEO_PYTHON = "3.10"
@@ -60,7 +60,7 @@ def test_the_lung_network_and_the_exporting_torch_ride_beside_it(exported: tuple
 def test_the_exported_graph_is_the_served_one(
     exported: tuple[Path, Path], checkpoints: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from model.build import build
+    from model.builder.artifacts import build
 
     build(checkpoints[0], tmp_path, ("onnx",), lungs=checkpoints[1])
     batch = np.random.default_rng(0).random((2, 1, 224, 224), np.float32)
@@ -71,9 +71,11 @@ def test_the_exported_graph_is_the_served_one(
     np.testing.assert_array_equal(neo.turned_gate_score, neo.gate_score)  # one pass: lung fields decide upright
 
 
-@pytest.mark.parametrize("modules", [export_modules, runtime_modules], ids=["export-job", "served-code"])
+@pytest.mark.parametrize(
+    "modules", [export_modules, lambda: floor_files(SERVED_FLOORS)], ids=["export-job", "served-code"]
+)
 def test_the_code_runs_on_the_python_of_neos_pytorch_images(modules) -> None:  # type: ignore[no-untyped-def]
-    files = [str(PACKAGE_DIR / name) for name in modules()]
+    files = [str(MODEL_DIR / name) for name in modules()]
     result = subprocess.run(
         [str(Path(sys.executable).parent / "vermin"), f"-t={NEO_PYTHON}-", "--no-tips", "--violations", *files],
         capture_output=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.runtime import decide
+from model.serving.policy import decide
 from training.operating_point import choose_threshold, rates
 
 LABELS = ["covid", "no_findings", "pneumonia"]

@@ -14,7 +14,7 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, DigitalXRayImageStorageForPresentation, Verification
 
-from model.errors import InvalidSettingError
+from model.core.errors import InvalidSettingError
 from pacs.config import ReceiverConfig
 from pacs.receiver import NOT_AUTHORIZED, SUCCESS, Receiver, object_key
 from pacs.spool import Spool
@@ -174,12 +174,10 @@ def test_a_bad_setting_fails_at_start(tmp_path: Path, env: dict[str, str], why: 
 
 
 def test_the_container_holds_every_module_the_receiver_imports() -> None:
-    from model.package import imported_modules
+    from model.builder.package import LAMBDA_FLOORS, floor_files
+    from tests.imports import closure
 
     root = Path(__file__).resolve().parents[2]
     dockerfile = (root / "pacs" / "Dockerfile").read_text()
-    needed: set[str] = set()
-    for source in (root / "pacs").glob("*.py"):
-        needed |= imported_modules(source.read_text())
-    assert needed == {"errors.py"}
-    assert "COPY model/__init__.py model/errors.py model/" in dockerfile
+    assert closure((root / "pacs").glob("*.py")) <= set(floor_files(LAMBDA_FLOORS))
+    assert "COPY model/__init__.py model/\nCOPY model/core/ model/core/" in dockerfile

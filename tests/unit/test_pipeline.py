@@ -22,8 +22,8 @@ from functions.common.notify import Notifier
 from functions.common.pipeline import ClassificationPipeline
 from functions.common.results import ResultsStore
 from functions.common.s3_events import ObjectRef
-from model.errors import DecompressionBombError
-from model.preprocessing import downsize_png
+from model.core.downsize import downsize_png
+from model.core.errors import DecompressionBombError
 from tests import dicoms, images
 
 MODEL = {"name": "m", "version": "v1", "task": "binary", "labels": ["covid", "no_findings"]}

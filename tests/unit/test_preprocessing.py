@@ -6,18 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model import errors
-from model.preprocessing import (
-    PRESETS,
-    Preset,
-    decode_gray,
-    downsize_png,
-    get_preset,
-    png_significant_bits,
-    prepare,
-    sniff_format,
-    to_batch,
-)
+from model.core import errors
+from model.core.decoding import png_significant_bits, sniff_format
+from model.core.downsize import downsize_png
+from model.core.preprocessing import decode_gray, prepare, to_batch
+from model.core.presets import PRESETS, Preset, get_preset
 from tests import images
 
 

@@ -8,11 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import quantize as quantize_module
-from model.contract import INT8_ONNX_FILE, ONNX_FILE
-from model.metadata import ModelMetadata
-from model.quantize import BACKBONE_SCOPE, FP32_LADDER, convolutions, guard, plan_name, quantize, record, sensitivity
-from model.runtime import Predictor
+from model.builder import quantize as quantize_module
+from model.builder.quantize import (
+    BACKBONE_SCOPE,
+    FP32_LADDER,
+    convolutions,
+    guard,
+    plan_name,
+    quantize,
+    record,
+    sensitivity,
+)
+from model.core.contract import INT8_ONNX_FILE, ONNX_FILE
+from model.serving.metadata import ModelMetadata
+from model.serving.runtime import Predictor
 from tests import images
 
 

@@ -7,9 +7,9 @@ import pytest
 from functions.common.config import ApiSettings, Settings
 from functions.common.errors import ConfigurationError
 from local_stack.template import Template
-from model import settings
-from model.errors import InvalidSettingError
-from model.runtime import Predictor
+from model.core import settings
+from model.core.errors import InvalidSettingError
+from model.serving.runtime import Predictor
 
 
 def test_xray_backend_forces_the_served_backend(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.package import read_members, unpack
+from model.builder.package import read_members
+from model.serving.serve import unpack
 from tests import images
 from tests.conftest import invoke_local_endpoint
 from training.train import get_args_parser, main
@@ -179,7 +180,7 @@ def test_fine_tuning_starts_from_the_checkpoint_and_can_train_the_head_alone(
 
 
 def test_the_backbone_learns_at_its_own_rate() -> None:
-    from model.architectures import build_model
+    from model.builder.architectures import build_model
     from training.train import parameter_groups
 
     net = build_model("mobilenet_v3_small", "binary", "none", "xray-gray-224-v1")
@@ -189,9 +190,9 @@ def test_the_backbone_learns_at_its_own_rate() -> None:
 
 
 def test_a_checkpoint_with_fewer_labels_than_the_task_is_refused_before_any_image_is_read(tmp_path: Path) -> None:
-    from model.architectures import build_model
-    from model.checkpoint import save_checkpoint
-    from model.metadata import ModelMetadata
+    from model.builder.architectures import build_model
+    from model.builder.checkpoint import save_checkpoint
+    from model.serving.metadata import ModelMetadata
 
     net = build_model("mobilenet_v3_small", "binary", "none", "xray-gray-224-v1")
     meta = ModelMetadata("m", "v", "mobilenet_v3_small", "binary", ["covid", "no_findings"], 224, "xray-gray-224-v1")
@@ -204,7 +205,7 @@ def test_a_checkpoint_with_fewer_labels_than_the_task_is_refused_before_any_imag
 def test_a_three_class_checkpoint_starts_a_binary_model_with_its_covid_and_no_findings_rows(
     trained: tuple[Path, dict],  # type: ignore[type-arg]
 ) -> None:
-    from model.checkpoint import load_checkpoint
+    from model.builder.checkpoint import load_checkpoint
     from training.train import initial_network
 
     start = trained[0] / "model" / "model.safetensors"
@@ -228,8 +229,8 @@ def test_an_arch_other_than_the_checkpoints_is_refused(
 
 def _whole_image_lungs(path: Path) -> Path:
     """A lung-field network that finds the whole image upright, with a rule that accepts it."""
-    from model.lung_fields import LungRule, policy
-    from model.lung_network import LungNet, save_lung_checkpoint
+    from model.builder.lung_network import LungNet, save_lung_checkpoint
+    from model.core.lung_fields import LungRule, policy
 
     net = LungNet().eval()
     with torch.no_grad():

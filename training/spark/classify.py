@@ -27,7 +27,7 @@ from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from model.labels import TASKS, labels_for
+from model.core.labels import TASKS, labels_for
 from training.metrics import compute_metrics
 
 logger = logging.getLogger(__name__)

@@ -26,11 +26,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, FloatType
 
-from model import settings
-from model.build import DEFAULT_LUNGS
-from model.errors import InvalidImageError
-from model.lung_fields import LungFinder
-from model.preprocessing import get_preset, prepare, to_batch
+from model.builder.artifacts import DEFAULT_LUNGS
+from model.core import settings
+from model.core.errors import InvalidImageError
+from model.core.lung_fields import LungFinder
+from model.core.preprocessing import prepare, to_batch
+from model.core.presets import get_preset
 
 logger = logging.getLogger(__name__)
 IMAGE_GLOB = "*.{png,jpg,jpeg,PNG,JPG,JPEG}"
@@ -41,8 +42,8 @@ def load_backbone(arch: str, checkpoint: str, pretrained: str) -> Any:
     """Built once per Python worker process (Spark reuses workers), then reused by every batch."""
     import torch
 
-    from model.architectures import build_model
-    from model.checkpoint import load_checkpoint
+    from model.builder.architectures import build_model
+    from model.builder.checkpoint import load_checkpoint
 
     torch.set_num_threads(settings.torch_threads())
     net = load_checkpoint(Path(checkpoint))[0] if checkpoint else build_model(arch, "multiclass", pretrained)
@@ -52,7 +53,7 @@ def load_backbone(arch: str, checkpoint: str, pretrained: str) -> Any:
 @cache
 def load_lungs(path: str) -> LungFinder | None:
     """The lung-field network, once per Python worker process ("": none)."""
-    from model.lung_network import load_finder
+    from model.builder.lung_network import load_finder
 
     return load_finder(Path(path)) if path else None
 
@@ -98,8 +99,8 @@ def featurize(
     batch_size: int = 32,
     lungs: str = str(DEFAULT_LUNGS),
 ) -> DataFrame:
-    from model.architectures import get_arch
-    from model.checkpoint import read_checkpoint_metadata
+    from model.builder.architectures import get_arch
+    from model.builder.checkpoint import read_checkpoint_metadata
 
     if checkpoint:
         meta = read_checkpoint_metadata(Path(checkpoint))

@@ -9,13 +9,13 @@ export interface Gate {
   threshold: number | null;
 }
 
-/** How far an answer can be trusted (model.runtime.confidence): "low" with its reasons, or "normal". */
+/** How far an answer can be trusted (model.serving.policy.confidence): "low" with its reasons, or "normal". */
 export interface Confidence {
   level: "low" | "normal";
   reasons: string[];
 }
 
-/** What a result shows of a DICOM's study (model.dicom.study_facts). */
+/** What a result shows of a DICOM's study (model.core.dicom.study_facts). */
 export interface Study {
   study_date?: string;
   modality?: string;

@@ -35,7 +35,7 @@ export function colourise(gray: Uint8ClampedArray): Uint8ClampedArray {
 
 /**
  * The lung fields a heatmap carries, if it does: a model with a lung-field network sends an RGB heatmap
- * whose red is the map, green 255 on the lung fields and blue 0 (model.runtime.lung_cam_png). A plain
+ * whose red is the map, green 255 on the lung fields and blue 0 (model.serving.runtime.lung_cam_png). A plain
  * gray heatmap (red = green = blue) has none: null.
  */
 export function lungMask(pixels: Uint8ClampedArray): Uint8Array | null {

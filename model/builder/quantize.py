@@ -1,6 +1,6 @@
 """Static int8 quantization of the served ONNX graph, and the guard that decides whether it is served.
 
-    python -m model.quantize --artifacts build/model/artifacts --data DIR --manifest runs/manifest.csv \\
+    python -m model.builder.quantize --artifacts build/model/artifacts --data DIR --manifest runs/manifest.csv \\
         [--package build/model/model.tar.gz]
 
 ONNX Runtime's static post-training quantization (QDQ format, per-channel int8 weights, uint8
@@ -26,7 +26,7 @@ answers most kept fp32, 1, 2, 4, 8, then 16 of them (``FP32_LADDER``). How much 
 calibrated probabilities and the gate scores move from fp32. On every model tried here the first
 convolution ranks first, 2.6 to 4.5 times above any other: on the 14-epoch ResNet-50 its int8
 weights alone (0.6 % relative error) moved the probabilities by 0.023 on average, more than the rest
-of the backbone together, and keeping it fp32 costs 9 ms of 57. The guard (``model.agreement``) runs
+of the backbone together, and keeping it fp32 costs 9 ms of 57. The guard (``model.builder.agreement``) runs
 fp32 and int8 side by side on the test fold, and the first plan whose served labels agree on >= 99 %
 of images, whose gate decisions agree on >= 99 %, and whose COVID-vs-rest ROC AUC moves by <= 0.005
 is served. The verdict, with every plan's figures and the ranking, goes into ``metadata.json``
@@ -48,12 +48,13 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 
-from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, publish, read_folds, run_batched
-from model.contract import INPUT_NAME, INT8_ONNX_FILE, ONNX_FILE
-from model.int8_recipe import RECIPE_VERSION, Int8Recipe, fingerprint, from_run
-from model.metadata import ModelMetadata
-from model.preprocessing import to_batch
-from model.runtime import OnnxBackend, Outputs, load_lungs, softmax
+from model.builder.agreement import Uint8Images, compare, guard_parser, ms_per_image, publish, read_folds, run_batched
+from model.builder.int8_recipe import RECIPE_VERSION, Int8Recipe, fingerprint, from_run
+from model.core.contract import INPUT_NAME, INT8_ONNX_FILE, ONNX_FILE
+from model.core.preprocessing import to_batch
+from model.serving.backends import OnnxBackend, Outputs, load_lungs
+from model.serving.metadata import ModelMetadata
+from model.serving.policy import softmax
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def quantize(
     the convolutions named in ``keep_fp32`` (``only``: just these nodes), its activation ranges calibrated on
     ``calibration``. ``cache``: a file for the ranges, read where it exists (they do not depend on
     which convolutions are quantized, so only the first call calibrates); ``calibration`` may be None
-    where it exists (``model.int8_recipe``). ``prepared``: the graph
+    where it exists (``model.builder.int8_recipe``). ``prepared``: the graph
     ``prepare`` made, where the caller made it once for several calls."""
     out = out or artifacts / INT8_ONNX_FILE
     from onnxruntime.quantization import (
@@ -236,7 +237,7 @@ def choose(
 
 def guard(artifacts: Path, images: Uint8Images, truth: list[str], baseline: Baseline | None = None) -> dict[str, Any]:
     """fp32 and int8 side by side on ``images`` (labelled ``truth``): the figures and the verdict
-    (``model.agreement``). ``baseline``: the fp32 side, where it was already run on these images."""
+    (``model.builder.agreement``). ``baseline``: the fp32 side, where it was already run on these images."""
     fp32, fp32_ms = baseline or fp32_baseline(artifacts, images)
     backend = OnnxBackend(artifacts / INT8_ONNX_FILE)
     figures = compare(ModelMetadata.read(artifacts), truth, fp32, run_batched(backend, images), "int8")
@@ -318,7 +319,7 @@ def provenance(args: argparse.Namespace, meta: ModelMetadata) -> dict[str, Any]:
         "onnxruntime": onnxruntime.__version__,
         "machine": platform.machine(),
         "measured": datetime.date.today().isoformat(),
-        "command": "python -m model.quantize --artifacts build/model/artifacts --data DATA --manifest MANIFEST "
+        "command": "python -m model.builder.quantize --artifacts build/model/artifacts --data DATA --manifest MANIFEST "
         "--recipe model/default/int8.json",
     }
 
@@ -335,7 +336,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--recipe",
         type=Path,
         default=None,
-        help="write what int8 needs without data (ranges, plan, verdict; model.int8_recipe) here, e.g. "
+        help="write what int8 needs without data (ranges, plan, verdict; model.builder.int8_recipe) here, e.g. "
         "model/default/int8.json beside the bundled checkpoint (default: none)",
     )
     return parser

@@ -2,7 +2,7 @@
 
 - ``model.pt``: traced TorchScript of ``ExportWrapper`` (SageMaker PyTorch container and Neo).
 - ``model.onnx``: the same graph for ONNX Runtime, the fast torch-free CPU path.
-- ``lungs.pt`` / ``lungs.onnx``: the lung-field network (``model.lung_network``), where one is given;
+- ``lungs.pt`` / ``lungs.onnx``: the lung-field network (``model.builder.lung_network``), where one is given;
   the classifier graph then runs each image once (the lung fields check orientation).
 - ``metadata.json``: the model contract.
 """
@@ -15,10 +15,10 @@ from typing import Any, Final
 
 import torch
 
-from model.architectures import ExportWrapper, XrayNet
-from model.contract import INPUT_NAME, ONNX_FILE, OUTPUT_NAMES, TORCHSCRIPT_FILE
-from model.lung_network import LungNet, export_lungs
-from model.metadata import ModelMetadata
+from model.builder.architectures import ExportWrapper, XrayNet
+from model.builder.lung_network import LungNet, export_lungs
+from model.core.contract import INPUT_NAME, ONNX_FILE, OUTPUT_NAMES, TORCHSCRIPT_FILE
+from model.serving.metadata import ModelMetadata
 
 FORMATS: Final = ("torchscript", "onnx")
 ONNX_OPSET: Final = 17
@@ -67,7 +67,7 @@ def export_model(
     lungs: tuple[LungNet, dict[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Write the requested artifacts and ``metadata.json`` into ``out_dir``; return their paths.
-    ``lungs``: the lung-field network and its policy (``model.lung_network.load_lung_checkpoint``)."""
+    ``lungs``: the lung-field network and its policy (``model.builder.lung_network.load_lung_checkpoint``)."""
     formats = tuple(formats)
     out_dir.mkdir(parents=True, exist_ok=True)
     net = net.eval()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from model.architectures import XrayNet, build_model
-from model.metadata import ModelMetadata, checkpoint_header
+from model.builder.architectures import XrayNet, build_model
+from model.serving.metadata import ModelMetadata, checkpoint_header
 
 _META_KEY = "xray_metadata"
 GATE_PREFIX = "gate."

@@ -1,7 +1,7 @@
 """Compile the model with SageMaker Neo for a GPU endpoint and print the template's parameters.
 
-    python -m model.deploy --model build/model/model.tar.gz --bucket MY-BUCKET --role-arn arn:aws:iam::...:role/Neo
-    python -m model.deploy ... --dry-run        # every AWS request it would make, as JSON; calls nothing
+    python -m model.builder.deploy --model build/model/model.tar.gz --bucket BUCKET --role-arn ROLE_ARN
+    python -m model.builder.deploy ... --dry-run        # every AWS request it would make, as JSON; calls nothing
 
 Neo compiles PyTorch for cloud targets from TorchScript written by one of the framework versions it
 lists (``NEO_PYTORCH_VERSIONS``, its "Supported Instance Types and Frameworks" page; 2.0 the newest),
@@ -11,7 +11,7 @@ again, inside AWS, by the torch Neo takes:
 
 1. **export** (only where the package's TorchScript is not Neo's version): uploads the project's
    ``model/`` sources and the package's checkpoints (``--checkpoint``, ``--lungs``) and runs
-   ``model.neo_export`` as a SageMaker training job on the PyTorch 2.0 framework image
+   ``model.builder.neo_export`` as a SageMaker training job on the PyTorch 2.0 framework image
    (``DEFAULT_EXPORT_IMAGE``, CPU, minutes): the project's own export writes ``model.pt`` (the served
    graph: gate, maps, one pass per image with lung fields) into the job's ``model.tar.gz``, which is
    Neo's input as it is, and ``lungs.pt`` beside it;
@@ -42,16 +42,16 @@ from typing import Any, Final
 
 import boto3
 
-from model.contract import (
+from model.builder.package import EXPORT_JOB_FLOORS, MODEL_DIR, floor_files, pack, read_members
+from model.core.contract import (
     INT8_ONNX_FILE,
     LUNGS_ONNX_FILE,
     LUNGS_TORCHSCRIPT_FILE,
     METADATA_FILE,
     ONNX_FILE,
 )
-from model.errors import CompilationFailedError, ExportJobFailedError, NeoUnsupportedError
-from model.metadata import checkpoint_header
-from model.package import PACKAGE_DIR, module_closure, pack, read_members
+from model.core.errors import CompilationFailedError, ExportJobFailedError, NeoUnsupportedError
+from model.serving.metadata import checkpoint_header
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ NEO_FRAMEWORK_VERSION: Final = "2.0"
 DEFAULT_EXPORT_IMAGE: Final = "763104351884.dkr.ecr.{region}.amazonaws.com/pytorch-training:2.0.1-cpu-py310"
 EXPORT_INSTANCE: Final = "ml.m5.large"
 EXPORT_ENTRY: Final = (
-    "from model.neo_export import get_args_parser, main\n\nmain(get_args_parser().parse_known_args()[0])\n"
+    "from model.builder.neo_export import get_args_parser, main\n\nmain(get_args_parser().parse_known_args()[0])\n"
 )
 # The framework image holds torch; the export also reads safetensors checkpoints.
 EXPORT_REQUIREMENTS: Final = "safetensors>=0.4\n"
@@ -151,13 +151,13 @@ def neo_input(members: dict[str, bytes]) -> bytes:
 
 
 def export_modules() -> tuple[str, ...]:
-    """The ``model/`` modules the export job runs: ``model.neo_export`` and all it imports."""
-    return module_closure(["neo_export.py"])
+    """The ``model/`` files the export job ships (it runs ``model.builder.neo_export``): every floor."""
+    return floor_files(EXPORT_JOB_FLOORS)
 
 
 def export_source() -> bytes:
     """The export job's ``sourcedir.tar.gz``: the ``model/`` modules it runs, the entry, requirements."""
-    files = {f"model/{name}": (PACKAGE_DIR / name).read_bytes() for name in export_modules()}
+    files = {f"model/{name}": (MODEL_DIR / name).read_bytes() for name in export_modules()}
     files["sagemaker_entry.py"] = EXPORT_ENTRY.encode()
     files["requirements.txt"] = EXPORT_REQUIREMENTS.encode()
     return pack(files)
@@ -167,7 +167,7 @@ def repack(compiled: bytes, original: dict[str, bytes], exported: dict[str, byte
     """The compiled artifact plus ``code/``, ``metadata.json`` and the lung-field network from the
     original package; ``exported``: the export job's ``lungs.pt`` and ``exported_with.json``, which
     replace the original's."""
-    from model.neo_export import EXPORTED_WITH_FILE
+    from model.builder.neo_export import EXPORTED_WITH_FILE
 
     members = read_members(compiled)
     members.update({k: v for k, v in original.items() if k.startswith("code/") or k in KEPT})
@@ -175,7 +175,7 @@ def repack(compiled: bytes, original: dict[str, bytes], exported: dict[str, byte
         if LUNGS_TORCHSCRIPT_FILE in exported:
             members[LUNGS_TORCHSCRIPT_FILE] = exported[LUNGS_TORCHSCRIPT_FILE]
         meta = json.loads(members[METADATA_FILE])
-        meta["exported_with"] = {**json.loads(exported[EXPORTED_WITH_FILE]), "by": "model.neo_export"}
+        meta["exported_with"] = {**json.loads(exported[EXPORTED_WITH_FILE]), "by": "model.builder.neo_export"}
         members[METADATA_FILE] = json.dumps(meta, indent=2).encode()
     return pack(members)
 
@@ -233,7 +233,7 @@ def run_export(
     base: str,
     image: str,
 ) -> tuple[str, dict[str, bytes]]:
-    """Run ``model.neo_export`` in AWS as ``job_name``, its files under ``s3://bucket/base/``; return
+    """Run ``model.builder.neo_export`` in AWS as ``job_name``, its files under ``s3://bucket/base/``; return
     the S3 URI of its ``model.tar.gz`` (Neo's input) and the members of its ``output.tar.gz``."""
     source_key = f"{base}/source/sourcedir.tar.gz"
     s3.put_object(Bucket=bucket, Key=source_key, Body=export_source())
@@ -351,7 +351,7 @@ class DryRun:
 
     def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
         self._record("s3", "GetObject", {"Bucket": Bucket, "Key": Key})
-        from model.neo_export import EXPORTED_WITH_FILE
+        from model.builder.neo_export import EXPORTED_WITH_FILE
 
         if Key.endswith(EXPORT_OUTPUT):
             stand_in = {EXPORTED_WITH_FILE: json.dumps({"torch": f"{self._version}.1"}).encode()}
@@ -402,13 +402,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--checkpoint",
         type=Path,
-        default=PACKAGE_DIR / "default" / "model.safetensors",
+        default=MODEL_DIR / "default" / "model.safetensors",
         help="the weights the package was built from, for the export job (default: the bundled model's)",
     )
     parser.add_argument(
         "--lungs",
         type=Path,
-        default=PACKAGE_DIR / "default" / "lungs.safetensors",
+        default=MODEL_DIR / "default" / "lungs.safetensors",
         help="its lung-field network (default: the bundled one)",
     )
     parser.add_argument("--bucket", required=True, help="S3 bucket for the artifacts")

@@ -1,5 +1,5 @@
 """Whether a faster copy of the served graph answers as the fp32 graph does: the guard that int8 on the
-CPU (``model.quantize``) and fp16 on the GPU (``model.half``) must both pass before they are served.
+CPU (``model.builder.quantize``) and fp16 on the GPU (``model.builder.half``) must both pass before they are served.
 
 The copy runs side by side with fp32 on the test fold, and it passes when its served labels (after
 the temperature and the COVID operating point) agree on >= 99 % of images, its gate decisions agree
@@ -19,12 +19,14 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from model.errors import GateRefusedError
-from model.lung_fields import LungFinder
-from model.metadata import ModelMetadata
-from model.package import build_tarball
-from model.preprocessing import get_preset, prepare, to_batch
-from model.runtime import Backend, Outputs, decide, gate_decisions, softmax
+from model.builder.package import build_tarball
+from model.core.errors import GateRefusedError
+from model.core.lung_fields import LungFinder
+from model.core.preprocessing import prepare, to_batch
+from model.core.presets import get_preset
+from model.serving.backends import Backend, Outputs
+from model.serving.metadata import ModelMetadata
+from model.serving.policy import decide, gate_decisions, softmax
 
 MIN_AGREEMENT: Final = 0.99
 MAX_AUC_DELTA: Final = 0.005

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.contract import INPUT_NAME, METADATA_FILE, OUTPUT_NAMES
+from model.core.contract import INPUT_NAME, METADATA_FILE, OUTPUT_NAMES
 
 
 @dataclass
@@ -25,7 +25,7 @@ class ModelMetadata:
     # The out-of-distribution gate's policy (``training.gate``): threshold, method, how it was fitted.
     # Empty: the gate was never fitted and refuses nothing.
     gate: dict[str, Any] = field(default_factory=dict)
-    # The lung-field network's policy (``model.lung_fields.policy``, from ``model.lung_network``'s
+    # The lung-field network's policy (``model.core.lung_fields.policy``, from ``model.builder.lung_network``'s
     # checkpoint): its plausibility rule, input size and how it was measured. Empty: the package has no
     # lung-field network, and the gate checks orientation with turned copies instead.
     lung_fields: dict[str, Any] = field(default_factory=dict)
@@ -40,11 +40,11 @@ class ModelMetadata:
     # the goal. Met: the answers' confidence rests on that site's evidence instead.
     site_validation: dict[str, Any] = field(default_factory=dict)
     # What wrote the served artifacts ({"torch": "2.14.1", "onnx_opset": 17}): SageMaker Neo compiles
-    # only TorchScript written by the framework versions it supports (``model.deploy``).
+    # only TorchScript written by the framework versions it supports (``model.builder.deploy``).
     exported_with: dict[str, Any] = field(default_factory=dict)
-    # The int8 graph's guard (``model.quantize``): figures against fp32 and whether int8 is served.
+    # The int8 graph's guard (``model.builder.quantize``): figures against fp32 and whether int8 is served.
     int8: dict[str, Any] = field(default_factory=dict)
-    # The fp16 GPU path's guard (``model.half``): figures against fp32 and whether fp16 is served.
+    # The fp16 GPU path's guard (``model.builder.half``): figures against fp32 and whether fp16 is served.
     fp16: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -66,7 +66,7 @@ class ModelMetadata:
 
     @property
     def preset_needs_lungs(self) -> bool:
-        from model.preprocessing import get_preset
+        from model.core.presets import get_preset
 
         return bool(get_preset(self.preset).lungs)
 
@@ -121,7 +121,8 @@ class ModelMetadata:
 
 def checkpoint_header(path: Path, key: str) -> dict[str, Any] | None:
     """The JSON this project stores under ``key`` in a safetensors file's header, or None where there is
-    none; read without torch (``model.checkpoint``, ``model.lung_network``, ``model.deploy``)."""
+    none; read without torch (``model.builder.checkpoint``, ``model.builder.lung_network``,
+    ``model.builder.deploy``)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as handle:

@@ -1,12 +1,12 @@
 """fp16 on the GPU: the guard that decides whether the endpoint serves the TorchScript graph in half
-precision (``model.gpu``), recorded in ``metadata.json`` (``fp16``).
+precision (``model.serving.gpu``), recorded in ``metadata.json`` (``fp16``).
 
-    python -m model.half --artifacts build/model/artifacts --data DIR --manifest runs/manifest.csv \\
+    python -m model.builder.half --artifacts build/model/artifacts --data DIR --manifest runs/manifest.csv \\
         [--device cuda] [--package build/model/model.tar.gz]
 
 The served graph in fp32 and in fp16 (channels-last) run side by side on the test fold of the images
 the model was trained on, and fp16 is served only if it passes the rule int8 passes on the CPU
-(``model.agreement``): labels and gate decisions agree on >= 99 % of images, COVID ROC AUC moved by
+(``model.builder.agreement``): labels and gate decisions agree on >= 99 % of images, COVID ROC AUC moved by
 <= 0.005. The batch-1 times of both, through the served backend (a CUDA graph on a GPU), are
 recorded beside the verdict. It runs on the CPU too (``--device cpu``), where half precision is slow:
 that checks the arithmetic, not the speed, and the CPU never serves fp16.
@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from model.agreement import Uint8Images, compare, guard_parser, ms_per_image, publish, read_folds, run_batched
-from model.contract import TORCHSCRIPT_FILE
-from model.metadata import ModelMetadata
-from model.runtime import TorchScriptBackend, load_lungs
+from model.builder.agreement import Uint8Images, compare, guard_parser, ms_per_image, publish, read_folds, run_batched
+from model.core.contract import TORCHSCRIPT_FILE
+from model.serving.backends import TorchScriptBackend, load_lungs
+from model.serving.metadata import ModelMetadata
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Final
 
-from model import errors
+from model.core import errors
 
 # libjpeg's standard progressive scripts use 6 scans (gray) and 10 (colour); a baseline JPEG has one
 # scan per component at most. Three times the colour script leaves room for custom encoders.

@@ -8,8 +8,8 @@ tenth of ResNet-18's at 224 px, so the gate's anatomy check costs far less than 
 backbone passes it replaces. The orientation head (global average pool of the bottleneck, one
 linear layer) answers which way the image is turned from the same pass.
 
-Input ``(N, 1, 128, 128)`` in [0, 1] (``model.lung_fields.lung_input``); outputs the lung-field logits
-``(N, 1, 128, 128)`` and the turn logits ``(N, 4)`` (``model.lung_fields.TURNS``).
+Input ``(N, 1, 128, 128)`` in [0, 1] (``model.core.lung_fields.lung_input``); outputs the lung-field logits
+``(N, 1, 128, 128)`` and the turn logits ``(N, 4)`` (``model.core.lung_fields.TURNS``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from model.contract import LUNGS_ONNX_FILE, LUNGS_TORCHSCRIPT_FILE
-from model.lung_fields import LUNG_SIZE, TURNS, LungFinder, LungRule
-from model.metadata import checkpoint_header
+from model.core.contract import LUNGS_ONNX_FILE, LUNGS_TORCHSCRIPT_FILE
+from model.core.lung_fields import LUNG_SIZE, TURNS, LungFinder, LungRule
+from model.serving.metadata import checkpoint_header
 
 WIDTHS: Final = (8, 16, 32, 64, 128)
 INPUT_NAME: Final = "lungs_input"
@@ -96,7 +96,7 @@ def load_lung_checkpoint(path: Path) -> tuple[LungNet, dict[str, Any]]:
 
 
 def torch_graph(net: LungNet) -> Any:
-    """The network as a ``model.lung_fields.LungGraph`` (NumPy in and out), for training and tools."""
+    """The network as a ``model.core.lung_fields.LungGraph`` (NumPy in and out), for training and tools."""
     import numpy as np
 
     device = next(net.parameters()).device
@@ -118,7 +118,7 @@ def load_finder(path: Path) -> LungFinder:
 
 def export_lungs(net: LungNet, out_dir: Path, formats: Iterable[str] = ("torchscript", "onnx")) -> dict[str, Path]:
     """``lungs.pt`` (TorchScript: the GPU and CPU torch paths; always, it is small and torch alone writes
-    it) and, where ``formats`` has ``onnx``, ``lungs.onnx`` (ONNX Runtime; ``model.neo_export`` runs on
+    it) and, where ``formats`` has ``onnx``, ``lungs.onnx`` (ONNX Runtime; ``model.builder.neo_export`` runs on
     a torch whose ONNX exporter differs, and asks TorchScript only)."""
     net = net.eval().float()
     example = torch.rand(1, 1, LUNG_SIZE, LUNG_SIZE, generator=torch.Generator().manual_seed(0))

@@ -1,7 +1,7 @@
 """SageMaker inference handlers (``model_fn``/``input_fn``/``predict_fn``/``output_fn``).
 
 Packaged as ``code/inference.py`` in ``model.tar.gz`` next to a copy of this package, so the
-SageMaker PyTorch container, a Neo-compiled GPU endpoint and the local endpoint (``model.serve``)
+SageMaker PyTorch container, a Neo-compiled GPU endpoint and the local endpoint (``model.serving.serve``)
 all run this file. ``handle_invocation`` is the whole request path in one call for servers that are
 not the SageMaker toolkit.
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model import contract, errors
-from model.contract import IMAGE_TYPES, JSON_TYPE, MAX_BODY_BYTES, MAX_INSTANCES
-from model.runtime import InstanceError, PredictionResult, Predictor
+from model.core import contract, errors
+from model.core.contract import IMAGE_TYPES, JSON_TYPE, MAX_BODY_BYTES, MAX_INSTANCES
+from model.serving.runtime import InstanceError, PredictionResult, Predictor
 
 logger = logging.getLogger(__name__)
 

@@ -1,30 +1,37 @@
-"""``model.tar.gz`` in the SageMaker PyTorch layout, and its safe unpacking.
+"""``model.tar.gz`` in the SageMaker PyTorch layout, and which of ``model/``'s floors ship where.
+
+(Unpacking, which the endpoint does, is ``model.serving.serve.unpack``.)
 
 model.tar.gz
 ├── model.pt / model.onnx / compiled artifact
 ├── metadata.json
 └── code/
-    ├── inference.py        the SageMaker handlers (re-exported from model.inference)
+    ├── inference.py        the SageMaker handlers (re-exported from model.serving.inference)
     ├── requirements.txt
     ├── wheels/             optional: wheels the container installs offline (ONNX Runtime for the CPU path)
-    └── model/              the torch-free runtime modules of this package
+    └── model/              the package's core/ and serving/ floors (no torch)
 """
 
 from __future__ import annotations
 
-import ast
+import argparse
 import io
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
-# The served code's root: ``code/inference.py`` re-exports its handlers, and every module of this
-# package it imports, at any depth and however lazily, ships beside it (``runtime_modules``).
-SERVED_ROOT: Final = "inference.py"
+Floor = Literal["core", "serving", "builder"]
+# What each place runs, by floor: the Lambdas the torch-free core, the endpoint the core and the
+# serving runtime, the Neo export job (a training job with torch) all three. A module's floor is its
+# folder, so what ships is a rule, not a list; tests/unit/test_layers.py checks that no floor imports
+# one above it, so each place holds every module its code can import.
+LAMBDA_FLOORS: Final[tuple[Floor, ...]] = ("core",)
+SERVED_FLOORS: Final[tuple[Floor, ...]] = ("core", "serving")
+EXPORT_JOB_FLOORS: Final[tuple[Floor, ...]] = ("core", "serving", "builder")
 INFERENCE_SHIM: Final = (
     '"""SageMaker entry point: the handlers live in the bundled ``model`` package."""\n\n'
-    "from model.inference import input_fn, model_fn, output_fn, predict_fn\n\n"
+    "from model.serving.inference import input_fn, model_fn, output_fn, predict_fn\n\n"
     '__all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]\n'
 )
 # Unversioned on purpose: the PyTorch inference containers already hold numpy and Pillow, so the
@@ -33,7 +40,7 @@ INFERENCE_SHIM: Final = (
 REQUIREMENTS: Final = "numpy\npillow\n"
 # Where SageMaker unpacks model.tar.gz in the container, so where ``code/wheels/`` lands.
 CONTAINER_WHEELS: Final = "/opt/ml/model/code/wheels"
-PACKAGE_DIR: Final = Path(__file__).resolve().parent
+MODEL_DIR: Final = Path(__file__).resolve().parents[1]
 
 
 def requirements(wheels: Sequence[str] = ()) -> str:
@@ -63,54 +70,26 @@ def read_members(tar_bytes: bytes) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
 
 
-def _parse(source: str, attempts: int = 3) -> ast.Module:
-    """``ast.parse``, again where CPython 3.11 raised its spurious "AST constructor recursion depth
-    mismatch" SystemError while another thread built an AST (python/cpython#106905; seen here on 3.11.7
-    in the test run, with the local stack's pollers importing handlers): the source itself is fine."""
-    for attempt in range(attempts):
-        try:
-            return ast.parse(source)
-        except SystemError:
-            if attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
+def floor_files(floors: Sequence[Floor]) -> tuple[str, ...]:
+    """The Python files of ``floors`` (paths under ``model/``), with the ``__init__.py`` of ``model``:
+    what a place that runs those floors ships."""
+    files = ["__init__.py"]
+    for floor in floors:
+        files += sorted(p.relative_to(MODEL_DIR).as_posix() for p in (MODEL_DIR / floor).rglob("*.py"))
+    return tuple(files)
 
 
-def imported_modules(source: str, package: str = "model") -> set[str]:
-    """File names of ``package``'s modules that ``source`` imports anywhere (top level or in a function)."""
-    names: set[str] = set()
-    for node in ast.walk(_parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
-            if node.module == package:
-                names.update(f"{alias.name}.py" for alias in node.names)
-            elif node.module.startswith(f"{package}."):
-                names.add(f"{node.module.split('.')[1]}.py")
-        elif isinstance(node, ast.Import):
-            names.update(f"{a.name.split('.')[1]}.py" for a in node.names if a.name.startswith(f"{package}."))
-    return names
-
-
-def module_closure(roots: Iterable[str], directory: Path = PACKAGE_DIR) -> tuple[str, ...]:
-    """``roots`` and every module of this package they import, transitively, with ``__init__.py``."""
-    seen: set[str] = {"__init__.py"}
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
-        if name in seen or not (directory / name).is_file():
-            continue
-        seen.add(name)
-        todo.extend(imported_modules((directory / name).read_text()))
-    return tuple(sorted(seen))
-
-
-def runtime_modules() -> tuple[str, ...]:
-    """The modules ``code/model/`` holds: what the SageMaker handlers import."""
-    return module_closure([SERVED_ROOT])
+def copy_floors(floors: Sequence[Floor], dest: Path) -> None:
+    """Copy ``floor_files(floors)`` into ``dest/model/`` (the Lambda build's ``make`` target runs this)."""
+    for name in floor_files(floors):
+        target = dest / "model" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((MODEL_DIR / name).read_bytes())
 
 
 def code_files(wheels: Sequence[Path] = ()) -> dict[str, bytes]:
     """``code/``: the handlers, the runtime modules, requirements.txt and any ``wheels`` to install offline."""
-    files = {f"code/model/{name}": (PACKAGE_DIR / name).read_bytes() for name in runtime_modules()}
+    files = {f"code/model/{name}": (MODEL_DIR / name).read_bytes() for name in floor_files(SERVED_FLOORS)}
     files["code/inference.py"] = INFERENCE_SHIM.encode()
     files["code/requirements.txt"] = requirements([w.name for w in wheels]).encode()
     files.update({f"code/wheels/{w.name}": w.read_bytes() for w in wheels})
@@ -125,9 +104,12 @@ def build_tarball(artifact_dir: Path, out_path: Path, wheels: Sequence[Path] = (
     return out_path
 
 
-def unpack(tar_path: Path, dest: Path) -> Path:
-    """Extract with tarfile's ``data`` filter: no absolute paths, links out, or device files."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tar_path, "r:*") as tar:
-        tar.extractall(dest, filter="data")
-    return dest
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Copy model/'s Lambda floors into a Lambda build directory.")
+    parser.add_argument("dest", type=Path, help="the build directory (sam build's ARTIFACTS_DIR)")
+    args = parser.parse_args(argv)
+    copy_floors(LAMBDA_FLOORS, args.dest)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """The model package's settings from the environment, read in one place.
 
-- ``XRAY_BACKEND``: ``neo``, ``onnx`` or ``torchscript`` forces the served backend (``model.runtime``);
+- ``XRAY_BACKEND``: ``neo``, ``onnx`` or ``torchscript`` forces the served backend (``model.serving.runtime``);
   unset, the runtime picks the best one the model directory and the machine allow.
 - ``XRAY_TORCH_THREADS``: threads each Spark worker's PyTorch uses (``training.spark``); default 1,
   because Spark already runs one worker per core.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Final, Literal, get_args
 
-from model.errors import InvalidSettingError
+from model.core.errors import InvalidSettingError
 
 Backend = Literal["neo", "onnx", "torchscript"]
 BACKENDS: Final[tuple[Backend, ...]] = get_args(Backend)

@@ -1,13 +1,13 @@
 """What the int8 graph needs, kept beside a checkpoint, so that ``make model`` builds it without data.
 
-    python -m model.quantize ... --recipe model/default/int8.json     # once, with the training data
-    python -m model.build                                              # then anywhere: int8 from the recipe
+    python -m model.builder.quantize ... --recipe model/default/int8.json     # once, with the training data
+    python -m model.builder                                              # then anywhere: int8 from the recipe
 
-``model.quantize`` calibrates activation ranges on training images and guards each plan on the test
+``model.builder.quantize`` calibrates activation ranges on training images and guards each plan on the test
 fold; both need the data, which a new user, CI and a container build do not have. The recipe records
 the outcome once: the ranges (ONNX Runtime's calibration cache), the convolutions the served plan keeps
 fp32, the guard's verdict with its figures, and where and when it was measured.
-``model.quantize.apply_recipe`` quantizes a freshly exported graph with those ranges and that plan (no
+``model.builder.quantize.apply_recipe`` quantizes a freshly exported graph with those ranges and that plan (no
 calibration runs) and records the verdict in ``metadata.json``, so the runtime serves int8 exactly
 where the guard passed it.
 
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from model.contract import ONNX_FILE
+from model.core.contract import ONNX_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,9 @@ class Int8Recipe:
     fingerprint: str
     # ONNX Runtime's calibration cache as JSON (``quantize_static(calibration_cache_path=...)``).
     ranges: dict[str, Any]
-    # The convolutions the served plan keeps fp32 (``model.quantize.FP32_LADDER``).
+    # The convolutions the served plan keeps fp32 (``model.builder.quantize.FP32_LADDER``).
     keep_fp32: list[str]
-    # ``model.quantize``'s verdict: figures against fp32, ``served``, every attempt.
+    # ``model.builder.quantize``'s verdict: figures against fp32, ``served``, every attempt.
     verdict: dict[str, Any]
     # Where and when the ranges were calibrated and the plan guarded.
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -74,7 +74,7 @@ class Int8Recipe:
 
 
 def from_run(artifacts: Path, ranges: Path, verdict: dict[str, Any], provenance: dict[str, Any]) -> Int8Recipe:
-    """The recipe of a ``model.quantize`` run on ``artifacts``: its ranges file and its verdict."""
+    """The recipe of a ``model.builder.quantize`` run on ``artifacts``: its ranges file and its verdict."""
     figures = {k: v for k, v in verdict.items() if k != "fp32"}
     return Int8Recipe(
         fingerprint(artifacts / ONNX_FILE),

@@ -1,18 +1,19 @@
 """The model contract: what a model package holds and what its endpoint is asked and answers.
 
-One definition shared by the server (``model.inference``, ``model.runtime``, ``model.serve``), the
-package's writers (``model.export``, ``model.quantize``, ``model.deploy``) and its client, the Lambdas'
-``functions.common.endpoint``. Plain Python only: this module ships to the Lambdas and the container.
+One definition shared by the server (``model.serving.inference``, ``model.serving.runtime``,
+``model.serving.serve``), the package's writers (``model.builder.export``, ``model.builder.quantize``,
+``model.builder.deploy``) and its client, the Lambdas' ``functions.common.endpoint``.
+Plain Python only: this module ships to the Lambdas and the container.
 
 model.tar.gz
 ├── model.onnx          ONNX_FILE          fp32 graph: INPUT_NAME -> OUTPUT_NAMES
-├── model.int8.onnx     INT8_ONNX_FILE     int8 graph (model.quantize), served only if its guard passed
+├── model.int8.onnx     INT8_ONNX_FILE     int8 graph (model.builder.quantize), served only if its guard passed
 ├── model.pt            TORCHSCRIPT_FILE   the same graph as TorchScript (GPU, Neo's input)
 ├── *compiled*.pt       NEO_GLOBS          what Neo wrote, where it compiled
-├── lungs.onnx          LUNGS_ONNX_FILE    the lung-field network (model.lung_network): the gate's
+├── lungs.onnx          LUNGS_ONNX_FILE    the lung-field network (model.builder.lung_network): the gate's
 ├── lungs.pt            LUNGS_TORCHSCRIPT_FILE  anatomy and orientation check, preset v3's crop
-├── metadata.json       METADATA_FILE      labels, preset, calibration, gate, validation (model.metadata)
-└── code/                                  the handlers and the modules they import (model.package)
+├── metadata.json       METADATA_FILE      labels, preset, calibration, gate, validation (model.serving.metadata)
+└── code/                                  the handlers and the modules they import (model.builder.package)
 
 A request is one image (``IMAGE_TYPES``, the raw bytes) or ``Request`` as ``JSON_TYPE``; the answer
 is a ``Response``: one ``Prediction`` or ``Refusal`` per image, in order.
@@ -96,7 +97,7 @@ class Prediction(TypedDict):
 
 class InstanceError(TypedDict):
     instance: int | None  # None: the request as a whole
-    reason: str  # machine-readable (model.errors: ``reason``)
+    reason: str  # machine-readable (model.core.errors: ``reason``)
     message: str
     gate: NotRequired[Gate]  # where the gate refused the image
 

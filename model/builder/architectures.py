@@ -22,9 +22,9 @@ import torch
 import torchvision
 from torch import nn
 
-from model import errors
-from model.labels import labels_for
-from model.preprocessing import Preset, get_preset
+from model.core import errors
+from model.core.labels import labels_for
+from model.core.presets import Preset, get_preset
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class ExportWrapper(nn.Module):
     degrees. A chest X-ray on its side scores lower turned than as it is, which is how the service
     tells it (``not_upright``) from an image that is no chest X-ray at all. The four orientations run
     as one batch. With ``turned=False`` (a package whose lung-field network checks orientation:
-    ``model.lung_fields``) the image runs once and ``turned_gate_score`` repeats ``gate_score``, which
+    ``model.core.lung_fields``) the image runs once and ``turned_gate_score`` repeats ``gate_score``, which
     the served rule never reads as turned.
     """
 

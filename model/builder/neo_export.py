@@ -1,11 +1,11 @@
-"""The TorchScript Neo compiles, written by the torch Neo supports: the entry of ``model.deploy``'s export job.
+"""The TorchScript Neo compiles, written by the torch Neo supports: the entry of ``model.builder.deploy``'s export job.
 
-    python -m model.neo_export --checkpoint DIR/model.safetensors --lungs DIR/lungs.safetensors \\
+    python -m model.builder.neo_export --checkpoint DIR/model.safetensors --lungs DIR/lungs.safetensors \\
         --model-dir OUT/model --data-dir OUT/data
 
 Neo compiles PyTorch for cloud targets only from TorchScript written by one of the framework
 versions it lists (2.0 the newest); ``make model`` writes it with the torch of this machine. So
-``model.deploy`` runs this module in a SageMaker training job on the PyTorch 2.0 framework image
+``model.builder.deploy`` runs this module in a SageMaker training job on the PyTorch 2.0 framework image
 (``DEFAULT_EXPORT_IMAGE`` there): the project's own export, on the project's own checkpoints, in the
 torch Neo takes. It writes what Neo compiles, the classifier's ``model.pt`` alone, in ``--model-dir``
 (SM_MODEL_DIR: the job's ``model.tar.gz``, Neo's input as it is) and what rides beside the compiled
@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-from model.contract import LUNGS_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE
+from model.core.contract import LUNGS_TORCHSCRIPT_FILE, TORCHSCRIPT_FILE
 
 EXPORTED_WITH_FILE: Final = "exported_with.json"
 
@@ -37,9 +37,9 @@ def export(checkpoint: Path, lungs: Path | None, model_dir: Path, data_dir: Path
     wrote them (``{"torch": ...}``)."""
     import torch
 
-    from model.checkpoint import load_checkpoint
-    from model.export import export_model
-    from model.lung_network import load_lung_checkpoint
+    from model.builder.checkpoint import load_checkpoint
+    from model.builder.export import export_model
+    from model.builder.lung_network import load_lung_checkpoint
 
     net, meta = load_checkpoint(checkpoint)
     model_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The lung fields of a chest X-ray: what the lung-field network's outputs say, in plain NumPy.
 
-The network (``model.lung_network``, served as ``lungs.onnx`` / ``lungs.pt``) sees the image at
+The network (``model.builder.lung_network``, served as ``lungs.onnx`` / ``lungs.pt``) sees the image at
 ``LUNG_SIZE`` px, equalised (``lung_input``), and answers two things: a lung-field probability per
 pixel, and which way the image is turned (0, 90, 180 or 270 degrees counter-clockwise). This module
 turns those into a ``LungField``: the mask in the upright frame, a few shape measures of it

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from model import codestreams, errors
+from model.core import codestreams, errors
 
 DICOM_MAGIC: Final = b"DICM"
 DICOM_MAGIC_OFFSET: Final = 128

@@ -27,14 +27,14 @@
      │              ├── NotAChestXrayError              reason "not_a_chest_xray" (the feature distance)
      │              ├── NotUprightError                 reason "not_upright" (a turned chest X-ray)
      │              └── NoLungFieldsError               reason "no_lung_fields" (no plausible pair of
-     │                                                  lungs: model.lung_fields; carries ``failed``)
+     │                                                  lungs: model.core.lung_fields; carries ``failed``)
      └── ModelUnavailableError          (5xx: deployment problem)
           ├── ArtifactNotFoundError
           ├── PretrainedWeightsUnavailableError
           ├── NeoUnsupportedError           the artifact or framework version is outside what Neo compiles
           ├── CompilationFailedError        the Neo compilation job failed or did not finish in time
-          ├── ExportJobFailedError          the job that writes Neo's TorchScript (model.neo_export) failed
-          └── InvalidSettingError           an environment setting (model.settings) has no meaning
+          ├── ExportJobFailedError          the job that writes Neo's TorchScript (model.builder.neo_export) failed
+          └── InvalidSettingError           an environment setting (model.core.settings) has no meaning
 
 ``http_status`` on each class is the single mapping from error to HTTP status.
 """
@@ -155,7 +155,7 @@ class NotUprightError(GateRefusedError):
 
 class NoLungFieldsError(GateRefusedError):
     """The lung-field network found no plausible pair of lungs; ``failed``: the shape measures that
-    were out of bounds (``model.lung_fields.FEATURES``)."""
+    were out of bounds (``model.core.lung_fields.FEATURES``)."""
 
     reason: ClassVar[str] = "no_lung_fields"
 
@@ -189,5 +189,5 @@ class CompilationFailedError(ModelUnavailableError):
 
 
 class ExportJobFailedError(ModelUnavailableError):
-    """The training job that writes the TorchScript Neo compiles (``model.neo_export``) failed, was
+    """The training job that writes the TorchScript Neo compiles (``model.builder.neo_export``) failed, was
     stopped or did not finish in time."""

@@ -1,8 +1,8 @@
 """Build the served artifacts and ``model.tar.gz`` from a weights checkpoint.
 
-python -m model.build --checkpoint model/default/model.safetensors --out build/model
+python -m model.builder --checkpoint model/default/model.safetensors --out build/model
 
-With the checkpoint's int8 recipe (``model.int8_recipe``; the bundled one is
+With the checkpoint's int8 recipe (``model.builder.int8_recipe``; the bundled one is
 ``model/default/int8.json``) the package also carries the int8 graph, quantized with the recipe's
 ranges and plan, and serves it where the recipe's guard passed: no training data needed.
 """
@@ -13,20 +13,20 @@ import argparse
 import logging
 from pathlib import Path
 
-from model.checkpoint import load_checkpoint
-from model.contract import INT8_ONNX_FILE
-from model.export import FORMATS, export_model
-from model.int8_recipe import Int8Recipe
-from model.lung_network import load_lung_checkpoint
-from model.metadata import ModelMetadata
-from model.package import build_tarball
-from model.quantize import apply_recipe
+from model.builder.checkpoint import load_checkpoint
+from model.builder.export import FORMATS, export_model
+from model.builder.int8_recipe import Int8Recipe
+from model.builder.lung_network import load_lung_checkpoint
+from model.builder.package import build_tarball
+from model.builder.quantize import apply_recipe
+from model.core.contract import INT8_ONNX_FILE
+from model.serving.metadata import ModelMetadata
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "default" / "model.safetensors"
-DEFAULT_LUNGS = Path(__file__).resolve().parent / "default" / "lungs.safetensors"
-DEFAULT_INT8 = Path(__file__).resolve().parent / "default" / "int8.json"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "default" / "model.safetensors"
+DEFAULT_LUNGS = Path(__file__).resolve().parents[1] / "default" / "lungs.safetensors"
+DEFAULT_INT8 = Path(__file__).resolve().parents[1] / "default" / "int8.json"
 
 
 def build(
@@ -61,7 +61,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--int8",
         type=Path,
         default=None,
-        help="the checkpoint's int8 recipe (model.int8_recipe); default: model/default/int8.json with the "
+        help="the checkpoint's int8 recipe (model.builder.int8_recipe); default: model/default/int8.json with the "
         "bundled checkpoint, none with any other",
     )
     parser.add_argument("--no-int8", action="store_true", help="package the fp32 graph only")

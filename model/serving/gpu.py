@@ -2,13 +2,13 @@
 batch 1.
 
 - **fp16, channels-last**: tensor cores take half-precision NHWC convolutions; the weights are cast
-  once at load. Whether fp16 is served is ``model.half``'s guard's verdict (``metadata.json``
+  once at load. Whether fp16 is served is ``model.builder.half``'s guard's verdict (``metadata.json``
   ``fp16``), the same rule as int8 on the CPU.
 - **CUDA graph at batch 1**: one image is a few hundred small kernels, and launching them one by one
   from Python leaves the GPU waiting on the CPU; a captured graph launches them all with one call. It
   replays the kernels it captured on fixed buffers, so the answers are those of the module itself.
 
-Imported only where torch is (the endpoint's container, ``model.half``): never in a Lambda.
+Imported only where torch is (the endpoint's container, ``model.builder.half``): never in a Lambda.
 """
 
 from __future__ import annotations

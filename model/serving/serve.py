@@ -1,6 +1,6 @@
 """A local SageMaker endpoint: the runtime API and the container contract over one handler.
 
-    python -m model.serve --model build/model/model.tar.gz --port 8080
+    python -m model.serving.serve --model build/model/model.tar.gz --port 8080
 
 - ``POST /endpoints/{name}/invocations``: the SageMaker runtime API, so
   ``boto3.client("sagemaker-runtime", endpoint_url="http://127.0.0.1:8080").invoke_endpoint(...)``
@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import re
+import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,10 +25,9 @@ from typing import Any, Final
 
 from waitress.server import create_server
 
-from model.contract import MAX_BODY_BYTES
-from model.inference import handle_invocation
-from model.package import unpack
-from model.runtime import Predictor
+from model.core.contract import MAX_BODY_BYTES
+from model.serving.inference import handle_invocation
+from model.serving.runtime import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,14 @@ _REASONS: Final = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+def unpack(tar_path: Path, dest: Path) -> Path:
+    """Extract with tarfile's ``data`` filter: no absolute paths, links out, or device files."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tar_path, "r:*") as tar:
+        tar.extractall(dest, filter="data")
+    return dest
 
 
 def load_predictor(model_path: Path, workdir: Path | None = None) -> Predictor:

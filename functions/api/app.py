@@ -22,17 +22,28 @@ import datetime as dt
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Literal
+from functools import cache
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
 
+from functions.api.schema import (
+    Classification,
+    ErrorBody,
+    ResultPage,
+    StoredResult,
+    UploadForm,
+    UploadRequest,
+    answer,
+    json_response,
+)
 from functions.common import clients, telemetry
 from functions.common.config import ApiSettings, Settings
 from functions.common.deadline import ContextDeadline
@@ -71,7 +82,6 @@ pipeline = clients.classification_pipeline(
 )
 s3 = clients.s3()
 explanations = clients.explanations(settings, api_settings.presign_expiry_seconds)
-page_tokens = PageTokens(clients.secret_bytes(api_settings.page_token_secret_arn))
 groups = AccessGroups(readers=api_settings.readers_group, admins=api_settings.admins_group)
 limiter = TableLimiter(clients.dynamodb_table(settings.results_table))
 REQUEST_WINDOW = Window(REQUESTS, api_settings.requests_per_user_per_minute, 60)
@@ -83,14 +93,30 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RETRY_AFTER_S = "5"
 
 
-class UploadRequest(BaseModel):
-    content_type: Literal["image/png", "image/jpeg", "application/dicom"] = "image/png"
-    file_name: str | None = Field(default=None, max_length=MAX_FILE_NAME)
+# What every route may answer besides its 200: ErrorBody, with the reasons of docs/api.md.
+ERRORS: dict[int, OpenAPIResponse] = {
+    status: json_response(ErrorBody, why)
+    for status, why in {
+        400: "a bad request or parameter",
+        404: "no such result the caller may read",
+        413: "the body is over the limit",
+        415: "not an image the API takes",
+        422: "an image refused (a rejection reason) or a body that does not validate",
+        429: "over the caller's request or upload limit (Retry-After)",
+        503: "the model endpoint is busy or a decode ran out of time (Retry-After)",
+    }.items()
+}
+
+
+@cache
+def page_tokens() -> PageTokens:
+    """The listing's page tokens, keyed by the secret read once per container, at the first listing."""
+    return PageTokens(clients.secret_bytes(api_settings.page_token_secret_arn))
 
 
 # -- errors -> HTTP: the one place ------------------------------------------------------------------
 def _error(status: int, reason: str, message: str, **extra: Any) -> Response[Any]:
-    body = {"error": {"reason": reason, "message": message, **extra}}
+    body = answer(ErrorBody, {"error": {"reason": reason, "message": message, **extra}})
     return Response(status_code=status, content_type="application/json", body=body)
 
 
@@ -196,7 +222,7 @@ def _listing_filter(
 
 
 # -- routes -----------------------------------------------------------------------------------------
-@app.post("/classify")
+@app.post("/classify", responses={200: json_response(Classification, "the answer"), **ERRORS})
 @tracer.capture_method(capture_response=False)
 def classify(store: bool = False, explain: bool = False, name: str | None = None) -> dict[str, Any]:
     caller = current_caller()
@@ -214,7 +240,7 @@ def classify(store: bool = False, explain: bool = False, name: str | None = None
     verdict = pipeline.classify_one(image, ContextDeadline(app.lambda_context), explain=explain or store)
     metrics.add_metric(name="SyncClassified", unit=MetricUnit.Count, value=1)
     study = dicom.study_of(image)
-    answer: dict[str, Any] = {
+    reply: dict[str, Any] = {
         "label": verdict.label,
         "probabilities": verdict.probabilities,
         "gate": verdict.gate,
@@ -222,9 +248,9 @@ def classify(store: bool = False, explain: bool = False, name: str | None = None
         "model": verdict.model,
     }
     if study:
-        answer["study"] = study
+        reply["study"] = study
     if explain and verdict.preview is not None and verdict.heatmap is not None:
-        answer["explanation"] = {
+        reply["explanation"] = {
             "preview": {"format": "png", "b64": base64.b64encode(verdict.preview).decode()},
             "heatmap": {"format": "png", "b64": base64.b64encode(verdict.heatmap).decode()},
         }
@@ -237,13 +263,13 @@ def classify(store: bool = False, explain: bool = False, name: str | None = None
         outcome = pipeline.finalize(
             ref, verdict, source="api", owner=caller.scope, file_name=clean_file_name(name), study=study
         )
-        answer["result_id"] = ref.result_id
+        reply["result_id"] = ref.result_id
         # Results are keyed by caller and image: the same image again keeps its first result.
-        answer["earlier"] = outcome.status == "duplicate"
-    return answer
+        reply["earlier"] = outcome.status == "duplicate"
+    return answer(Classification, reply)
 
 
-@app.get("/results/<result_id>")
+@app.get("/results/<result_id>", responses={200: json_response(StoredResult, "the result"), **ERRORS})
 def get_result(result_id: str) -> dict[str, Any]:
     caller = current_caller()
     item = results.get(result_id)
@@ -252,7 +278,7 @@ def get_result(result_id: str) -> dict[str, Any]:
     view = visible_result(item, caller)
     if item.get("explanation"):
         view["explanation"] = explanations.urls(result_id)
-    return view
+    return answer(StoredResult, view)
 
 
 @app.get("/results/<result_id>/sr")
@@ -277,7 +303,7 @@ def get_structured_report(result_id: str):  # type: ignore[no-untyped-def]
     )
 
 
-@app.get("/results")
+@app.get("/results", responses={200: json_response(ResultPage, "a page of results"), **ERRORS})
 def list_results(
     key: str | None = None,
     status: str | None = None,
@@ -291,18 +317,17 @@ def list_results(
     # Readers see shared results but not their keys, so only admins may search shared ones by key.
     scopes = caller.key_scopes if attribute == "object_ref" else caller.readable_scopes
     query = [attribute or "", value or ""]
-    positions = page_tokens.decode(next_token, caller.sub, query) if next_token else None
+    positions = page_tokens().decode(next_token, caller.sub, query) if next_token else None
     items, after = results.list_scoped(scopes, attribute, value, limit, positions)
     views = [visible_result(item, caller) for item in items]
     if attribute == "object_ref" and views and positions is None:
         views[0]["current"] = True  # versions come newest first (by S3 sequencer)
-    return {
-        "items": views,
-        "next_token": page_tokens.encode(caller.sub, query, after) if after else None,
-    }
+    return answer(
+        ResultPage, {"items": views, "next_token": page_tokens().encode(caller.sub, query, after) if after else None}
+    )
 
 
-@app.post("/uploads")
+@app.post("/uploads", responses={200: json_response(UploadForm, "the upload form"), **ERRORS})
 def create_upload(request: UploadRequest) -> dict[str, Any]:
     caller = current_caller()
     limiter.take(caller.sub, UPLOAD_WINDOW)
@@ -322,13 +347,16 @@ def create_upload(request: UploadRequest) -> dict[str, Any]:
         ],
         ExpiresIn=api_settings.presign_expiry_seconds,
     )
-    return {
-        "url": form["url"],
-        "fields": form["fields"],
-        "key": key,
-        "expires_in": api_settings.presign_expiry_seconds,
-        "max_bytes": settings.max_object_bytes,
-    }
+    return answer(
+        UploadForm,
+        {
+            "url": form["url"],
+            "fields": form["fields"],
+            "key": key,
+            "expires_in": api_settings.presign_expiry_seconds,
+            "max_bytes": settings.max_object_bytes,
+        },
+    )
 
 
 # -- audit and entry point --------------------------------------------------------------------------

@@ -1,82 +1,22 @@
 /** The REST API (docs/api.md), with the caller's ID token. */
+import type { components } from "../generated/api";
 import { MAX_FILE_NAME } from "../generated/wire";
 import { idToken } from "./auth";
 import type { ClientConfig } from "./config";
 import type { ImageKind } from "./files";
 
-export interface Gate {
-  score: number;
-  threshold: number | null;
-}
-
+/** The API's shapes, generated from docs/openapi.json (functions/api/schema.py): one definition. */
+type Schemas = components["schemas"];
+export type Gate = Schemas["Gate"];
 /** How far an answer can be trusted (model.serving.policy.confidence): "low" with its reasons, or "normal". */
-export interface Confidence {
-  level: "low" | "normal";
-  reasons: string[];
-}
-
+export type Confidence = Schemas["Confidence"];
 /** What a result shows of a DICOM's study (model.core.dicom.study_facts). */
-export interface Study {
-  study_date?: string;
-  modality?: string;
-  view?: string;
-  body_part?: string;
-}
-
-export interface Prediction {
-  label: string;
-  probabilities: Record<string, number>;
-  gate?: Gate | null;
-  confidence?: Confidence | null;
-  model: {
-    name?: string;
-    version?: string;
-    labels?: string[];
-    covid_threshold?: number;
-    site_validation?: string;
-  };
-  result_id?: string;
-  /** The same image had been stored before (POST /classify?store=true): its first result stands. */
-  earlier?: boolean;
-  study?: Study;
-  explanation?: { preview: { b64: string }; heatmap: { b64: string } };
-}
-
-export interface StoredResult {
-  result_id: string;
-  status: "classified" | "rejected" | "failed";
-  label?: string;
-  probabilities?: Record<string, number>;
-  gate?: Gate;
-  confidence?: Confidence;
-  reason?: string;
-  model_name?: string;
-  model_version?: string;
-  covid_threshold?: number;
-  created_at: string;
-  source?: string;
-  key?: string;
-  scope?: string;
-  explanation?: { preview_url: string; heatmap_url: string };
-  /** The result also exists as a DICOM Structured Report (the image came as DICOM). */
-  structured_report?: boolean;
-  site_validation?: string;
-  study?: Study;
-  /** The name of the file sent with it: only its owner sees it. */
-  file_name?: string;
-}
-
-export interface ResultPage {
-  items: StoredResult[];
-  next_token: string | null;
-}
-
-export interface UploadForm {
-  url: string;
-  fields: Record<string, string>;
-  key: string;
-  max_bytes: number;
-}
+export type Study = Schemas["Study"];
+/** POST /classify's answer. */
+export type Prediction = Schemas["Classification"];
+export type StoredResult = Schemas["StoredResult"];
+export type ResultPage = Schemas["ResultPage"];
+export type UploadForm = Schemas["UploadForm"];
 
 export interface ResultFilter {
   label?: string;

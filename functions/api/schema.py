@@ -96,6 +96,7 @@ class ExplanationUrls(Shape):
 
     preview_url: str
     heatmap_url: str
+    expires_in: int = Field(description="seconds the URLs stay valid")
 
 
 class StoredResult(Shape):
@@ -131,8 +132,11 @@ class ResultPage(Shape):
     next_token: str | None
 
 
-class UploadRequest(Shape):
-    """``POST /uploads``' body."""
+class UploadRequest(BaseModel):
+    """``POST /uploads``' body. Other fields are ignored, not refused: a client cannot choose the key
+    (or anything else) by sending it, and an older or newer client still gets its form."""
+
+    model_config = ConfigDict(extra="ignore")
 
     content_type: Literal["image/png", "image/jpeg", "application/dicom"] = "image/png"
     file_name: str | None = Field(default=None, max_length=MAX_FILE_NAME)

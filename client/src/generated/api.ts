@@ -166,6 +166,11 @@ export interface components {
          * @description Presigned GET URLs of a stored result's preview and heatmap.
          */
         ExplanationUrls: {
+            /**
+             * Expires In
+             * @description seconds the URLs stay valid
+             */
+            expires_in: number;
             /** Heatmap Url */
             heatmap_url: string;
             /** Preview Url */
@@ -337,7 +342,8 @@ export interface components {
         };
         /**
          * UploadRequest
-         * @description ``POST /uploads``' body.
+         * @description ``POST /uploads``' body. Other fields are ignored, not refused: a client cannot choose the key
+         *     (or anything else) by sending it, and an older or newer client still gets its form.
          */
         UploadRequest: {
             /**

@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from model.core.contract import Gate
+from model.core.errors import ImageTooLargeError
 
 
 class PipelineError(Exception):
@@ -55,7 +56,9 @@ class ObjectMissingError(RejectedObjectError):
 
 
 class ObjectTooLargeError(RejectedObjectError):
-    reason = "too_large"
+    # One meaning, one reason: more bytes than the path the image took accepts, whether the object's
+    # size refuses it before it is read or the decoder's byte limit does after.
+    reason = ImageTooLargeError.reason
 
 
 class UploadReusedError(RejectedObjectError):

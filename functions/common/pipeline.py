@@ -40,7 +40,15 @@ from functions.common.errors import (
     UploadReusedError,
 )
 from functions.common.ownership import SHARED, scope_of_key
-from functions.common.ports import Classifier, ExplanationSink, ObjectSource, Publisher, ReportSink, ResultStore
+from functions.common.ports import (
+    Classifier,
+    ExplanationSink,
+    FetchedObject,
+    ObjectSource,
+    Publisher,
+    ReportSink,
+    ResultStore,
+)
 from functions.common.result import (
     CLASSIFIED,
     FAILED,
@@ -95,21 +103,15 @@ class S3Objects:
 
     def __init__(self, s3: Any) -> None:
         self._s3 = s3
-        self._names: dict[str, str] = {}
 
-    def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
+    def fetch(self, ref: ObjectRef, max_bytes: int) -> FetchedObject:
         kwargs = {"Bucket": ref.bucket, "Key": ref.key, **({"VersionId": ref.version_id} if ref.version_id else {})}
         with aws_errors("S3 get_object", S3_GET):
             obj = self._s3.get_object(**kwargs)
             if obj["ContentLength"] > max_bytes:
                 raise ObjectTooLargeError(f"{obj['ContentLength']} bytes; the limit is {max_bytes}")
             name = (obj.get("Metadata") or {}).get(FILE_NAME_METADATA)
-            if name:
-                self._names[ref.result_id] = unquote(name)
-            return bytes(obj["Body"].read())
-
-    def file_name(self, ref: ObjectRef) -> str | None:
-        return self._names.pop(ref.result_id, None)
+            return FetchedObject(bytes(obj["Body"].read()), unquote(name) if name else None)
 
 
 class ClassificationPipeline:
@@ -177,8 +179,9 @@ class ClassificationPipeline:
         """Fetch, validate and downsize one object; RejectedObjectError if it can never be classified."""
         if ref.size is not None and ref.size > self.max_object_bytes:
             raise ObjectTooLargeError(f"{ref.size} bytes; the limit is {self.max_object_bytes}")
-        data = self.objects.fetch(ref, self.max_object_bytes)
-        name = clean_file_name(self.objects.file_name(ref))
+        fetched = self.objects.fetch(ref, self.max_object_bytes)
+        data = fetched.data
+        name = clean_file_name(fetched.file_name)
         if name:
             self._names[ref.result_id] = name
         if dicom.is_dicom(data):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from functions.common.deadline import Deadline
@@ -16,12 +17,15 @@ from functions.common.result import Result, Status
 from functions.common.s3_events import ObjectRef
 
 
-class ObjectSource(Protocol):
-    def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
-        """The object's bytes; ObjectMissingError, ObjectTooLargeError or TransientError otherwise."""
+@dataclass(frozen=True)
+class FetchedObject:
+    data: bytes
+    file_name: str | None = None  # the name the web client uploaded it under (the form's metadata)
 
-    def file_name(self, ref: ObjectRef) -> str | None:
-        """The file name the web client uploaded it under (the form's metadata), once fetched; or None."""
+
+class ObjectSource(Protocol):
+    def fetch(self, ref: ObjectRef, max_bytes: int) -> FetchedObject:
+        """The object; ObjectMissingError, ObjectTooLargeError or TransientError otherwise."""
 
 
 class Classifier(Protocol):

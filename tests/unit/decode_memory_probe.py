@@ -25,6 +25,7 @@ from typing import Any
 
 from functions.common.errors import ImageRejectedError, TransientError
 from functions.common.pipeline import ClassificationPipeline
+from functions.common.ports import FetchedObject
 from functions.common.s3_events import ObjectRef
 from model.core import dicom
 from model.core.decoding import decode_cost
@@ -42,11 +43,8 @@ def peak_mb() -> float:
 
 
 class Files:
-    def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
-        return Path(ref.key).read_bytes()
-
-    def file_name(self, ref: ObjectRef) -> str | None:
-        return None
+    def fetch(self, ref: ObjectRef, max_bytes: int) -> FetchedObject:
+        return FetchedObject(Path(ref.key).read_bytes())
 
 
 class Unreachable:

@@ -20,6 +20,7 @@ from functions.common.endpoint import Verdict
 from functions.common.errors import EndpointUnavailableError, ObjectMissingError, TransientError
 from functions.common.notify import Notifier
 from functions.common.pipeline import ClassificationPipeline
+from functions.common.ports import FetchedObject
 from functions.common.results import ResultsStore
 from functions.common.s3_events import ObjectRef
 from model.core.downsize import downsize_png
@@ -36,15 +37,12 @@ class FakeObjects:
         self.fetched: list[str] = []
         self.names: dict[str, str] = {}
 
-    def fetch(self, ref: ObjectRef, max_bytes: int) -> bytes:
+    def fetch(self, ref: ObjectRef, max_bytes: int) -> FetchedObject:
         self.fetched.append(ref.key)
         value = self.data.get(ref.key, ObjectMissingError("gone"))
         if isinstance(value, Exception):
             raise value
-        return value
-
-    def file_name(self, ref: ObjectRef) -> str | None:
-        return self.names.get(ref.key)
+        return FetchedObject(value, self.names.get(ref.key))
 
 
 class FakeEndpoint:

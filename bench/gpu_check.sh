@@ -5,7 +5,7 @@
 #   DEVICE=cpu ARCHS=resnet18 SECONDS_PER_ROW=0.2 EPOCHS=1 LIMIT=96 TRAIN_SECONDS=30 PY=.venv/bin/python \
 #     OUT=/tmp/gpu bench/gpu_check.sh                 # a dry run on the CPU
 #
-# 1. the fp16 and CUDA-graph tests (tests/unit/test_half.py; the graph test runs only on a GPU);
+# 1. the fp16 and CUDA-graph tests (tests/unit/model/test_half.py; the graph test runs only on a GPU);
 # 2. bench/inference.py on random weights: eager fp32 vs TorchScript fp32 and fp16, each with a CUDA
 #    graph at batch 1, ResNet-50 and InceptionV3, batch 1 and 8;
 # 3. a ResNet-50 trained on gpu/ms320 (the 320 px copy of cxr-multisource with its ingest.csv, made as
@@ -33,7 +33,7 @@ PY=${PY:-python3}
   $PY -c "import torch, onnxruntime; print('torch', torch.__version__, 'onnxruntime', onnxruntime.__version__)"
 } >"$OUT/device.txt" 2>&1
 
-timeout 180 $PY -m pytest -q -p no:cacheprovider tests/unit/test_half.py tests/unit/test_agreement.py \
+timeout 180 $PY -m pytest -q -p no:cacheprovider tests/unit/model/test_half.py tests/unit/model/test_agreement.py \
   >"$OUT/tests.txt" 2>&1
 echo "tests: exit $?" >>"$OUT/device.txt"
 

@@ -1,7 +1,7 @@
 """Write the API's OpenAPI document, ``docs/openapi.json``, from the routes and their shapes
 (``functions.api.schema``, through Powertools' OpenAPI support). The web client's types are generated
 from it (``cd client && npm run generate:api`` writes ``client/src/generated/api.ts``).
-``tests/unit/test_openapi.py`` fails while the document is stale, the client's tests while the types are.
+``tests/unit/functions/test_openapi.py`` fails while the document is stale, the client's tests while the types are.
 
     python -m tools.openapi [--out docs/openapi.json]
 """

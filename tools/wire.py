@@ -1,5 +1,5 @@
 """Write what the web client must agree on with the server, from the server's own definitions:
-``client/src/generated/wire.ts`` (labels, rejection reasons, size limits). ``tests/unit/test_wire.py``
+``client/src/generated/wire.ts`` (labels, rejection reasons, size limits). ``tests/unit/project/test_wire.py``
 fails when the committed file is stale; the client's tests fail on a reason without plain words.
 
     python -m tools.wire [--out client/src/generated/wire.ts]

@@ -4,7 +4,7 @@ The routes build their answers through these models (``answer``), Powertools doc
 OpenAPI document (``python -m tools.openapi`` writes ``docs/openapi.json``), and the web client's
 types are generated from that document (``client/src/generated/api.ts``, openapi-typescript). The
 shapes the model endpoint answers with (``model.core.contract``: gate, confidence, model) are the same
-fields as the contract's TypedDicts, which ``tests/unit/test_openapi.py`` holds them to.
+fields as the contract's TypedDicts, which ``tests/unit/functions/test_openapi.py`` holds them to.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ logger = logging.getLogger(__name__)
 
 Decision = Verdict | RejectedObjectError | TransientError
 READ_THREADS = 8
-# A decode's peak is at most about twice its decoded pixels (tests/unit/test_decode_memory.py).
+# A decode's peak is at most about twice its decoded pixels (tests/unit/functions/test_decode_memory.py).
 DECODE_BUDGET_BYTES = 2 * MAX_DECODED_BYTES
 # One object's decode, from its start to its downsized PNG: the markers and caps bound it to about
 # 3 s on one core (docs/decoding.md); past this its batch neighbours settle without it and it retries.

@@ -26,7 +26,7 @@ again, inside AWS, by the torch Neo takes:
 
 Why this route rather than Neo's ONNX one: Neo compiles ONNX 1.7 for cloud targets, and its ONNX
 inference image (``sagemaker-neo-onnx:1.5.0``) predates the Python the served code needs, while the
-PyTorch 2.0 image runs Python 3.10, which ``code/`` supports (tests/unit/test_neo_export.py).
+PyTorch 2.0 image runs Python 3.10, which ``code/`` supports (tests/unit/model/test_neo_export.py).
 """
 
 from __future__ import annotations

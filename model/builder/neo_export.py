@@ -13,7 +13,7 @@ model, ``lungs.pt`` and ``exported_with.json``, in ``--data-dir`` (SM_OUTPUT_DAT
 ``output.tar.gz``). The graph is the served one: ``ExportWrapper`` with the gate, the class activation
 maps and, with a lung-field network, one pass per image.
 
-Runs on the image's Python 3.10 and torch 2.0 (``tests/unit/test_neo_export.py`` checks the modules
+Runs on the image's Python 3.10 and torch 2.0 (``tests/unit/model/test_neo_export.py`` checks the modules
 it imports against Python 3.10 with vermin).
 """
 

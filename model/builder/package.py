@@ -24,7 +24,7 @@ from typing import Final, Literal
 Floor = Literal["core", "serving", "builder"]
 # What each place runs, by floor: the Lambdas the torch-free core, the endpoint the core and the
 # serving runtime, the Neo export job (a training job with torch) all three. A module's floor is its
-# folder, so what ships is a rule, not a list; tests/unit/test_layers.py checks that no floor imports
+# folder, so what ships is a rule, not a list; tests/unit/project/test_layers.py checks that no floor imports
 # one above it, so each place holds every module its code can import.
 LAMBDA_FLOORS: Final[tuple[Floor, ...]] = ("core",)
 SERVED_FLOORS: Final[tuple[Floor, ...]] = ("core", "serving")

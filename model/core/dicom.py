@@ -55,7 +55,7 @@ INFLATE_CHUNK: Final = 1024 * 1024
 # A frame's working set beside its stored pixels: one band of rows in float32 at a time.
 BAND_ROWS: Final = 256
 # Bytes a pixel costs at the decode's peak, per byte allocated to a stored sample: the decoder's output
-# buffer, pydicom's array made from it, and the 8-bit result (tests/unit/test_hostile_decode.py).
+# buffer, pydicom's array made from it, and the 8-bit result (tests/unit/model/test_hostile_decode.py).
 _COPIES_PER_SAMPLE_BYTE: Final = 3
 JPEG_SYNTAXES: Final = frozenset(
     {

@@ -93,11 +93,11 @@ def sqs_event_for(key: str, version: str, name: str = "sqs-s3-put.json") -> dict
 
 
 def run_probe(*args: str, timeout_s: int = 300) -> str:
-    """``python -m tests.unit.decode_memory_probe ARGS`` in a fresh process with the functions' malloc
+    """``python -m tests.unit.functions.decode_memory_probe ARGS`` in a fresh process with the functions' malloc
     setting (it matters to their peak: see template.yaml); its standard output."""
     malloc = Template().doc["Globals"]["Function"]["Environment"]["Variables"]["MALLOC_MMAP_THRESHOLD_"]
     done = subprocess.run(
-        [sys.executable, "-m", "tests.unit.decode_memory_probe", *args],
+        [sys.executable, "-m", "tests.unit.functions.decode_memory_probe", *args],
         cwd=ROOT,
         env={**os.environ, "MALLOC_MMAP_THRESHOLD_": str(malloc)},
         capture_output=True,

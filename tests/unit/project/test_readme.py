@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MANUAL = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 TOP_LEVEL = ("functions", "model", "training", "local_stack", "tests", "bench", "tools", "client", "pacs", "docs")
 TOP_LEVEL += ("events", "samples")

@@ -1,12 +1,12 @@
 """Peak memory of decoding hostile images, measured in a process of its own (VmHWM, resident).
 
-    python -m tests.unit.decode_memory_probe one FILE       # one downsize: prints the peak above baseline, MB
-    python -m tests.unit.decode_memory_probe batch FILE...  # the pipeline's concurrent reads of them all:
+    python -m tests.unit.functions.decode_memory_probe one FILE       # one downsize: prints the peak above baseline, MB
+    python -m tests.unit.functions.decode_memory_probe batch FILE...  # the pipeline's concurrent reads of them all:
                                                             # prints the whole process's peak, MB
-    python -m tests.unit.decode_memory_probe prepare FILE   # what a Lambda does with one upload (cost,
+    python -m tests.unit.functions.decode_memory_probe prepare FILE   # what a Lambda does with one upload (cost,
                                                             # budget, decode): JSON of its outcome, the
                                                             # peak above baseline (MB) and the seconds
-    python -m tests.unit.decode_memory_probe corpus DIR     # every file under DIR through the Lambdas'
+    python -m tests.unit.functions.decode_memory_probe corpus DIR     # every file under DIR through the Lambdas'
                                                             # decoder, and through the pixel pipeline as
                                                             # if each were a chest DX: JSON lines, then
                                                             # the process's peak above baseline

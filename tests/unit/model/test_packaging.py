@@ -12,7 +12,7 @@ from model.core import dicom, errors
 from tests import dicoms, images
 from tests.imports import closure, imported_modules
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_imports_are_found_at_any_depth_and_in_every_spelling() -> None:

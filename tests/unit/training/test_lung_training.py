@@ -10,7 +10,7 @@ from PIL import Image
 
 from model.core.lung_fields import FEATURES, LUNG_SIZE
 from tests import images
-from tests.unit.test_lung_fields import two_lungs
+from tests.unit.model.test_lung_fields import two_lungs
 from training.gate_table import format_table, variants
 from training.lungs import _affine_pair, augment_pair, dice_iou, fit_rule
 

@@ -22,7 +22,7 @@ from model.core.labels import labels_for
 from model.core.lung_fields import policy
 from model.serving.backends import OnnxBackend, TorchScriptBackend
 from model.serving.metadata import ModelMetadata
-from tests.unit.test_lung_fields import PAIR_RULE
+from tests.unit.model.test_lung_fields import PAIR_RULE
 
 NEO_PYTHON = "3.10"
 

@@ -14,7 +14,7 @@ from functions.common.result import SHOWN_FIELDS
 from model.core import contract
 from tools import openapi
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_committed_openapi_document_is_the_routes_own() -> None:

@@ -177,7 +177,7 @@ def test_the_container_holds_every_module_the_receiver_imports() -> None:
     from model.builder.package import LAMBDA_FLOORS, floor_files
     from tests.imports import closure
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     dockerfile = (root / "pacs" / "Dockerfile").read_text()
     assert closure((root / "pacs").glob("*.py")) <= set(floor_files(LAMBDA_FLOORS))
     assert "COPY model/__init__.py model/\nCOPY model/core/ model/core/" in dockerfile

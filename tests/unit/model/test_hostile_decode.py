@@ -1,5 +1,5 @@
 """Small files built to cost a decoder far more than their size end in a clear refusal, within a
-stated memory and time, each measured in a fresh process (tests/unit/decode_memory_probe.py).
+stated memory and time, each measured in a fresh process (tests/unit/functions/decode_memory_probe.py).
 
 Before these bounds: a 398 KB deflated DICOM peaked at 885 MB, an 8000 x 8000 RLE DICOM of 2 MB at
 1,044 MB, and a 121 KB progressive JPEG took 17 s (docs/decoding.md has the table).

@@ -65,7 +65,7 @@ def _missing_keys(reference: Any, event: Any, path: str = "") -> list[str]:
 
 
 def test_every_event_file_is_checked() -> None:
-    assert {p.name for p in (Path(__file__).resolve().parents[2] / "events").glob("*.json")} == set(GENERATE)
+    assert {p.name for p in (Path(__file__).resolve().parents[3] / "events").glob("*.json")} == set(GENERATE)
 
 
 @pytest.mark.parametrize("name", sorted(GENERATE))

@@ -29,7 +29,7 @@ FUNCTIONS = ("ClassifyBatchFunction", "DeadLetterFunction", "ApiFunction")
 # Granted and never called by the functions' code, each for its reason.
 NOT_CALLED_BY_CODE = {
     "kms:Decrypt": "S3, SNS, SQS and Secrets Manager call KMS on the function's behalf; "
-    "tests/unit/test_permissions.py derives these from the encrypted resources each function touches",
+    "tests/unit/local_stack/test_permissions.py derives these from the encrypted resources each function touches",
     "kms:GenerateDataKey": "as kms:Decrypt",
     "s3:ListBucket": "without it S3 answers a GetObject of a deleted key with 403, not 404, and the object "
     "would be retried until `failed` instead of recorded `object_missing`",
@@ -114,6 +114,8 @@ def _exercise(world: World, recorder: CallRecorder, tiny_model_dir: Path) -> Non
     run("ApiFunction", _api_event("GET", f"/results/{result_id}"))
     run("ApiFunction", _api_event("GET", "/results"))
     run("ApiFunction", _api_event("GET", "/results", key="uploads/x.png"))
+    # A page token is checked with the secret, read at the first listing that needs one.
+    run("ApiFunction", _api_event("GET", "/results", next_token="a-token-from-elsewhere"))
     upload = _api_event("POST", "/uploads")
     upload.update(body=json.dumps({"content_type": "image/png"}), isBase64Encoded=False)
     run("ApiFunction", upload)

@@ -1,6 +1,6 @@
 """Peak memory of decoding the worst inputs stays within budget, alone and ten at once.
 
-Each measurement runs in a fresh process (tests/unit/decode_memory_probe.py) and reads the kernel's
+Each measurement runs in a fresh process (tests/unit/functions/decode_memory_probe.py) and reads the kernel's
 resident high-water mark. The inputs are a few hundred KB to 20 MB on disk and decode to 64-256 MB:
 an 8000 x 8000 16-bit PNG, RGBA PNG and palette PNG, and an 8000 x 8000 colour JPEG.
 """

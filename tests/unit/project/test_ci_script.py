@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-CI_RUN = Path(__file__).resolve().parents[2] / ".ci" / "run"
+CI_RUN = Path(__file__).resolve().parents[3] / ".ci" / "run"
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")

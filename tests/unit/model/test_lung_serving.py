@@ -22,7 +22,7 @@ from model.serving.backends import OnnxBackend, OnnxLungs, TorchScriptLungs
 from model.serving.metadata import ModelMetadata
 from model.serving.runtime import Predictor
 from tests import images
-from tests.unit.test_lung_fields import PAIR_RULE, FakeLungs, two_lungs
+from tests.unit.model.test_lung_fields import PAIR_RULE, FakeLungs, two_lungs
 
 
 def _meta(preset: str = "xray-gray-224-v2") -> ModelMetadata:

@@ -13,7 +13,7 @@ import pytest
 
 from local_stack.template import Template
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +223,7 @@ def test_every_function_takes_its_packages_from_the_one_dependencies_layer(templ
     assert template.doc["Globals"]["Function"]["Layers"] == [{"Ref": "DependenciesLayer"}]
     for name in template.of_type("AWS::Serverless::Function"):
         assert "Layers" not in _props(template, name), name  # none replaces the shared one
-    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    makefile = (Path(__file__).resolve().parents[3] / "Makefile").read_text()
     (targets,) = [line for line in makefile.splitlines() if line.startswith("build-ClassifyBatchFunction ")]
     functions = [k for k, v in template.resources.items() if v["Type"] == "AWS::Serverless::Function"]
     assert set(targets.rstrip(":").split()) == {f"build-{name}" for name in functions}  # every one, conditional too

@@ -18,7 +18,7 @@ from model.core.preprocessing import decode_gray
 from model.serving.runtime import Predictor
 from tests import dicoms, images
 
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "covid-2.png"
+SAMPLE = Path(__file__).resolve().parents[3] / "samples" / "covid-2.png"
 PIXELS = np.asarray(Image.open(SAMPLE).convert("L"))
 
 

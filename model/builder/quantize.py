@@ -63,7 +63,8 @@ CALIBRATION_CHUNK: Final = 8
 WHOLE_BACKBONE: Final = "the whole backbone int8"
 FP32_LADDER: Final = (1, 2, 4, 8, 16)  # the most sensitive convolutions kept fp32, plan after plan
 QUANTIZED_OPS: Final = ("Conv", "Relu", "MaxPool", "Add")
-BACKBONE_SCOPE: Final = "/backbone/"  # the exported graph's node names follow the modules' (model.architectures)
+# The exported graph's node names follow the modules' (model.builder.architectures).
+BACKBONE_SCOPE: Final = "/backbone/"
 SENSITIVITY_IMAGES: Final = 16
 
 

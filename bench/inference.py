@@ -29,11 +29,13 @@ directory, int8 only where the guard recorded in its ``metadata.json`` passed.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import functools
 import io
 import json
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -218,7 +220,7 @@ def format_row(row: dict[str, object]) -> str:
     )
 
 
-def bench_preprocessing(seconds: float) -> list[str]:
+def bench_preprocessing(seconds: float) -> list[dict[str, object]]:
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:1024, 0:1024]
     png_buffer = io.BytesIO()
@@ -238,9 +240,7 @@ def bench_preprocessing(seconds: float) -> list[str]:
     for name, data in (("1024px PNG", png), ("2000px JPEG", jpeg)):
         served = timeit(lambda d=data: decode_gray(d, 224), seconds)
         slow = timeit(lambda d=data: naive(d), seconds)
-        rows.append(
-            f"{name:<12} served {served * 1000:>6.1f} ms   naive RGB {slow * 1000:>6.1f} ms   ({slow / served:.1f}x)"
-        )
+        rows.append({"image": name, "served_ms": served * 1000, "naive_rgb_ms": slow * 1000})
     return rows
 
 
@@ -261,13 +261,22 @@ def main(args: argparse.Namespace) -> None:
         for row in bench_arch(arch, args.seconds, peak, device, int8, args.model, args.checkpoint):
             rows.append(row)
             print(format_row(row), flush=True)
+    print("\npreprocessing to the 224 px network input (ms per image):")
+    decoding = bench_preprocessing(args.seconds)
+    for d in decoding:
+        served, naive = float(d["served_ms"]), float(d["naive_rgb_ms"])  # type: ignore[arg-type]
+        print(f"{d['image']:<12} served {served:>6.1f} ms   naive RGB {naive:>6.1f} ms   ({naive / served:.1f}x)")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         machine = {"device": where, "torch": torch.__version__, "matmul_gflops": peak}
-        args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
-    print("\npreprocessing to the 224 px network input (ms per image):")
-    for row in bench_preprocessing(args.seconds):
-        print(row)
+        run = {
+            "command": " ".join(["python -m bench.inference", *sys.argv[1:]]),
+            "date": dt.date.today().isoformat(),
+            "machine": machine,
+            "rows": rows,
+            "preprocessing": decoding,
+        }
+        args.json.write_text(json.dumps(run, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,10 @@
-"""Images in, calibrated predictions out: the served model, its backend (``model.serving.backends``) and
-its decision policy (``model.serving.policy``) put together.
+"""Images in, calibrated predictions out: the served graph's backend (``model.serving.backends``: which
+artifact, on what this machine runs) and the decision policy (``model.serving.policy``: the gate, the
+label at the operating point, the confidence) put together.
 
-Backends, in order of preference:
-1. a SageMaker Neo-compiled model (when ``neopytorch`` imports and a compiled file is present);
-2. TorchScript on CUDA when a GPU is present, a CUDA graph at batch 1, in fp16 where ``model.builder.half``
-   checked it (``metadata.json`` ``fp16.served``);
-3. ONNX Runtime where it is installed (the fast CPU path; torch is never imported), with the int8
-   graph where ``model.builder.quantize`` made one and its guard passed (``metadata.json`` ``int8.served``);
-4. TorchScript on the CPU.
-``XRAY_BACKEND=neo|torchscript|onnx`` forces one.
-
-A package with a lung-field network (``lungs.onnx`` / ``lungs.pt``, ``metadata.json`` ``lung_fields``)
-runs it first, on the same kind of backend (ONNX Runtime beside ONNX, TorchScript on the classifier's
-device beside TorchScript and Neo): an image without a plausible pair of lungs is refused
-``no_lung_fields``, one whose lungs are turned ``not_upright``, and only the rest go through the
-classifier, once each (``model.core.lung_fields``).
+Each image is decoded once. With a lung-field network its lungs are found first, and only an image
+with a plausible, upright pair goes through the classifier (``model.core.lung_fields``); an answer can
+carry the class activation map of its label, framed on the part of the image the network saw.
 """
 
 from __future__ import annotations

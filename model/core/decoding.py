@@ -79,7 +79,11 @@ class _PillowDecoder:
         return None
 
     def open(self, data: bytes) -> Image.Image:
+        """The markers counted, then the header read and checked; no pixel decoded."""
         self.check_markers(data)
+        return self._open_header(data)
+
+    def _open_header(self, data: bytes) -> Image.Image:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -163,8 +167,8 @@ class JpegDecoder(_PillowDecoder):
         """JPEGs are decoded at a reduced scale (draft), so only their pixel count is capped."""
 
     def cost(self, data: bytes) -> int:
-        cost = super().cost(data)
-        frame = codestreams.jpeg_frame(data)
+        frame = codestreams.jpeg_frame(data)  # the marker check, read once for its frame too
+        cost = 2 * raster.decoded_bytes(self._open_header(data))
         if frame.progressive:  # libjpeg keeps every coefficient of every component until the last scan
             cost += frame.width * frame.height * frame.components * 2
         return cost

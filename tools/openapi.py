@@ -12,10 +12,10 @@ import argparse
 import importlib
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from local_stack.template import Template
 from model import __version__
@@ -29,25 +29,16 @@ DESCRIPTION = (
 )
 
 
-@contextmanager
-def _placeholder_environment() -> Iterator[None]:
+def _placeholder_environment() -> AbstractContextManager[Any]:
     """The API function's environment with a placeholder for every value the template resolves at
-    deploy time: importing the API module then makes no AWS call (its clients are only created)."""
+    deploy time, for the ``with`` block only: importing the API module then makes no AWS call (its
+    clients are only created)."""
     values = {
         name: value if isinstance(value, str) else "1"
         for name, value in Template().function_variables("ApiFunction").items()
     }
     values |= {"AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return mock.patch.dict(os.environ, values)
 
 
 def document() -> dict[str, Any]:

@@ -3,6 +3,7 @@ floor to one above it (``core`` < ``serving`` < ``builder``), and no two modules
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from tests.imports import ROOT, imported_modules, top_level_imports
 LAYERS = ("model", "functions", "training", "local_stack", "bench", "tests")
 FLOORS = ("core", "serving", "builder")
 # What the core may import besides the standard library: the Lambdas' own requirements (the layer).
+STANDARD_LIBRARY = frozenset(sys.stdlib_module_names) | {"__future__"}
 CORE_DISTRIBUTIONS = {"numpy", "PIL", "pydicom", "gdcm", "typing_extensions", "model"}
 
 
@@ -52,17 +54,11 @@ def test_every_model_module_sits_on_a_floor() -> None:
     assert loose == set()
 
 
-def _standard_library() -> frozenset[str]:
-    import sys
-
-    return frozenset(sys.stdlib_module_names) | {"__future__"}
-
-
 def test_the_core_imports_no_torch_onnx_or_onnxruntime() -> None:
     imported = set().union(*(top_level_imports(s) for s in _sources(ROOT / "model" / "core")))
     assert imported.isdisjoint({"torch", "torchvision", "onnx", "onnxruntime", "safetensors", "boto3"})
     # Only what the Lambda layer installs (functions/requirements.txt) besides the standard library.
-    assert imported - _standard_library() <= CORE_DISTRIBUTIONS
+    assert imported - STANDARD_LIBRARY <= CORE_DISTRIBUTIONS
 
 
 def _cycles(folder: str) -> list[tuple[str, str]]:
